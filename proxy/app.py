@@ -1,0 +1,99 @@
+"""The ASGI application: ``create_app(config)`` builds it, the lifespan opens what it needs.
+
+Long-lived things (the upstream client, the database engine, the recorder and
+the price catalog) are opened once in the lifespan and reach the request path
+through lifespan state, never per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pricing import Catalog
+from proxy.config import Config, load_config
+from proxy.errors import NotFound, render_error
+from proxy.forward import AiohttpUpstream, Upstream
+from proxy.handler import ProxyHandler, Receive, Scope, Send
+from proxy.providers import ProviderRouter
+from proxy.recorder import Recorder, load_handlers
+from proxy.store import Store
+
+logger = logging.getLogger("tollgate.app")
+
+UpstreamFactory = Callable[[], Upstream]
+
+
+class _ProxyEndpoint:
+    """The ``/v1/...`` route: hands the raw ASGI call to the handler opened in the lifespan."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["state"]["handler"](scope, receive, send)
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    store: Store = request.state.store
+    if await asyncio.to_thread(store.ping):
+        return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "database unreachable"}, status_code=503)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    error = NotFound(f"Tollgate has no route {request.method} {request.url.path}; the OpenAI API is under /v1.")
+    return Response(render_error(error), status_code=404, media_type="application/json")
+
+
+def create_app(config: Config, upstream_factory: UpstreamFactory = AiohttpUpstream) -> Starlette:
+    """The Tollgate app for ``config``; ``upstream_factory`` makes the upstream client inside the lifespan."""
+    catalog = Catalog.load(config.pricing_models)
+    handlers = load_handlers(config.usage_handlers)
+    router = ProviderRouter(config.providers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = Store(config.database.url)
+        await asyncio.to_thread(store.create_tables)
+        recorder = Recorder(
+            store,
+            batch_size=config.recorder.batch_size,
+            flush_interval=config.recorder.flush_interval,
+            handlers=handlers,
+        )
+        recorder.start()
+        upstream = upstream_factory()
+        handler = ProxyHandler(config, catalog, router, upstream, recorder)
+        logger.info("tollgate ready: %d providers, database %s", len(router.providers), store.dialect)
+        try:
+            yield {"handler": handler, "store": store, "recorder": recorder}
+        finally:
+            await upstream.close()
+            await recorder.close()
+            store.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+            Route("/v1/{rest:path}", _ProxyEndpoint()),
+        ],
+        exception_handlers={404: _not_found},
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """The app for ``uvicorn --factory``: config from ``$TOLLGATE_CONFIG`` (``tollgate serve`` sets it)."""
+    return create_app(load_config(os.environ.get("TOLLGATE_CONFIG")))

@@ -1,0 +1,77 @@
+"""Who a request is for: user, team, thread, agent and tags, from its headers.
+
+Pure: takes raw ASGI headers and returns an ``Attribution``. The rules:
+
+- the attribution headers (names configurable) give user, team, thread, agent
+  and ``<tag prefix><name>`` tags;
+- the body's ``user`` field is the fallback user;
+- a managed key bound to a user or team wins over the headers (no spoofing),
+  unless the key has ``trust_headers = true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from proxy.config import AttributionConfig, KeyConfig
+
+RawHeaders = Iterable[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    user: str | None = None
+    team: str | None = None
+    thread: str | None = None
+    agent: str | None = None
+    key: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class AttributionReader:
+    """Reads attribution from headers in one pass; built once from the config."""
+
+    def __init__(self, config: AttributionConfig) -> None:
+        self._fields = {
+            config.user_header.lower().encode(): "user",
+            config.team_header.lower().encode(): "team",
+            config.thread_header.lower().encode(): "thread",
+            config.agent_header.lower().encode(): "agent",
+        }
+        self._tag_prefix = config.tag_prefix.lower().encode()
+        self.strip = config.strip_headers
+
+    def is_attribution_header(self, name: bytes) -> bool:
+        """Whether ``name`` (lower-case) is an attribution or tag header."""
+        return name in self._fields or name.startswith(self._tag_prefix)
+
+    def read(self, headers: RawHeaders, body_user: str | None = None, key: KeyConfig | None = None) -> Attribution:
+        found: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        prefix = self._tag_prefix
+        for name, value in headers:
+            slot = self._fields.get(name)
+            if slot is not None:
+                found[slot] = value.decode("latin-1")
+            elif name.startswith(prefix) and len(name) > len(prefix):
+                tags[name[len(prefix) :].decode("latin-1")] = value.decode("latin-1")
+        user = found.get("user") or body_user
+        team = found.get("team")
+        if key is not None and not key.trust_headers:
+            # A key bound to a user is the user: headers cannot move its spend elsewhere.
+            if key.user is not None:
+                user = key.user
+            if key.team is not None or key.user is not None:
+                team = key.team
+        elif key is not None:
+            user = user or key.user
+            team = team or key.team
+        return Attribution(
+            user=user,
+            team=team,
+            thread=found.get("thread"),
+            agent=found.get("agent"),
+            key=key.name if key is not None else None,
+            tags=tags,
+        )

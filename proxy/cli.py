@@ -1,0 +1,183 @@
+"""The ``tollgate`` command: serve, report usage, show prices, make keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from proxy.config import Config, ConfigError, load_config
+
+logger = logging.getLogger("tollgate.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TOLLGATE_LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        print(f"tollgate: invalid config: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tollgate", description="An OpenAI-compatible metering proxy.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    _config_option(serve)
+    serve.add_argument("--host", help="address to listen on (default: [server] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: [server] workers)")
+    serve.set_defaults(run=_serve)
+
+    usage = commands.add_parser("usage", help="report recorded usage")
+    _config_option(usage)
+    for name in ("user", "team", "agent", "thread", "model"):
+        usage.add_argument(f"--{name}", help=f"only this {name}")
+    usage.add_argument("--since", type=_date, help="from this date or time (UTC, inclusive)")
+    usage.add_argument("--until", type=_date, help="up to this date or time (UTC, exclusive)")
+    usage.add_argument(
+        "--group-by", choices=("user", "team", "agent", "thread", "model", "provider", "day", "month"), help="one row per"
+    )
+    usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")
+    usage.set_defaults(run=_usage)
+
+    prices = commands.add_parser("prices", help="show the prices used for a model, and where they come from")
+    _config_option(prices)
+    prices.add_argument("model")
+    prices.set_defaults(run=_prices)
+
+    keys = commands.add_parser("keys", help="make managed keys")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    new = key_commands.add_parser("new", help="print a new random key and its [[keys]] entry")
+    new.add_argument("--user")
+    new.add_argument("--team")
+    new.add_argument("--name", default="")
+    new.set_defaults(run=_keys_new)
+    hash_ = key_commands.add_parser("hash", help="print the sha256 of a key, for [[keys]] sha256")
+    hash_.add_argument("key")
+    hash_.set_defaults(run=_keys_hash)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: $TOLLGATE_CONFIG, else ./config.toml)")
+
+
+def _date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from proxy.app import create_app
+
+    config = load_config(args.config)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    workers = args.workers or config.server.workers
+    options = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        # The provider's Date and Server headers pass through; uvicorn must not add its own.
+        "server_header": False,
+        "date_header": False,
+        "log_level": os.environ.get("TOLLGATE_LOG_LEVEL", "info").lower(),
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        # Each worker process builds its own app from the same file.
+        if args.config:
+            os.environ["TOLLGATE_CONFIG"] = str(Path(args.config).resolve())
+        uvicorn.run("proxy.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]
+    return 0
+
+
+def _store(config: Config):  # type: ignore[no-untyped-def]
+    from proxy.store import Store
+
+    return Store(config.database.url)
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from proxy.report import usage_report
+
+    config = load_config(args.config)
+    store = _store(config)
+    store.create_tables()
+    filters = {name: getattr(args, name) for name in ("user", "team", "agent", "thread", "model")}
+    rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until)
+    if args.json:
+        sys.stdout.write(orjson.dumps([r.as_json() for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    header = (args.group_by or "group", "requests", "input", "output", "cached", "reasoning", "cost_usd")
+    table = [header] + [
+        (
+            r.group if r.group is not None else "(none)",
+            str(r.requests),
+            str(r.input_tokens),
+            str(r.output_tokens),
+            str(r.cached_input_tokens),
+            str(r.reasoning_tokens),
+            str(r.cost_usd) + (f"  (+{r.unpriced_requests} unpriced)" if r.unpriced_requests else ""),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+    return 0
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from pricing import Catalog
+
+    config = load_config(args.config)
+    catalog = Catalog.load(config.pricing_models)
+    sys.stdout.write(catalog.describe(args.model) + "\n")
+    return 0 if catalog.lookup(args.model) is not None else 1
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    from proxy.keys import hash_key, new_key
+
+    key = new_key()
+    lines = [f"# key: {key}", "[[keys]]", f'name = "{args.name}"', f'sha256 = "{hash_key(key)}"']
+    if args.user:
+        lines.append(f'user = "{args.user}"')
+    if args.team:
+        lines.append(f'team = "{args.team}"')
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _keys_hash(args: argparse.Namespace) -> int:
+    from proxy.keys import hash_key
+
+    sys.stdout.write(hash_key(args.key) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""Tollgate's configuration: ``config.toml`` loaded once into frozen, typed objects.
+
+Every setting has a default and a one-line help (the ``help`` metadata of its
+field); ``tests/test_docs.py`` checks that the README documents each one. A bad
+file is refused whole with a ``ConfigError`` that names the file, the key and the
+bad value: Tollgate never starts on a half-valid config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = "config.toml"
+
+
+class ConfigError(ValueError):
+    """The config file is invalid; the message names the file and the key."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8787, "Port to listen on.")
+    workers: int = _setting(1, "Worker processes; each runs the full proxy.")
+    max_body_bytes: int = _setting(32 * 1024 * 1024, "Largest request body accepted; larger gets a 413.")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = _setting(
+        "sqlite:///./tollgate.db", "SQLAlchemy URL of the usage store; $TOLLGATE_DATABASE_URL overrides it."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderConfig:
+    batch_size: int = _setting(500, "Most usage rows written in one transaction.")
+    flush_interval: float = _setting(0.05, "Seconds the recorder waits to fill a batch before it writes.")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    mode: str = _setting(
+        "passthrough",
+        "'passthrough': the client's Authorization goes upstream unless it is a Tollgate key; "
+        "'managed': every client must present a Tollgate key.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionConfig:
+    user_header: str = _setting("X-User-Id", "Header naming the user.")
+    team_header: str = _setting("X-Team-Id", "Header naming the team.")
+    thread_header: str = _setting("X-Thread-Id", "Header naming the conversation thread.")
+    agent_header: str = _setting("X-Agent-Name", "Header naming the agent.")
+    tag_prefix: str = _setting("X-Tollgate-Tag-", "Prefix of custom tag headers; the rest of the name is the tag.")
+    strip_headers: bool = _setting(True, "Remove attribution headers before forwarding upstream.")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str = _setting("", "Name of the provider, recorded on each row.")
+    base_url: str = _setting("", "Base URL up to and including /v1, e.g. https://api.openai.com/v1.")
+    api_key_env: str | None = _setting(None, "Environment variable holding the provider key (managed keys).")
+    models: tuple[str, ...] = _setting(("*",), "Model names or glob patterns this provider serves.")
+    headers: Mapping[str, str] = _setting({}, "Extra headers sent upstream with every request.")
+    connect_timeout: float = _setting(10.0, "Seconds to wait for a connection to the provider.")
+    read_timeout: float = _setting(600.0, "Seconds to wait for the provider between bytes.")
+    retries: int = _setting(2, "Retries of a request whose connection to the provider failed.")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    name: str = _setting("", "A label for the key, recorded on each row.")
+    sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash KEY` prints it).")
+    user: str | None = _setting(None, "User every request with this key is attributed to.")
+    team: str | None = _setting(None, "Team every request with this key is attributed to.")
+    trust_headers: bool = _setting(False, "Let attribution headers override the key's user and team.")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    attribution: AttributionConfig = field(default_factory=AttributionConfig)
+    providers: tuple[ProviderConfig, ...] = ()
+    keys: tuple[KeyConfig, ...] = ()
+    pricing_models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    usage_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each usage record.")
+    source: str = "<defaults>"
+
+
+# Top-level sections that map onto one dataclass each.
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "database": DatabaseConfig,
+    "recorder": RecorderConfig,
+    "auth": AuthConfig,
+    "attribution": AttributionConfig,
+}
+_AUTH_MODES = ("passthrough", "managed")
+
+
+def documented_settings() -> list[tuple[str, str]]:
+    """Every setting as (dotted name, help), for docs and their test."""
+    out: list[tuple[str, str]] = []
+    for section, cls in [*_SECTIONS.items(), ("providers", ProviderConfig), ("keys", KeyConfig)]:
+        for f in dataclasses.fields(cls):
+            out.append((f"{section}.{f.name}", f.metadata["help"]))
+    out.append(("usage_handlers", "Functions 'pkg.module:function' called with each usage record."))
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file.
+
+    The path is ``path``, else ``$TOLLGATE_CONFIG``, else ``./config.toml``. A
+    missing default file means "all defaults"; a missing named file is an error.
+    """
+    env = os.environ if environ is None else environ
+    explicit = path is not None or "TOLLGATE_CONFIG" in env
+    file = Path(path if path is not None else env.get("TOLLGATE_CONFIG", DEFAULT_CONFIG_PATH))
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{file}: config file not found") from None
+        return _apply_env(Config(), env)
+    return _apply_env(parse_config(text, str(file)), env)
+
+
+def parse_config(text: str, source: str = "config.toml") -> Config:
+    """Validate TOML text into a ``Config``; errors name ``source``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    reader = _Reader(source)
+    known = {*_SECTIONS, "providers", "keys", "pricing", "usage_handlers"}
+    reader.reject_unknown(data, known, "")
+    sections = {name: reader.build(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    providers = tuple(
+        reader.build(ProviderConfig, item, f"providers[{i}]") for i, item in enumerate(reader.tables(data, "providers"))
+    )
+    keys = tuple(reader.build(KeyConfig, item, f"keys[{i}]") for i, item in enumerate(reader.tables(data, "keys")))
+    usage_handlers = reader.value(data.get("usage_handlers", []), tuple[str, ...], "usage_handlers")
+    pricing = data.get("pricing", {})
+    reader.reject_unknown(pricing, {"models"}, "pricing")
+    models = pricing.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise ConfigError(f'{source}: [pricing.models."<name>"] must be tables of prices')
+    config = Config(
+        **sections,
+        providers=providers,
+        keys=keys,
+        pricing_models=types.MappingProxyType(models),
+        usage_handlers=usage_handlers,
+        source=source,
+    )
+    _check(config, reader)
+    return config
+
+
+def _check(config: Config, reader: _Reader) -> None:
+    if config.auth.mode not in _AUTH_MODES:
+        reader.fail("auth.mode", config.auth.mode, f"must be one of {', '.join(_AUTH_MODES)}")
+    for name in ("port", "workers", "max_body_bytes"):
+        if getattr(config.server, name) < (0 if name == "port" else 1):
+            reader.fail(f"server.{name}", getattr(config.server, name), "must be positive")
+    if config.recorder.batch_size < 1:
+        reader.fail("recorder.batch_size", config.recorder.batch_size, "must be at least 1")
+    seen: set[str] = set()
+    for i, p in enumerate(config.providers):
+        if not p.name:
+            reader.fail(f"providers[{i}].name", p.name, "is required")
+        if p.name in seen:
+            reader.fail(f"providers[{i}].name", p.name, "is used by two providers")
+        seen.add(p.name)
+        if not p.base_url.startswith(("http://", "https://")):
+            reader.fail(f"providers[{i}].base_url", p.base_url, "must start with http:// or https://")
+        if p.retries < 0:
+            reader.fail(f"providers[{i}].retries", p.retries, "must be 0 or more")
+    for i, k in enumerate(config.keys):
+        digest = k.sha256.lower()
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            reader.fail(f"keys[{i}].sha256", k.sha256, "must be 64 hex digits (run `tollgate keys hash KEY`)")
+    if config.auth.mode == "managed" and not config.keys:
+        reader.fail("auth.mode", "managed", "needs at least one [[keys]] entry")
+
+
+def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
+    url = env.get("TOLLGATE_DATABASE_URL")
+    if url:
+        return dataclasses.replace(config, database=DatabaseConfig(url=url))
+    return config
+
+
+class _Reader:
+    """Maps TOML tables onto dataclasses, naming the file and key on any error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, value: object, why: str) -> typing.NoReturn:
+        raise ConfigError(f"{self.source}: {key} = {value!r} {why}")
+
+    def reject_unknown(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
+        for key in table:
+            if key not in known:
+                name = f"{where}.{key}" if where else key
+                raise ConfigError(f"{self.source}: unknown key {name!r}; valid keys: {', '.join(sorted(known))}")
+
+    def tables(self, data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+        items = data.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise ConfigError(f"{self.source}: {name} must be an array of tables, written [[{name}]]")
+        return items
+
+    def build(self, cls: type[Any], table: object, where: str) -> Any:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{self.source}: [{where}] must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        self.reject_unknown(table, set(fields), where)
+        hints = typing.get_type_hints(cls)
+        values = {name: self.value(raw, hints[name], f"{where}.{name}") for name, raw in table.items()}
+        return cls(**values)
+
+    def value(self, raw: object, hint: Any, key: str) -> Any:
+        origin = typing.get_origin(hint)
+        if origin in (types.UnionType, typing.Union):
+            options = [a for a in typing.get_args(hint) if a is not type(None)]
+            return self.value(raw, options[0], key)
+        if origin is tuple:
+            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+                self.fail(key, raw, "must be a list of strings")
+            return tuple(raw)
+        if origin is Mapping or hint is Mapping:
+            if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+                self.fail(key, raw, "must be a table of strings")
+            return types.MappingProxyType(dict(raw))
+        if hint is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if hint is int and (isinstance(raw, bool) or not isinstance(raw, int)):
+            self.fail(key, raw, "must be an integer")
+        if not isinstance(raw, hint):
+            self.fail(key, raw, f"must be a {hint.__name__}")
+        return raw

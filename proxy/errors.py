@@ -1,0 +1,101 @@
+"""Errors that Tollgate answers itself, rendered in OpenAI's error shape.
+
+Every error a client can get from Tollgate (as opposed to an error the provider
+returned, which passes through untouched) is one of these::
+
+    TollgateError                      500 server_error
+    ├── BadRequest                     400 invalid_request_error
+    │   ├── InvalidJSON                400   code=invalid_json
+    │   └── MissingModel               400   param=model, code=missing_required_parameter
+    ├── Unauthorized                   401 invalid_request_error, code=invalid_api_key
+    ├── NotFound                       404 invalid_request_error, code=not_found
+    │   └── ModelNotFound              404   param=model, code=model_not_found
+    ├── PayloadTooLarge                413 invalid_request_error, code=request_too_large
+    ├── UnsupportedMediaType           415 invalid_request_error, code=unsupported_media_type
+    ├── UpstreamUnavailable            502 api_error, code=upstream_unavailable
+    └── UpstreamTimeout                504 api_error, code=upstream_timeout
+
+``render_error`` is the one place that turns an error into a response body.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+
+class TollgateError(Exception):
+    """An error Tollgate answers on its own, with an OpenAI-style body."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+    param: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(TollgateError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class MissingModel(BadRequest):
+    param = "model"
+    code = "missing_required_parameter"
+
+
+class Unauthorized(TollgateError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFound(TollgateError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    param = "model"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(TollgateError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(TollgateError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class UpstreamUnavailable(TollgateError):
+    status = 502
+    type = "api_error"
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(TollgateError):
+    status = 504
+    type = "api_error"
+    code = "upstream_timeout"
+
+
+def render_error(error: TollgateError) -> bytes:
+    """The JSON body for ``error``: ``{"error": {"message", "type", "param", "code"}}``."""
+    return orjson.dumps(
+        {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
+    )

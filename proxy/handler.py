@@ -1,0 +1,386 @@
+"""The request path, top to bottom.
+
+Every ``/v1/...`` request goes through ``ProxyHandler``:
+
+    receive -> authenticate -> attribute -> route -> forward -> relay while reading usage -> price -> record
+
+It is a plain ASGI app (no Request/Response objects) because it is the hot path:
+the body is parsed once to find the model and the stream flag, and is never
+re-serialised except to turn on ``stream_options.include_usage``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pricing import Catalog, TokenCounts, cost_to_pico, price_tokens
+from proxy.attribution import Attribution, AttributionReader
+from proxy.config import Config
+from proxy.errors import (
+    InvalidJSON,
+    MissingModel,
+    ModelNotFound,
+    PayloadTooLarge,
+    TollgateError,
+    Unauthorized,
+    UnsupportedMediaType,
+    render_error,
+)
+from proxy.forward import Upstream, UpstreamResponse
+from proxy.keys import KeyRing, bearer_token
+from proxy.providers import Provider, ProviderRouter
+from proxy.records import UsageRecord
+from proxy.recorder import Recorder
+from proxy.sse import StreamMeter
+from proxy.usage import MISSING, REPORTED, Usage, usage_from_body
+
+logger = logging.getLogger("tollgate.handler")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Endpoints whose responses carry token usage.
+METERED_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"})
+# Endpoints whose streams report usage only when asked to with stream_options.include_usage.
+_USAGE_OPT_IN_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+NO_USAGE = "none"  # usage_source of requests to endpoints that carry no usage
+
+# Never forwarded either way (RFC 9110 section 7.6.1), plus what the HTTP client sets itself.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
+)
+_INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
+
+
+@dataclass(slots=True)
+class _Request:
+    """What the path learns about a request as it goes."""
+
+    request_id: str
+    method: str
+    path: str
+    started: float
+    started_at: datetime
+    model: str | None = None
+    stream: bool = False
+    provider: Provider | None = None
+    attribution: Attribution = Attribution()
+    ttfb: float | None = None
+    hide_usage: bool = False
+
+
+class ProxyHandler:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        router: ProviderRouter,
+        upstream: Upstream,
+        recorder: Recorder,
+    ) -> None:
+        self.catalog = catalog
+        self.router = router
+        self.upstream = upstream
+        self.recorder = recorder
+        self.keys = KeyRing(config.keys)
+        self.managed_only = config.auth.mode == "managed"
+        self.attribution = AttributionReader(config.attribution)
+        self.max_body_bytes = config.server.max_body_bytes
+        self._unpriced_warned: set[str] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = _Request(
+            request_id=uuid.uuid4().hex,
+            method=scope["method"],
+            path=scope["path"],
+            started=time.perf_counter(),
+            started_at=datetime.now(UTC),
+        )
+        try:
+            response = await self._forward(scope, receive, request)
+        except TollgateError as error:
+            await self._refuse(send, request, error)
+            return
+        if response.headers and _is_event_stream(response.headers):
+            await self._relay_stream(send, request, response)
+        else:
+            await self._relay_body(send, request, response)
+
+    async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
+        """Receive, authenticate, attribute, route, and send the request upstream."""
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        body = await self._receive_body(receive, headers)
+        metered = request.method == "POST" and request.path in METERED_PATHS
+        body_user = None
+        hide_usage = False
+        if metered:
+            body, body_user, hide_usage = self._read_metered_body(request, headers, body)
+        elif body and _header(headers, b"content-type").startswith(b"application/json"):
+            request.model = _model_of(body)
+
+        authorization = _header(headers, b"authorization")
+        key = self.keys.identify(bearer_token(authorization)) if self.keys else None
+        if key is None and self.managed_only:
+            raise Unauthorized("A Tollgate API key is required: send it as 'Authorization: Bearer <key>'.")
+        request.attribution = self.attribution.read(headers, body_user, key)
+
+        provider = self.router.route(request.model) if request.model else self.router.default
+        if provider is None:
+            if request.model:
+                raise ModelNotFound(f"The model '{request.model}' is not served by any provider configured in Tollgate.")
+            raise ModelNotFound("No provider is configured in Tollgate.")
+        request.provider = provider
+        request.hide_usage = hide_usage
+
+        upstream_headers = self._upstream_headers(headers, provider, key is not None, metered)
+        return await self.upstream.send(
+            request.method,
+            provider.url(request.path, scope["query_string"]),
+            upstream_headers,
+            body,
+            connect_timeout=provider.connect_timeout,
+            read_timeout=provider.read_timeout,
+            retries=provider.retries,
+        )
+
+    async def _receive_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
+        declared = _header(headers, b"content-length")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise PayloadTooLarge(f"The request body is {int(declared)} bytes; this Tollgate accepts at most {self.max_body_bytes}.")
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+        parts = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes, the most this Tollgate accepts.")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _read_metered_body(
+        self, request: _Request, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[bytes, str | None, bool]:
+        """Find model, stream flag and user; turn on usage reporting for streams that lack it."""
+        content_type = _header(headers, b"content-type")
+        if content_type and not content_type.startswith(b"application/json"):
+            raise UnsupportedMediaType(
+                f"{request.path} takes a JSON body: send 'Content-Type: application/json', "
+                f"not '{content_type.decode('latin-1')}'."
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
+        if not isinstance(payload, dict):
+            raise InvalidJSON("The request body must be a JSON object.")
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise MissingModel("You must provide a model parameter.")
+        request.model = model
+        request.stream = payload.get("stream") is True
+        user = payload.get("user")
+        hide_usage = False
+        if request.stream and request.path in _USAGE_OPT_IN_PATHS:
+            body, hide_usage = _with_usage_reporting(body, payload)
+        return body, user if isinstance(user, str) else None, hide_usage
+
+    def _upstream_headers(
+        self, headers: list[tuple[bytes, bytes]], provider: Provider, managed: bool, metered: bool
+    ) -> list[tuple[str, str]]:
+        strip_attribution = self.attribution.strip
+        out: list[tuple[str, str]] = []
+        for name, value in headers:
+            if name in _HOP_BY_HOP:
+                continue
+            if managed and name == b"authorization":
+                continue
+            if metered and name == b"accept-encoding":
+                continue
+            if strip_attribution and self.attribution.is_attribution_header(name):
+                continue
+            out.append((name.decode("latin-1"), value.decode("latin-1")))
+        if managed:
+            if provider.api_key is None:
+                raise TollgateError(
+                    f"Provider '{provider.name}' has no API key: set ${provider.api_key_env} for Tollgate."
+                    if provider.api_key_env
+                    else f"Provider '{provider.name}' has no api_key_env in Tollgate's config."
+                )
+            out.append(("authorization", f"Bearer {provider.api_key}"))
+        if metered:
+            # Usage is read from the body as it passes, so it must arrive uncompressed.
+            out.append(("accept-encoding", "identity"))
+        out.extend(provider.extra_headers)
+        return out
+
+    async def _relay_body(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
+        body = await response.read()
+        request.ttfb = time.perf_counter() - request.started
+        metered = request.path in METERED_PATHS and request.method == "POST"
+        usage = usage_from_body(body) if metered and response.status < 400 else None
+        headers = _response_headers(response.headers, request.request_id, streamed=False)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self._record(request, response.status, usage, metered, None)
+
+    async def _relay_stream(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
+        meter = StreamMeter(hide_usage=request.hide_usage)
+        headers = _response_headers(response.headers, request.request_id, streamed=True)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        error_type = None
+        try:
+            async for chunk in response.chunks():
+                if request.ttfb is None:
+                    request.ttfb = time.perf_counter() - request.started
+                out = meter.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except TollgateError as error:
+            # The provider dropped the stream: the client keeps what arrived, and the stream ends cleanly.
+            logger.warning("request %s: %s", request.request_id, error.message)
+            error_type = error.code
+        finally:
+            response.release()
+        await send({"type": "http.response.body", "body": meter.finish()})
+        metered = request.path in METERED_PATHS and request.method == "POST"
+        self._record(request, response.status, meter.usage, metered, error_type)
+
+    async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-tollgate-request-id", request.request_id.encode()),
+            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": render_error(error)})
+        self._record(request, error.status, None, False, error.code or error.type)
+
+    def _record(self, request: _Request, status: int, usage: Usage | None, metered: bool, error: str | None) -> None:
+        tokens = usage.tokens if usage is not None else _NO_TOKENS
+        model_served = (usage.model if usage is not None else None) or request.model
+        cost_pico: int | None = None
+        unpriced = False
+        if usage is not None and model_served is not None:
+            card = self.catalog.lookup(model_served)
+            if card is None and request.model is not None and request.model != model_served:
+                card = self.catalog.lookup(request.model)
+            if card is None:
+                unpriced = True
+                if model_served not in self._unpriced_warned:
+                    self._unpriced_warned.add(model_served)
+                    logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
+            else:
+                cost_pico = cost_to_pico(price_tokens(card, tokens, usage.service_tier).total)
+        attribution = request.attribution
+        ended = time.perf_counter()
+        self.recorder.submit(
+            UsageRecord(
+                request_id=request.request_id,
+                started_at=request.started_at,
+                ended_at=datetime.now(UTC),
+                method=request.method,
+                endpoint=request.path,
+                provider=request.provider.name if request.provider else None,
+                model_requested=request.model,
+                model_served=model_served if usage is not None else None,
+                stream=request.stream,
+                status=status,
+                user_id=attribution.user,
+                team_id=attribution.team,
+                thread_id=attribution.thread,
+                agent=attribution.agent,
+                key_name=attribution.key,
+                tags=orjson.dumps(dict(attribution.tags)).decode() if attribution.tags else None,
+                input_tokens=tokens.input,
+                cached_input_tokens=tokens.cached_input,
+                cache_write_tokens=tokens.cache_write,
+                cache_write_1h_tokens=tokens.cache_write_1h,
+                output_tokens=tokens.output,
+                reasoning_tokens=tokens.reasoning,
+                audio_input_tokens=tokens.audio_input,
+                audio_output_tokens=tokens.audio_output,
+                service_tier=usage.service_tier if usage is not None else None,
+                cost_pico=cost_pico,
+                unpriced=unpriced,
+                usage_source=REPORTED if usage is not None else (MISSING if metered and status < 400 else NO_USAGE),
+                latency_ms=(ended - request.started) * 1e3,
+                ttfb_ms=request.ttfb * 1e3 if request.ttfb is not None else None,
+                error_type=error,
+            )
+        )
+
+
+_NO_TOKENS = TokenCounts()
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
+
+
+def _is_event_stream(headers: Any) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return bool(value.startswith(b"text/event-stream"))
+    return False
+
+
+def _response_headers(headers: Any, request_id: str, *, streamed: bool) -> list[tuple[bytes, bytes]]:
+    out = [
+        (name, value)
+        for name, value in headers
+        if name not in _HOP_BY_HOP or (name == b"content-length" and not streamed)
+    ]
+    out.append((b"x-tollgate-request-id", request_id.encode()))
+    return out
+
+
+def _model_of(body: bytes) -> str | None:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    model = payload.get("model") if isinstance(payload, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def _with_usage_reporting(body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:
+    """The body with ``stream_options.include_usage`` on, and whether Tollgate turned it on."""
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return body, False
+    if options is None and "stream_options" not in payload:
+        # Insert the member after the opening brace: the rest of the body goes upstream byte for byte.
+        start = body.index(b"{") + 1
+        return body[:start] + _INCLUDE_USAGE + body[start:], True
+    payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return orjson.dumps(payload), True

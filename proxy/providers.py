@@ -1,0 +1,71 @@
+"""Which provider serves a model, and how to reach it."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from proxy.config import ProviderConfig
+
+logger = logging.getLogger("tollgate.providers")
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    base_url: str
+    api_key: str | None
+    api_key_env: str | None
+    extra_headers: tuple[tuple[str, str], ...]
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+
+    def url(self, path: str, query: bytes) -> str:
+        """The provider URL for a Tollgate path under ``/v1``."""
+        url = self.base_url + path[3:]
+        return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+class ProviderRouter:
+    """Maps a model name to the first provider whose patterns match it."""
+
+    def __init__(self, configs: tuple[ProviderConfig, ...], environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.providers: list[tuple[re.Pattern[str], Provider]] = []
+        for cfg in configs:
+            pattern = re.compile("|".join(fnmatch.translate(m) for m in cfg.models) or "(?!)")
+            api_key = env.get(cfg.api_key_env) if cfg.api_key_env else None
+            if cfg.api_key_env and not api_key:
+                logger.warning("provider %s: $%s is not set; managed keys cannot reach it", cfg.name, cfg.api_key_env)
+            provider = Provider(
+                name=cfg.name,
+                base_url=cfg.base_url.rstrip("/"),
+                api_key=api_key,
+                api_key_env=cfg.api_key_env,
+                extra_headers=tuple(cfg.headers.items()),
+                connect_timeout=cfg.connect_timeout,
+                read_timeout=cfg.read_timeout,
+                retries=cfg.retries,
+            )
+            self.providers.append((pattern, provider))
+        self._cache: dict[str, Provider | None] = {}
+
+    @property
+    def default(self) -> Provider | None:
+        """The provider for requests that name no model, such as ``GET /v1/models``."""
+        return self.providers[0][1] if self.providers else None
+
+    def route(self, model: str) -> Provider | None:
+        try:
+            return self._cache[model]
+        except KeyError:
+            pass
+        found = next((p for pattern, p in self.providers if pattern.match(model)), None)
+        if len(self._cache) < 10_000:  # model names come from clients: bound the memo
+            self._cache[model] = found
+        return found

@@ -1,0 +1,54 @@
+"""``UsageRecord``: what Tollgate knows of one finished request.
+
+It is built on the request path, queued to the recorder, written as one row of
+``usage_records`` and handed to the configured usage handlers. Its field names
+are the table's column names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pricing import pico_to_usd
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    request_id: str
+    started_at: datetime
+    ended_at: datetime
+    method: str
+    endpoint: str
+    provider: str | None
+    model_requested: str | None
+    model_served: str | None
+    stream: bool
+    status: int
+    user_id: str | None
+    team_id: str | None
+    thread_id: str | None
+    agent: str | None
+    key_name: str | None
+    tags: str | None
+    input_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    audio_input_tokens: int
+    audio_output_tokens: int
+    service_tier: str | None
+    cost_pico: int | None
+    unpriced: bool
+    usage_source: str
+    latency_ms: float
+    ttfb_ms: float | None
+    error_type: str | None
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """The exact cost in dollars, or None when the model had no price."""
+        return None if self.cost_pico is None else pico_to_usd(self.cost_pico)

@@ -1,0 +1,116 @@
+"""Usage reports: requests, tokens and cost per group, straight from ``usage_records``.
+
+Shared by ``tollgate usage`` and, later, the admin API, so both give the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from pricing import pico_to_usd
+from proxy.store import USAGE_TABLE, Store
+
+GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
+_COLUMNS = {
+    "user": "user_id",
+    "team": "team_id",
+    "agent": "agent",
+    "thread": "thread_id",
+    "model": "model_requested",
+    "provider": "provider",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    group: str | None
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal
+    unpriced_requests: int
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready: the cost as a decimal string, never a float."""
+        return {
+            "group": self.group,
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": str(self.cost_usd),
+            "unpriced_requests": self.unpriced_requests,
+        }
+
+
+def _group_expression(group_by: str | None, dialect: str) -> sa.ColumnElement[Any]:
+    started = USAGE_TABLE.c.started_at
+    if group_by in ("day", "month"):
+        if dialect == "postgresql":
+            fmt = "YYYY-MM-DD" if group_by == "day" else "YYYY-MM"
+            return sa.func.to_char(sa.func.timezone("UTC", started), fmt)
+        return sa.func.strftime("%Y-%m-%d" if group_by == "day" else "%Y-%m", started)
+    if group_by is None:
+        return sa.literal("all")
+    if group_by not in _COLUMNS:
+        raise ValueError(f"cannot group by {group_by!r}; choose one of {', '.join(GROUPS)}")
+    return USAGE_TABLE.c[_COLUMNS[group_by]]
+
+
+def usage_report(
+    store: Store,
+    group_by: str | None = None,
+    *,
+    filters: Mapping[str, str | None] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ReportRow]:
+    """One row per group, largest cost first; ``filters`` maps a group name to the value it must have."""
+    t = USAGE_TABLE.c
+    group = _group_expression(group_by, store.dialect).label("grp")
+    query = sa.select(
+        group,
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(t.input_tokens), 0),
+        sa.func.coalesce(sa.func.sum(t.output_tokens), 0),
+        sa.func.coalesce(sa.func.sum(t.cached_input_tokens), 0),
+        sa.func.coalesce(sa.func.sum(t.reasoning_tokens), 0),
+        sa.func.coalesce(sa.func.sum(t.cost_pico), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((t.unpriced, 1), else_=0)), 0),
+    ).group_by(group)
+    for name, value in (filters or {}).items():
+        if value is not None:
+            if name not in _COLUMNS:
+                raise ValueError(f"cannot filter by {name!r}; choose one of {', '.join(_COLUMNS)}")
+            query = query.where(t[_COLUMNS[name]] == value)
+    if since is not None:
+        query = query.where(t.started_at >= since)
+    if until is not None:
+        query = query.where(t.started_at < until)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    report = [
+        ReportRow(
+            group=None if row[0] is None else str(row[0]),
+            requests=int(row[1]),
+            input_tokens=int(row[2]),
+            output_tokens=int(row[3]),
+            cached_input_tokens=int(row[4]),
+            reasoning_tokens=int(row[5]),
+            cost_usd=pico_to_usd(int(row[6])),
+            unpriced_requests=int(row[7]),
+        )
+        for row in rows
+    ]
+    if group_by in ("day", "month"):
+        return sorted(report, key=lambda r: r.group or "")
+    return sorted(report, key=lambda r: (-r.cost_usd, r.group or ""))

@@ -1,0 +1,113 @@
+"""Token usage as providers report it, read from response bodies and stream events.
+
+Pure: bytes and dicts in, ``Usage`` out, and never an exception, whatever the
+provider sent. Both OpenAI shapes are understood:
+
+- Chat Completions, Completions and Embeddings: ``prompt_tokens``,
+  ``completion_tokens``, ``prompt_tokens_details.{cached_tokens, audio_tokens}``,
+  ``completion_tokens_details.{reasoning_tokens, audio_tokens}``;
+- Responses: ``input_tokens``, ``output_tokens``,
+  ``input_tokens_details.cached_tokens``, ``output_tokens_details.reasoning_tokens``.
+
+Cached, cache-write and audio input are *parts* of the input count, and
+reasoning and audio output are parts of the output count, as OpenAI reports
+them; pricing takes care never to count them twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pricing import TokenCounts
+
+# Where the usage came from, recorded on every row.
+REPORTED = "reported"
+ESTIMATED = "estimated"
+MISSING = "missing"
+
+# Responses API stream events that carry the final response with its usage.
+_FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    tokens: TokenCounts
+    service_tier: str | None = None
+    model: str | None = None
+
+
+def _count(table: Any, key: str) -> int:
+    if not isinstance(table, dict):
+        return 0
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def usage_from_object(obj: Any) -> Usage | None:
+    """Usage of a parsed response object (``{"usage": {...}, "service_tier": ...}``)."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    tier = obj.get("service_tier")
+    service_tier = tier if isinstance(tier, str) else None
+    served = obj.get("model")
+    model = served if isinstance(served, str) else None
+    if "input_tokens" in usage or "output_tokens" in usage:
+        in_details = usage.get("input_tokens_details")
+        out_details = usage.get("output_tokens_details")
+        tokens = TokenCounts(
+            input=_count(usage, "input_tokens"),
+            cached_input=_count(in_details, "cached_tokens"),
+            cache_write=_count(in_details, "cache_creation_tokens"),
+            audio_input=_count(in_details, "audio_tokens"),
+            output=_count(usage, "output_tokens"),
+            reasoning=_count(out_details, "reasoning_tokens"),
+            audio_output=_count(out_details, "audio_tokens"),
+        )
+    else:
+        in_details = usage.get("prompt_tokens_details")
+        out_details = usage.get("completion_tokens_details")
+        tokens = TokenCounts(
+            input=_count(usage, "prompt_tokens"),
+            cached_input=_count(in_details, "cached_tokens") or _count(usage, "cache_read_input_tokens"),
+            cache_write=_count(in_details, "cache_creation_tokens") or _count(usage, "cache_creation_input_tokens"),
+            audio_input=_count(in_details, "audio_tokens"),
+            output=_count(usage, "completion_tokens"),
+            reasoning=_count(out_details, "reasoning_tokens"),
+            audio_output=_count(out_details, "audio_tokens"),
+        )
+    return Usage(tokens=tokens, service_tier=service_tier, model=model)
+
+
+def usage_from_body(body: bytes) -> Usage | None:
+    """Usage of a whole JSON response body, or None when it has none."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return usage_from_object(obj)
+
+
+def usage_from_event(data: bytes) -> Usage | None:
+    """Usage carried by one SSE ``data:`` payload, or None.
+
+    A chat or completions chunk carries it at the top level (the final chunk,
+    when ``stream_options.include_usage`` is on); a Responses API stream carries
+    it in the ``response`` of its ``response.completed`` event.
+    """
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("type") in _FINAL_RESPONSE_EVENTS:
+        return usage_from_object(obj.get("response"))
+    return usage_from_object(obj)

@@ -1,0 +1,124 @@
+"""A fake OpenAI-compatible provider listening on loopback, for tests.
+
+It is a real HTTP server (uvicorn, in a thread), so Tollgate's real upstream
+client is exercised end to end. Tests queue canned answers per path and read
+back exactly what the provider received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Canned:
+    """One answer: a whole body, or ``chunks`` sent one by one (``delay`` seconds apart)."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+    chunks: tuple[bytes, ...] | None = None
+    delay: float = 0.0
+    drop_after: int | None = None  # drop the connection after this many chunks
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: bytes
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+@dataclass
+class FakeProvider:
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    _answers: dict[tuple[str, str], list[Canned]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def answer(self, method: str, path: str, *canned: Canned) -> None:
+        """Queue answers for ``method path``; the last one repeats."""
+        self._answers[(method, path)] = list(canned)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self._answers.clear()
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests.append(
+            Received(scope["method"], scope["path"], scope["query_string"], tuple(scope["headers"]), body)
+        )
+        queue = self._answers.get((scope["method"], scope["path"]))
+        if not queue:
+            await send({"type": "http.response.start", "status": 599, "headers": []})
+            await send({"type": "http.response.body", "body": b"fake provider: no answer queued"})
+            return
+        canned = queue.pop(0) if len(queue) > 1 else queue[0]
+        await send({"type": "http.response.start", "status": canned.status, "headers": list(canned.headers)})
+        if canned.chunks is None:
+            await send({"type": "http.response.body", "body": canned.body})
+            return
+        for i, chunk in enumerate(canned.chunks):
+            if canned.drop_after is not None and i >= canned.drop_after:
+                raise ConnectionAbortedError("fake provider drops the stream")
+            if canned.delay:
+                await asyncio.sleep(canned.delay)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """Runs an ASGI app under uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app: Any, port: int | None = None, **options: Any) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, **options)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
