@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import ConfigError, load_config
 
 logger = logging.getLogger("tollgate.cli")
 
@@ -20,7 +20,9 @@ logger = logging.getLogger("tollgate.cli")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("TOLLGATE_LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TOLLGATE_LOG_LEVEL", "INFO").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.run(args)
     except ConfigError as exc:
@@ -47,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--since", type=_date, help="from this date or time (UTC, inclusive)")
     usage.add_argument("--until", type=_date, help="up to this date or time (UTC, exclusive)")
     usage.add_argument(
-        "--group-by", choices=("user", "team", "agent", "thread", "model", "provider", "day", "month"), help="one row per"
+        "--group-by",
+        choices=("user", "team", "agent", "thread", "model", "provider", "day", "month"),
+        help="one row per",
     )
     usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")
     usage.set_defaults(run=_usage)
@@ -113,17 +117,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(config: Config):  # type: ignore[no-untyped-def]
-    from proxy.store import Store
-
-    return Store(config.database.url)
-
-
 def _usage(args: argparse.Namespace) -> int:
     from proxy.report import usage_report
+    from proxy.store import Store
 
     config = load_config(args.config)
-    store = _store(config)
+    store = Store(config.database.url)
     store.create_tables()
     filters = {name: getattr(args, name) for name in ("user", "team", "agent", "thread", "model")}
     rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until)

@@ -120,7 +120,8 @@ _AUTH_MODES = ("passthrough", "managed")
 def documented_settings() -> list[tuple[str, str]]:
     """Every setting as (dotted name, help), for docs and their test."""
     out: list[tuple[str, str]] = []
-    for section, cls in [*_SECTIONS.items(), ("providers", ProviderConfig), ("keys", KeyConfig)]:
+    sections: list[tuple[str, type[Any]]] = [*_SECTIONS.items(), ("providers", ProviderConfig), ("keys", KeyConfig)]
+    for section, cls in sections:
         for f in dataclasses.fields(cls):
             out.append((f"{section}.{f.name}", f.metadata["help"]))
     out.append(("usage_handlers", "Functions 'pkg.module:function' called with each usage record."))

@@ -13,7 +13,6 @@ retried once the provider may have seen the request.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
@@ -62,12 +61,12 @@ class _AiohttpResponse:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         self.status = response.status
-        self.headers = [(name.lower(), value) for name, value in response.raw_headers]
+        self.headers: Sequence[tuple[bytes, bytes]] = [(name.lower(), value) for name, value in response.raw_headers]
 
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamUnavailable(f"the provider dropped the response: {type(exc).__name__}") from exc
         finally:
             self._response.release()
@@ -76,7 +75,7 @@ class _AiohttpResponse:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamUnavailable(f"the provider dropped the stream: {type(exc).__name__}") from exc
 
     def release(self) -> None:
@@ -120,7 +119,9 @@ class AiohttpUpstream:
         # The common path above stays free of the retry machinery; only failures pay for it.
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries),
-            wait=wait_exponential_jitter(initial=self._retry_wait, max=self._retry_wait * 10),
+            wait=wait_exponential_jitter(
+                multiplier=self._retry_wait, max=self._retry_wait * 10, jitter=self._retry_wait
+            ),
             retry=retry_if_exception_type(aiohttp.ClientConnectorError),
             reraise=True,
         )
@@ -142,7 +143,7 @@ class AiohttpUpstream:
             )
         except aiohttp.ClientConnectorError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout(f"the provider at {_origin(url)} did not answer in time") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"the provider at {_origin(url)} failed: {type(exc).__name__}") from None

@@ -37,8 +37,8 @@ from proxy.errors import (
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
 from proxy.providers import Provider, ProviderRouter
-from proxy.records import UsageRecord
 from proxy.recorder import Recorder
+from proxy.records import UsageRecord
 from proxy.sse import StreamMeter
 from proxy.usage import MISSING, REPORTED, Usage, usage_from_body
 
@@ -149,7 +149,9 @@ class ProxyHandler:
         provider = self.router.route(request.model) if request.model else self.router.default
         if provider is None:
             if request.model:
-                raise ModelNotFound(f"The model '{request.model}' is not served by any provider configured in Tollgate.")
+                raise ModelNotFound(
+                    f"The model '{request.model}' is not served by any provider configured in Tollgate."
+                )
             raise ModelNotFound("No provider is configured in Tollgate.")
         request.provider = provider
         request.hide_usage = hide_usage
@@ -168,7 +170,9 @@ class ProxyHandler:
     async def _receive_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
         declared = _header(headers, b"content-length")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLarge(f"The request body is {int(declared)} bytes; this Tollgate accepts at most {self.max_body_bytes}.")
+            raise PayloadTooLarge(
+                f"The request body is {int(declared)} bytes; this Tollgate accepts at most {self.max_body_bytes}."
+            )
         message = await receive()
         body: bytes = message.get("body", b"")
         if not message.get("more_body", False):
@@ -180,7 +184,9 @@ class ProxyHandler:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes, the most this Tollgate accepts.")
+                raise PayloadTooLarge(
+                    f"The request body exceeds {self.max_body_bytes} bytes, the most this Tollgate accepts."
+                )
             parts.append(chunk)
         return b"".join(parts)
 
@@ -241,36 +247,53 @@ class ProxyHandler:
         return out
 
     async def _relay_body(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
-        body = await response.read()
-        request.ttfb = time.perf_counter() - request.started
         metered = request.path in METERED_PATHS and request.method == "POST"
-        usage = usage_from_body(body) if metered and response.status < 400 else None
-        headers = _response_headers(response.headers, request.request_id, streamed=False)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        self._record(request, response.status, usage, metered, None)
+        usage: Usage | None = None
+        error_type: str | None = None
+        try:
+            body = await response.read()
+            request.ttfb = time.perf_counter() - request.started
+            usage = usage_from_body(body) if metered and response.status < 400 else None
+            headers = _response_headers(response.headers, request.request_id, streamed=False)
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        except TollgateError as error:
+            error_type = error.code
+            await self._refuse(send, request, error)
+            return
+        except BaseException:
+            error_type = "client_disconnected"
+            raise
+        finally:
+            if error_type is None or error_type == "client_disconnected":
+                self._record(request, response.status, usage, metered, error_type)
 
     async def _relay_stream(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
+        metered = request.path in METERED_PATHS and request.method == "POST"
         meter = StreamMeter(hide_usage=request.hide_usage)
-        headers = _response_headers(response.headers, request.request_id, streamed=True)
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        error_type = None
+        error_type: str | None = None
         try:
-            async for chunk in response.chunks():
-                if request.ttfb is None:
-                    request.ttfb = time.perf_counter() - request.started
-                out = meter.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-        except TollgateError as error:
-            # The provider dropped the stream: the client keeps what arrived, and the stream ends cleanly.
-            logger.warning("request %s: %s", request.request_id, error.message)
-            error_type = error.code
+            headers = _response_headers(response.headers, request.request_id, streamed=True)
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            try:
+                async for chunk in response.chunks():
+                    if request.ttfb is None:
+                        request.ttfb = time.perf_counter() - request.started
+                    out = meter.feed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+            except TollgateError as error:
+                # The provider dropped the stream: the client keeps what arrived, and the stream ends cleanly.
+                logger.warning("request %s: %s", request.request_id, error.message)
+                error_type = error.code
+            await send({"type": "http.response.body", "body": meter.finish()})
+        except BaseException:
+            # The client went away (or the server is stopping): the request is still recorded.
+            error_type = error_type or "client_disconnected"
+            raise
         finally:
             response.release()
-        await send({"type": "http.response.body", "body": meter.finish()})
-        metered = request.path in METERED_PATHS and request.method == "POST"
-        self._record(request, response.status, meter.usage, metered, error_type)
+            self._record(request, response.status, meter.usage, metered, error_type)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
         headers = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,13 +158,19 @@ class Tollgate:
         self.config = config
         self.store = Store(config.database.url)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every recorded row, after the recorder has written what is queued."""
-        self.flush()
+    def rows(self, expected: int = 1) -> list[dict[str, Any]]:
+        """Every recorded row, once at least ``expected`` are written (a stream may still be finishing)."""
         from proxy.store import USAGE_TABLE
 
-        with self.store.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(USAGE_TABLE.select().order_by(USAGE_TABLE.c.started_at))]
+        deadline = time.monotonic() + 5
+        while True:
+            self.flush()
+            with self.store.engine.connect() as conn:
+                query = USAGE_TABLE.select().order_by(USAGE_TABLE.c.started_at)
+                rows = [dict(r._mapping) for r in conn.execute(query)]
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.01)
 
     def flush(self) -> None:
         recorder = self.client.app_state["recorder"]

@@ -28,7 +28,9 @@ def test_json_response_is_byte_identical_and_request_body_goes_upstream_unchange
 
 
 def test_json_usage_is_recorded_with_tokens_cost_and_attribution(tollgate: Tollgate, provider: FakeProvider) -> None:
-    provider.answer("POST", CHAT, json_answer(chat_completion(prompt_tokens=1000, completion_tokens=500, cached_tokens=400)))
+    provider.answer(
+        "POST", CHAT, json_answer(chat_completion(prompt_tokens=1000, completion_tokens=500, cached_tokens=400))
+    )
     headers = {"x-user-id": "alice", "x-team-id": "research", "x-thread-id": "t-1", "x-agent-name": "planner"}
     response = tollgate.client.post(CHAT, content=BODY, headers={**headers, "x-tollgate-tag-env": "prod"})
     [row] = tollgate.rows()
@@ -44,7 +46,9 @@ def test_json_usage_is_recorded_with_tokens_cost_and_attribution(tollgate: Tollg
 
 def test_attribution_headers_are_stripped_before_forwarding(tollgate: Tollgate, provider: FakeProvider) -> None:
     provider.answer("POST", CHAT, json_answer(chat_completion()))
-    tollgate.client.post(CHAT, content=BODY, headers={"x-user-id": "alice", "x-tollgate-tag-env": "prod", "x-other": "1"})
+    tollgate.client.post(
+        CHAT, content=BODY, headers={"x-user-id": "alice", "x-tollgate-tag-env": "prod", "x-other": "1"}
+    )
     sent = provider.requests[0]
     assert sent.header(b"x-user-id") is None and sent.header(b"x-tollgate-tag-env") is None
     assert sent.header(b"x-other") == b"1"
@@ -118,7 +122,9 @@ def test_model_without_price_is_recorded_unpriced(tollgate: Tollgate, provider: 
 
 def test_config_price_prices_a_custom_model(tollgate_factory: object, provider: FakeProvider) -> None:
     tollgate: Tollgate = tollgate_factory('[pricing.models."my-private-model"]\ninput = 2\noutput = "4.5"\n')  # type: ignore[operator]
-    provider.answer("POST", CHAT, json_answer(chat_completion(model="my-private-model", prompt_tokens=10, completion_tokens=2)))
+    provider.answer(
+        "POST", CHAT, json_answer(chat_completion(model="my-private-model", prompt_tokens=10, completion_tokens=2))
+    )
     tollgate.client.post(CHAT, content=b'{"model": "my-private-model", "messages": []}')
     [row] = tollgate.rows()
     assert Decimal(row["cost_pico"]) / 10**12 == (10 * Decimal(2) + 2 * Decimal("4.5")) / 10**6
@@ -138,7 +144,10 @@ def test_managed_key_is_replaced_by_the_provider_key_and_wins_over_headers(
     tollgate_factory: object, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_PROVIDER_KEY", "sk-provider-secret")
-    keys = f'[auth]\nmode = "managed"\n[[keys]]\nname = "alice-key"\nsha256 = "{hash_key("tg-alice")}"\nuser = "alice"\nteam = "research"\n'
+    keys = (
+        f'[auth]\nmode = "managed"\n[[keys]]\nname = "alice-key"\nsha256 = "{hash_key("tg-alice")}"\n'
+        'user = "alice"\nteam = "research"\n'
+    )
     tollgate: Tollgate = tollgate_factory(keys, 'api_key_env = "FAKE_PROVIDER_KEY"')  # type: ignore[operator]
     provider.answer("POST", CHAT, json_answer(chat_completion()))
     spoof = {"authorization": "Bearer tg-alice", "x-user-id": "mallory", "x-team-id": "finance"}

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import json
-
-import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from proxy.cli import main
+from proxy.keys import hash_key
+from tests.conftest import Tollgate, chat_completion, json_answer
+from tests.fakeprovider import FakeProvider
+
+CHAT = "/v1/chat/completions"
+
+
+def _spend(tollgate: Tollgate, provider: FakeProvider, calls: list[tuple[str, str, str, int]]) -> None:
+    """Make one request per (user, agent, model, prompt tokens)."""
+    for user, agent, model, prompt in calls:
+        provider.answer(
+            "POST", CHAT, json_answer(chat_completion(model=model, prompt_tokens=prompt, completion_tokens=10))
+        )
+        body = orjson.dumps({"model": model, "messages": []})
+        tollgate.client.post(CHAT, content=body, headers={"x-user-id": user, "x-agent-name": agent})
+    tollgate.rows(expected=len(calls))
+
+
+def _usage(tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    assert main(["usage", "--config", str(config), "--json", *args]) == 0
+    return orjson.loads(capsys.readouterr().out)
+
+
+def test_usage_groups_by_user_with_exact_decimal_costs(
+    tollgate: Tollgate, provider: FakeProvider, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spend(
+        tollgate,
+        provider,
+        [("alice", "a", "gpt-4o", 1000), ("alice", "b", "gpt-4o", 1000), ("bob", "a", "gpt-4o-mini", 100)],
+    )
+    report = {row["group"]: row for row in _usage(tmp_path, db_url, capsys, "--group-by", "user")}
+    assert report["alice"]["requests"] == 2
+    assert report["alice"]["input_tokens"] == 2000
+    # gpt-4o: 1000 input at $2.50/M + 10 output at $10/M, twice
+    assert report["alice"]["cost_usd"] == "0.0052"
+    assert report["bob"]["cost_usd"] == "0.000021"
+
+
+def test_usage_filters_by_agent_and_groups_by_model(
+    tollgate: Tollgate, provider: FakeProvider, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spend(
+        tollgate, provider, [("alice", "a", "gpt-4o", 10), ("bob", "a", "gpt-4o-mini", 10), ("bob", "b", "gpt-4o", 10)]
+    )
+    report = _usage(tmp_path, db_url, capsys, "--agent", "a", "--group-by", "model")
+    assert sorted((r["group"], r["requests"]) for r in report) == [("gpt-4o", 1), ("gpt-4o-mini", 1)]
+
+
+def test_usage_groups_by_day(
+    tollgate: Tollgate, provider: FakeProvider, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spend(tollgate, provider, [("alice", "a", "gpt-4o", 10)])
+    [row] = _usage(tmp_path, db_url, capsys, "--group-by", "day")
+    assert row["group"] == tollgate.rows()[0]["started_at"].strftime("%Y-%m-%d")
+    assert _usage(tmp_path, db_url, capsys, "--since", "2100-01-01") == []
+
+
+def test_usage_prints_a_table(
+    tollgate: Tollgate, provider: FakeProvider, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spend(tollgate, provider, [("alice", "a", "gpt-4o", 1000)])
+    config = tmp_path / "cli.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    assert main(["usage", "--config", str(config), "--group-by", "user"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["user", "requests", "input", "output", "cached", "reasoning", "cost_usd"]
+    assert lines[1].split() == ["alice", "1", "1000", "10", "0", "0", "0.0026"]
+
+
+def test_prices_names_the_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    assert main(["prices", "--config", str(config), "openai/gpt-4o-mini-2024-07-18"]) == 0
+    out = capsys.readouterr().out
+    assert "litellm" in out and "0.15" in out
+
+
+def test_prices_of_unknown_model_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    assert main(["prices", "--config", str(config), "no-such-model-xyz"]) == 1
+    assert "unpriced" in capsys.readouterr().out
+
+
+def test_keys_new_prints_an_entry_whose_hash_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "new", "--user", "alice", "--name", "laptop"]) == 0
+    out = capsys.readouterr().out
+    key = out.splitlines()[0].removeprefix("# key: ")
+    assert f'sha256 = "{hash_key(key)}"' in out and 'user = "alice"' in out
+
+
+def test_invalid_config_exits_2_naming_file_and_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nport = -1\n")
+    assert main(["usage", "--config", str(config)]) == 2
+    assert f"{config}: server.port = -1 must be positive" in capsys.readouterr().err
