@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -107,6 +108,9 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": os.environ.get("TOLLGATE_LOG_LEVEL", "info").lower(),
         "timeout_graceful_shutdown": 30,
     }
+    # uvicorn shuts down gracefully on SIGTERM (in-flight requests finish, the recorder flushes),
+    # then re-raises the signal to the handler that was there before it: make that an exit with status 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if workers > 1:
         # Each worker process builds its own app from the same file.
         if args.config:
@@ -115,6 +119,10 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _usage(args: argparse.Namespace) -> int:

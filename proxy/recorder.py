@@ -9,6 +9,7 @@ one transaction on a worker thread, then hands each to the usage handlers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
@@ -58,6 +59,7 @@ class Recorder:
         self._handlers = list(handlers)
         self._pending: list[UsageRecord] = []
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -79,6 +81,7 @@ class Recorder:
     async def close(self) -> None:
         """Stop the background task after writing everything queued."""
         self._closing = True
+        self._stopping.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -89,9 +92,14 @@ class Recorder:
             await self._wake.wait()
             self._wake.clear()
             if len(self._pending) < self._batch_size and not self._closing:
-                await asyncio.sleep(self._flush_interval)
+                await self._pause(self._flush_interval)
             if not await self._flush():
-                await asyncio.sleep(self._retry_interval)
+                await self._pause(self._retry_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the recorder is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _flush(self) -> bool:
         """Write what is queued; False if the database refused (the records stay queued)."""

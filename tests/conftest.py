@@ -129,6 +129,39 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tollgate.db'}"
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to a fresh schema of the test PostgreSQL server, dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    from proxy.store import engine_url
+
+    schema = f"tollgate_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(engine_url(POSTGRES_URL))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database engine Tollgate supports, for tests that must hold on both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tollgate.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 def make_config(provider: FakeProvider, db_url: str, extra: str = "", provider_extra: str = "") -> Config:
     """A config whose one provider is the fake, plus ``extra`` TOML."""
     text = f"""
