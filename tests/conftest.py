@@ -133,7 +133,9 @@ def db_url(tmp_path: Path) -> str:
 def postgres_url() -> Iterator[str]:
     """A URL to a fresh schema of the test PostgreSQL server, dropped afterwards."""
     if not POSTGRES_URL:
-        pytest.skip("PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            "PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     import uuid
 
     import sqlalchemy as sa

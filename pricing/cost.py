@@ -1,0 +1,213 @@
+"""Turning token counts into money, exactly.
+
+Every product and sum is exact ``Decimal`` arithmetic (in a context that raises rather
+than round). The one rounding is of ``Cost.total``, to 1e-12 USD (one picodollar,
+``ROUND_HALF_EVEN``); picodollars are the integer unit Tollgate stores. The components
+of a :class:`Cost` are left unrounded, and the total is their exact sum, rounded once.
+
+Which rate applies:
+
+* Size tiers: a litellm key ``<rate>_above_<N>k_tokens`` applies when the request's
+  total input tokens are strictly more than N thousand. Each rate takes its highest
+  crossed tier, so every rate with a variant for that tier uses it.
+* Service tiers: ``priority``, ``flex`` and ``batch`` (litellm's ``_batches`` keys)
+  select ``<rate>_<suffix>`` when the card has it. The preference is size tier with
+  service tier, then size tier alone, then service tier alone, then the base rate.
+  ``default``, ``auto``, None or an unknown tier use the base rates.
+* Missing rates fall back: cache reads and 5-minute cache writes and audio input to the
+  input rate, 1-hour cache writes to the 5-minute write rate, reasoning and audio
+  output to the output rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Final
+
+from pricing._exact import EXACT, ROUNDING, ZERO
+from pricing.catalog import PriceCard
+
+PICO_USD: Final = Decimal("0.000000000001")
+PICO_PER_USD: Final = 10**12
+
+_INPUT: Final = "input_cost_per_token"
+_OUTPUT: Final = "output_cost_per_token"
+_CACHE_READ: Final = "cache_read_input_token_cost"
+_CACHE_WRITE: Final = "cache_creation_input_token_cost"
+_CACHE_WRITE_1H: Final = "cache_creation_input_token_cost_above_1hr"
+_REASONING: Final = "output_cost_per_reasoning_token"
+_AUDIO_INPUT: Final = "input_cost_per_audio_token"
+_AUDIO_OUTPUT: Final = "output_cost_per_audio_token"
+_INPUT_RATES: Final = (_INPUT, _CACHE_READ, _CACHE_WRITE, _AUDIO_INPUT)
+_OUTPUT_RATES: Final = (_OUTPUT, _REASONING, _AUDIO_OUTPUT)
+_SERVICE_TIER_SUFFIXES: Final = {"priority": "priority", "flex": "flex", "batch": "batches"}
+# "_above_1hr" is a cache lifetime, not a size tier, hence the digits-then-"tokens" shape.
+_SIZE_TIER: Final = re.compile(r"_(above_(\d+)(k?)_tokens)(?:_[a-z]+)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    """Tokens one request used. ``input`` and ``output`` are totals; the others are parts of them.
+
+    ``input`` includes cached, cache-written and audio tokens (as OpenAI's
+    ``prompt_tokens`` does); ``output`` includes reasoning and audio tokens.
+    """
+
+    input: int = 0
+    cached_input: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+    output: int = 0
+    reasoning: int = 0
+    audio_input: int = 0
+    audio_output: int = 0
+
+    def __post_init__(self) -> None:
+        inputs = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.audio_input)
+        if min(*inputs, self.output, self.reasoning, self.audio_output) < 0:
+            raise ValueError(f"token counts must not be negative, got {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one request cost, in USD, split by kind of token.
+
+    ``input`` and ``output`` are the plain text parts; ``cache_write`` covers both cache
+    lifetimes; ``audio`` covers audio input and output. ``total`` is the exact sum rounded
+    once to 1e-12 USD. ``tier`` is the size tier applied (e.g. ``"above_200k_tokens"``)
+    and ``service_tier`` the service tier whose rates were used, if any.
+    """
+
+    input: Decimal
+    cached_input: Decimal
+    cache_write: Decimal
+    output: Decimal
+    reasoning: Decimal
+    audio: Decimal
+    total: Decimal
+    tier: str | None = None
+    service_tier: str | None = None
+
+
+class _RatePicker:
+    """Chooses, for one request, which variant of each of a card's rates applies."""
+
+    __slots__ = ("_rates", "_tiers", "_suffix", "tier", "tier_threshold", "service_tier_used")
+
+    def __init__(self, card: PriceCard, input_tokens: int, service_tier: str | None) -> None:
+        self._rates = card.rates
+        self._tiers = _crossed_tiers(card, input_tokens)
+        self._suffix = _SERVICE_TIER_SUFFIXES.get(service_tier.lower()) if service_tier else None
+        self.tier: str | None = None
+        self.tier_threshold = -1
+        self.service_tier_used = False
+
+    def rate(self, base: str, fallback: Decimal) -> Decimal:
+        for threshold, tier in self._tiers:
+            found = self._find(f"{base}_{tier}")
+            if found is not None:
+                if threshold > self.tier_threshold:
+                    self.tier, self.tier_threshold = tier, threshold
+                return found
+        found = self._find(base)
+        return fallback if found is None else found
+
+    def _find(self, key: str) -> Decimal | None:
+        if self._suffix is not None:
+            with_service_tier = self._rates.get(f"{key}_{self._suffix}")
+            if with_service_tier is not None:
+                self.service_tier_used = True
+                return with_service_tier
+        return self._rates.get(key)
+
+
+def price_tokens(card: PriceCard, tokens: TokenCounts, service_tier: str | None = None) -> Cost:
+    """Price one request's tokens with ``card``; ``service_tier`` is the one the response reports."""
+    pick = _RatePicker(card, tokens.input, service_tier)
+    input_rate = pick.rate(_INPUT, ZERO)
+    output_rate = pick.rate(_OUTPUT, ZERO)
+    cache_write_rate = pick.rate(_CACHE_WRITE, input_rate)
+    # Cached, cache-written and audio tokens are parts of input: take them out, so none is paid twice.
+    uncached = tokens.input - tokens.cached_input - tokens.cache_write - tokens.cache_write_1h - tokens.audio_input
+    text_output = tokens.output - tokens.reasoning - tokens.audio_output
+    mul, add = EXACT.multiply, EXACT.add
+    cost_input = mul(max(uncached, 0), input_rate)
+    cached_input = mul(tokens.cached_input, pick.rate(_CACHE_READ, input_rate))
+    cache_write = add(
+        mul(tokens.cache_write, cache_write_rate),
+        mul(tokens.cache_write_1h, pick.rate(_CACHE_WRITE_1H, cache_write_rate)),
+    )
+    cost_output = mul(max(text_output, 0), output_rate)
+    reasoning = mul(tokens.reasoning, pick.rate(_REASONING, output_rate))
+    audio = add(
+        mul(tokens.audio_input, pick.rate(_AUDIO_INPUT, input_rate)),
+        mul(tokens.audio_output, pick.rate(_AUDIO_OUTPUT, output_rate)),
+    )
+    exact_total = ZERO
+    for part in (cost_input, cached_input, cache_write, cost_output, reasoning, audio):
+        exact_total = add(exact_total, part)
+    return Cost(
+        input=cost_input,
+        cached_input=cached_input,
+        cache_write=cache_write,
+        output=cost_output,
+        reasoning=reasoning,
+        audio=audio,
+        # The only rounding in pricing: see the module docstring.
+        total=exact_total.quantize(PICO_USD, context=ROUNDING),
+        tier=pick.tier,
+        service_tier=service_tier.lower() if pick.service_tier_used and service_tier else None,
+    )
+
+
+def bound_cost(card: PriceCard, input_tokens: int, max_output_tokens: int) -> Decimal:
+    """An upper bound on a request's cost, for holding spend before the request runs.
+
+    Input is priced at the highest input-side rate (text, cache, audio, any service
+    tier) and output at the highest output-side rate (text, reasoning, audio), counting
+    size tiers that ``input_tokens`` crosses. ``input_tokens`` must itself be an upper
+    bound of the prompt size. Rounded up to a whole picodollar.
+    """
+    input_rate = output_rate = ZERO
+    for key, rate in card.rates.items():
+        tier = _SIZE_TIER.search(key)
+        if tier is not None and _threshold(tier) >= input_tokens:
+            continue
+        if key.startswith(_INPUT_RATES):
+            input_rate = max(input_rate, rate)
+        elif key.startswith(_OUTPUT_RATES):
+            output_rate = max(output_rate, rate)
+    bound = EXACT.add(EXACT.multiply(input_tokens, input_rate), EXACT.multiply(max_output_tokens, output_rate))
+    return bound.quantize(PICO_USD, rounding=ROUND_CEILING, context=ROUNDING)
+
+
+def cost_to_pico(cost: Decimal) -> int:
+    """``cost`` in USD as integer picodollars; it must already be a whole number of them."""
+    pico = EXACT.multiply(cost, PICO_PER_USD)
+    if pico != pico.to_integral_value():
+        raise ValueError(f"{cost} USD is not a whole number of picodollars; price it with price_tokens first")
+    return int(pico)
+
+
+def pico_to_usd(pico: int) -> Decimal:
+    """Integer picodollars as USD."""
+    return EXACT.divide(pico, PICO_PER_USD)
+
+
+def _crossed_tiers(card: PriceCard, input_tokens: int) -> list[tuple[int, str]]:
+    """The size tiers on ``card`` that ``input_tokens`` exceeds, highest threshold first."""
+    return [(threshold, name) for threshold, name in _size_tiers(card) if threshold < input_tokens]
+
+
+# Scanning a card's keys with a regex costs more than the rest of pricing; do it once per card.
+@functools.lru_cache(maxsize=1024)
+def _size_tiers(card: PriceCard) -> tuple[tuple[int, str], ...]:
+    tiers = {tier[1]: _threshold(tier) for key in card.rates if (tier := _SIZE_TIER.search(key)) is not None}
+    return tuple(sorted(((threshold, name) for name, threshold in tiers.items()), reverse=True))
+
+
+def _threshold(tier: re.Match[str]) -> int:
+    return int(tier[2]) * (1000 if tier[3] else 1)
