@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,10 +22,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pricing import Catalog
+from proxy.alerts import AlertDispatcher, load_alert_handlers
+from proxy.budget import BudgetKeeper
 from proxy.config import Config, load_config
 from proxy.errors import NotFound, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
+from proxy.ledger import Ledger
+from proxy.limits import LimitBook, compile_rules
 from proxy.providers import ProviderRouter
 from proxy.recorder import Recorder, load_handlers
 from proxy.store import Store
@@ -60,27 +66,44 @@ def create_app(config: Config, upstream_factory: UpstreamFactory = AiohttpUpstre
     """The Tollgate app for ``config``; ``upstream_factory`` makes the upstream client inside the lifespan."""
     catalog = Catalog.load(config.pricing_models)
     handlers = load_handlers(config.usage_handlers)
+    alert_handlers = load_alert_handlers(config.alerts.alert_handlers)
     router = ProviderRouter(config.providers)
+    limits = LimitBook(compile_rules(config.limits))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = Store(config.database.url)
         await asyncio.to_thread(store.create_tables)
+        ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
+        budget = BudgetKeeper(ledger, config.budget)
+        alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
         recorder = Recorder(
             store,
             batch_size=config.recorder.batch_size,
             flush_interval=config.recorder.flush_interval,
             handlers=handlers,
+            ledger=ledger,
+            on_charged=budget.written,
+            on_alert=alerts.emit,
         )
+        alerts.start()
         recorder.start()
+        budget.start()
         upstream = upstream_factory()
-        handler = ProxyHandler(config, catalog, router, upstream, recorder)
-        logger.info("tollgate ready: %d providers, database %s", len(router.providers), store.dialect)
+        handler = ProxyHandler(config, catalog, router, upstream, recorder, limits, budget)
+        logger.info(
+            "tollgate ready: %d providers, %d limits, database %s",
+            len(router.providers),
+            len(limits.rules),
+            store.dialect,
+        )
         try:
-            yield {"handler": handler, "store": store, "recorder": recorder}
+            yield {"handler": handler, "store": store, "recorder": recorder, "budget": budget, "alerts": alerts}
         finally:
             await upstream.close()
             await recorder.close()
+            await budget.close()
+            await alerts.close()
             store.dispose()
 
     return Starlette(

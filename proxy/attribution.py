@@ -6,7 +6,9 @@ Pure: takes raw ASGI headers and returns an ``Attribution``. The rules:
   and ``<tag prefix><name>`` tags;
 - the body's ``user`` field is the fallback user;
 - a managed key bound to a user or team wins over the headers (no spoofing),
-  unless the key has ``trust_headers = true``.
+  unless the key has ``trust_headers = true``;
+- a user listed in ``[teams.<id>] members`` belongs to that team, whatever the
+  team header says, unless a key binds the request to a team.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from proxy.config import AttributionConfig, KeyConfig
+from proxy.config import AttributionConfig, KeyConfig, TeamConfig
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -32,7 +34,8 @@ class Attribution:
 class AttributionReader:
     """Reads attribution from headers in one pass; built once from the config."""
 
-    def __init__(self, config: AttributionConfig) -> None:
+    def __init__(self, config: AttributionConfig, teams: Mapping[str, TeamConfig] | None = None) -> None:
+        self._team_of = {user: team for team, cfg in (teams or {}).items() for user in cfg.members}
         self._fields = {
             config.user_header.lower().encode(): "user",
             config.team_header.lower().encode(): "team",
@@ -67,6 +70,8 @@ class AttributionReader:
         elif key is not None:
             user = user or key.user
             team = team or key.team
+        if user is not None and (key is None or key.team is None or key.trust_headers):
+            team = self._team_of.get(user, team)
         return Attribution(
             user=user,
             team=team,

@@ -13,8 +13,10 @@ import os
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,43 @@ class KeyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitConfig:
+    scope: str = _setting("user", "What the limit counts: user, team, key, agent, thread or global.")
+    id: str = _setting("*", "Which one: an id, or '*' for each member of the scope separately.")
+    window: str = _setting("day", "Calendar window: day, week, month or total.")
+    max_usd: Decimal = _setting(Decimal(0), "Most that may be spent in a window, in dollars (a decimal).")
+    action: str = _setting("block", "'block' refuses requests past the limit with a 429; 'warn' only alerts.")
+    alert_at: tuple[Decimal, ...] = _setting((), "Fractions of max_usd at which to alert, e.g. [0.5, 0.8, 1.0].")
+    timezone: str = _setting("UTC", "Time zone in which the calendar window starts and ends.")
+
+
+@dataclass(frozen=True, slots=True)
+class TeamConfig:
+    members: tuple[str, ...] = _setting((), "Users in the team; their requests count against it.")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    lease_seconds: float = _setting(
+        2.0, "Budget a worker leases covers about this many seconds of its recent spend; leases shrink near a limit."
+    )
+    lease_ttl: float = _setting(30.0, "Seconds a lease lives unless renewed; a crashed worker's lease frees after it.")
+    sync_interval: float = _setting(0.5, "Seconds between a worker's lease renewals and returns of unused budget.")
+    image_tokens: int = _setting(
+        3000, "Prompt tokens assumed for each image or audio part when bounding a request's cost."
+    )
+    limits_when_db_down: str = _setting(
+        "refuse", "'refuse' answers 503 when a blocking limit cannot be checked; 'allow' forwards anyway."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    webhook_url: str | None = _setting(None, "URL that receives each spend alert as a JSON POST.")
+    alert_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each alert.")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -101,6 +140,10 @@ class Config:
     attribution: AttributionConfig = field(default_factory=AttributionConfig)
     providers: tuple[ProviderConfig, ...] = ()
     keys: tuple[KeyConfig, ...] = ()
+    limits: tuple[LimitConfig, ...] = ()
+    teams: Mapping[str, TeamConfig] = field(default_factory=dict)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     pricing_models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     usage_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each usage record.")
     source: str = "<defaults>"
@@ -113,14 +156,24 @@ _SECTIONS: dict[str, type[Any]] = {
     "recorder": RecorderConfig,
     "auth": AuthConfig,
     "attribution": AttributionConfig,
+    "budget": BudgetConfig,
+    "alerts": AlertsConfig,
 }
+_LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "global")
+_WINDOWS = ("day", "week", "month", "total")
 _AUTH_MODES = ("passthrough", "managed")
 
 
 def documented_settings() -> list[tuple[str, str]]:
     """Every setting as (dotted name, help), for docs and their test."""
     out: list[tuple[str, str]] = []
-    sections: list[tuple[str, type[Any]]] = [*_SECTIONS.items(), ("providers", ProviderConfig), ("keys", KeyConfig)]
+    sections: list[tuple[str, type[Any]]] = [
+        *_SECTIONS.items(),
+        ("providers", ProviderConfig),
+        ("keys", KeyConfig),
+        ("limits", LimitConfig),
+        ("teams.<id>", TeamConfig),
+    ]
     for section, cls in sections:
         for f in dataclasses.fields(cls):
             out.append((f"{section}.{f.name}", f.metadata["help"]))
@@ -153,13 +206,20 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     reader = _Reader(source)
-    known = {*_SECTIONS, "providers", "keys", "pricing", "usage_handlers"}
+    known = {*_SECTIONS, "providers", "keys", "limits", "teams", "pricing", "usage_handlers"}
     reader.reject_unknown(data, known, "")
     sections = {name: reader.build(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
     providers = tuple(
         reader.build(ProviderConfig, item, f"providers[{i}]") for i, item in enumerate(reader.tables(data, "providers"))
     )
     keys = tuple(reader.build(KeyConfig, item, f"keys[{i}]") for i, item in enumerate(reader.tables(data, "keys")))
+    limits = tuple(
+        reader.build(LimitConfig, item, f"limits[{i}]") for i, item in enumerate(reader.tables(data, "limits"))
+    )
+    teams_table = data.get("teams", {})
+    if not isinstance(teams_table, dict):
+        raise ConfigError(f"{source}: teams must be tables, written [teams.<id>]")
+    teams = {name: reader.build(TeamConfig, table, f"teams.{name}") for name, table in teams_table.items()}
     usage_handlers = reader.value(data.get("usage_handlers", []), tuple[str, ...], "usage_handlers")
     pricing = data.get("pricing", {})
     reader.reject_unknown(pricing, {"models"}, "pricing")
@@ -170,6 +230,8 @@ def parse_config(text: str, source: str = "config.toml") -> Config:
         **sections,
         providers=providers,
         keys=keys,
+        limits=limits,
+        teams=types.MappingProxyType(teams),
         pricing_models=types.MappingProxyType(models),
         usage_handlers=usage_handlers,
         source=source,
@@ -201,6 +263,26 @@ def _check(config: Config, reader: _Reader) -> None:
         digest = k.sha256.lower()
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             reader.fail(f"keys[{i}].sha256", k.sha256, "must be 64 hex digits (run `tollgate keys hash KEY`)")
+    for i, limit in enumerate(config.limits):
+        where = f"limits[{i}]"
+        if limit.scope not in _LIMIT_SCOPES:
+            reader.fail(f"{where}.scope", limit.scope, f"must be one of {', '.join(_LIMIT_SCOPES)}")
+        if limit.window not in _WINDOWS:
+            reader.fail(f"{where}.window", limit.window, f"must be one of {', '.join(_WINDOWS)}")
+        if limit.action not in ("block", "warn"):
+            reader.fail(f"{where}.action", limit.action, "must be block or warn")
+        if limit.max_usd <= 0:
+            reader.fail(f"{where}.max_usd", str(limit.max_usd), "must be more than 0")
+        if any(not 0 < a <= 10 for a in limit.alert_at):
+            reader.fail(f"{where}.alert_at", [str(a) for a in limit.alert_at], "must be fractions above 0, like 0.8")
+        try:
+            zoneinfo.ZoneInfo(limit.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            reader.fail(f"{where}.timezone", limit.timezone, "is not a known time zone (e.g. UTC, Europe/Paris)")
+    if config.budget.limits_when_db_down not in ("refuse", "allow"):
+        reader.fail("budget.limits_when_db_down", config.budget.limits_when_db_down, "must be refuse or allow")
+    if config.alerts.webhook_url and not config.alerts.webhook_url.startswith(("http://", "https://")):
+        reader.fail("alerts.webhook_url", config.alerts.webhook_url, "must start with http:// or https://")
     if config.auth.mode == "managed" and not config.keys:
         reader.fail("auth.mode", "managed", "needs at least one [[keys]] entry")
 
@@ -248,9 +330,18 @@ class _Reader:
             options = [a for a in typing.get_args(hint) if a is not type(None)]
             return self.value(raw, options[0], key)
         if origin is tuple:
-            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-                self.fail(key, raw, "must be a list of strings")
-            return tuple(raw)
+            item = typing.get_args(hint)[0]
+            if not isinstance(raw, list):
+                self.fail(key, raw, f"must be a list of {'numbers' if item is Decimal else 'strings'}")
+            return tuple(self.value(x, item, key) for x in raw)
+        if hint is Decimal:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+                self.fail(key, raw, "must be a number or a decimal string")
+            try:
+                # str() first: a TOML float like 0.1 becomes Decimal("0.1"), not its binary approximation.
+                return Decimal(str(raw))
+            except InvalidOperation:
+                self.fail(key, raw, "must be a number or a decimal string")
         if origin is Mapping or hint is Mapping:
             if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
                 self.fail(key, raw, "must be a table of strings")

@@ -11,8 +11,10 @@ returned, which passes through untouched) is one of these::
     ├── NotFound                       404 invalid_request_error, code=not_found
     │   └── ModelNotFound              404   param=model, code=model_not_found
     ├── PayloadTooLarge                413 invalid_request_error, code=request_too_large
+    ├── SpendLimitExceeded             429 insufficient_quota, code=spend_limit_exceeded
     ├── UnsupportedMediaType           415 invalid_request_error, code=unsupported_media_type
     ├── UpstreamUnavailable            502 api_error, code=upstream_unavailable
+    ├── LimitsUnavailable              503 api_error, code=limits_unavailable
     └── UpstreamTimeout                504 api_error, code=upstream_timeout
 
 ``render_error`` is the one place that turns an error into a response body.
@@ -80,6 +82,20 @@ class UnsupportedMediaType(TollgateError):
     status = 415
     type = "invalid_request_error"
     code = "unsupported_media_type"
+
+
+class SpendLimitExceeded(TollgateError):
+    """A blocking spend limit leaves no room for the request's largest possible cost."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "spend_limit_exceeded"
+
+
+class LimitsUnavailable(TollgateError):
+    status = 503
+    type = "api_error"
+    code = "limits_unavailable"
 
 
 class UpstreamUnavailable(TollgateError):

@@ -2,7 +2,12 @@
 
 Every ``/v1/...`` request goes through ``ProxyHandler``:
 
-    receive -> authenticate -> attribute -> route -> forward -> relay while reading usage -> price -> record
+    receive -> authenticate -> attribute -> route -> admit -> forward
+            -> relay while reading usage -> price -> settle and record
+
+Admission reserves the request's largest possible cost on every blocking spend
+limit it counts against (``proxy.budget``); a refused request never reaches the
+provider.
 
 It is a plain ASGI app (no Request/Response objects) because it is the hot path:
 the body is parsed once to find the model and the stream flag, and is never
@@ -21,8 +26,10 @@ from typing import Any
 
 import orjson
 
-from pricing import Catalog, TokenCounts, cost_to_pico, price_tokens
+from pricing import Catalog, TokenCounts, cost_to_pico, pico_to_usd, price_tokens
 from proxy.attribution import Attribution, AttributionReader
+from proxy.bounds import request_bound
+from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.config import Config
 from proxy.errors import (
     InvalidJSON,
@@ -36,6 +43,7 @@ from proxy.errors import (
 )
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
+from proxy.limits import LimitBook
 from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import UsageRecord
@@ -89,6 +97,8 @@ class _Request:
     attribution: Attribution = Attribution()
     ttfb: float | None = None
     hide_usage: bool = False
+    payload: dict[str, Any] | None = None
+    admission: Admission = UNLIMITED
 
 
 class ProxyHandler:
@@ -99,14 +109,19 @@ class ProxyHandler:
         router: ProviderRouter,
         upstream: Upstream,
         recorder: Recorder,
+        limits: LimitBook,
+        budget: BudgetKeeper,
     ) -> None:
         self.catalog = catalog
         self.router = router
         self.upstream = upstream
         self.recorder = recorder
+        self.limits = limits
+        self.budget = budget
+        self.media_tokens = config.budget.image_tokens
         self.keys = KeyRing(config.keys)
         self.managed_only = config.auth.mode == "managed"
-        self.attribution = AttributionReader(config.attribution)
+        self.attribution = AttributionReader(config.attribution, config.teams)
         self.max_body_bytes = config.server.max_body_bytes
         self._unpriced_warned: set[str] = set()
 
@@ -129,7 +144,7 @@ class ProxyHandler:
             await self._relay_body(send, request, response)
 
     async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
-        """Receive, authenticate, attribute, route, and send the request upstream."""
+        """Receive, authenticate, attribute, route, admit, and send the request upstream."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         body = await self._receive_body(receive, headers)
         metered = request.method == "POST" and request.path in METERED_PATHS
@@ -155,6 +170,8 @@ class ProxyHandler:
             raise ModelNotFound("No provider is configured in Tollgate.")
         request.provider = provider
         request.hide_usage = hide_usage
+        if self.limits:
+            await self._admit(request, body)
 
         upstream_headers = self._upstream_headers(headers, provider, key is not None, metered)
         return await self.upstream.send(
@@ -166,6 +183,20 @@ class ProxyHandler:
             read_timeout=provider.read_timeout,
             retries=provider.retries,
         )
+
+    async def _admit(self, request: _Request, body: bytes) -> None:
+        """Reserve the request's largest possible cost on every limit it counts against, or refuse it."""
+        counters = self.limits.counters(request.attribution, request.started_at)
+        if not counters:
+            return
+        bound, why = 0, "it carries no usage"
+        if request.payload is not None and request.model is not None:
+            card = self.catalog.lookup(request.model)
+            embeddings = request.path == "/v1/embeddings"
+            bound, why = request_bound(
+                card, body, request.payload, embeddings=embeddings, media_tokens=self.media_tokens
+            )
+        request.admission = await self.budget.admit(counters, bound, why)
 
     async def _receive_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
         declared = _header(headers, b"content-length")
@@ -210,6 +241,7 @@ class ProxyHandler:
         if not isinstance(model, str) or not model:
             raise MissingModel("You must provide a model parameter.")
         request.model = model
+        request.payload = payload
         request.stream = payload.get("stream") is True
         user = payload.get("user")
         hide_usage = False
@@ -254,7 +286,7 @@ class ProxyHandler:
             body = await response.read()
             request.ttfb = time.perf_counter() - request.started
             usage = usage_from_body(body) if metered and response.status < 400 else None
-            headers = _response_headers(response.headers, request.request_id, streamed=False)
+            headers = _response_headers(response.headers, request, streamed=False)
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except TollgateError as error:
@@ -273,7 +305,7 @@ class ProxyHandler:
         meter = StreamMeter(hide_usage=request.hide_usage)
         error_type: str | None = None
         try:
-            headers = _response_headers(response.headers, request.request_id, streamed=True)
+            headers = _response_headers(response.headers, request, streamed=True)
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             try:
                 async for chunk in response.chunks():
@@ -323,6 +355,7 @@ class ProxyHandler:
                 cost_pico = cost_to_pico(price_tokens(card, tokens, usage.service_tier).total)
         attribution = request.attribution
         ended = time.perf_counter()
+        charges = self.budget.settle(request.admission, cost_pico or 0) if request.admission.counters else ()
         self.recorder.submit(
             UsageRecord(
                 request_id=request.request_id,
@@ -356,7 +389,8 @@ class ProxyHandler:
                 latency_ms=(ended - request.started) * 1e3,
                 ttfb_ms=request.ttfb * 1e3 if request.ttfb is not None else None,
                 error_type=error,
-            )
+            ),
+            charges,
         )
 
 
@@ -377,13 +411,16 @@ def _is_event_stream(headers: Any) -> bool:
     return False
 
 
-def _response_headers(headers: Any, request_id: str, *, streamed: bool) -> list[tuple[bytes, bytes]]:
+def _response_headers(headers: Any, request: _Request, *, streamed: bool) -> list[tuple[bytes, bytes]]:
     out = [
         (name, value)
         for name, value in headers
         if name not in _HOP_BY_HOP or (name == b"content-length" and not streamed)
     ]
-    out.append((b"x-tollgate-request-id", request_id.encode()))
+    out.append((b"x-tollgate-request-id", request.request_id.encode()))
+    remaining = request.admission.remaining_pico
+    if remaining is not None:
+        out.append((b"x-tollgate-limit-remaining-usd", str(pico_to_usd(max(remaining, 0))).encode()))
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +62,41 @@ class UsageRow(SQLModel, table=True):
     error_type: str | None = Field(default=None, max_length=64)
 
 
+class SpendCounterRow(SQLModel, table=True):
+    """Recorded spend of one subject in one window (see ``proxy.limits.Counter``)."""
+
+    __tablename__ = "spend_counters"
+
+    counter_key: str = Field(primary_key=True, max_length=600)
+    spent_pico: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class BudgetLeaseRow(SQLModel, table=True):
+    """Budget one worker process holds on a counter, to admit requests without a database round trip."""
+
+    __tablename__ = "budget_leases"
+
+    counter_key: str = Field(primary_key=True, max_length=600)
+    holder: str = Field(primary_key=True, max_length=64)
+    amount_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    expires_at: float = Field(index=True)
+
+
+class AlertSentRow(SQLModel, table=True):
+    """An alert already sent: at most one per counter, limit and threshold, across every worker."""
+
+    __tablename__ = "alerts_sent"
+
+    counter_key: str = Field(primary_key=True, max_length=600)
+    limit_pico: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    threshold: str = Field(primary_key=True, max_length=16)
+    sent_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
+COUNTERS_TABLE: sa.Table = SpendCounterRow.__table__  # type: ignore[attr-defined]
+LEASES_TABLE: sa.Table = BudgetLeaseRow.__table__  # type: ignore[attr-defined]
+ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
 
 
@@ -72,6 +106,17 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _sqlite_take_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite would start them itself).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: sa.Connection) -> None:
+    # A write transaction takes the write lock when it starts, so a read-then-write (a budget lease)
+    # cannot interleave with another process's write; busy_timeout makes the others wait.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -87,15 +132,26 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = engine_url(url)
         self.engine = sa.create_engine(self.url, pool_pre_ping=not self.url.startswith("sqlite"))
+        self.write_engine = self.engine
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.url.rstrip("/") not in ("sqlite:", "sqlite:/", "sqlite://"):
+                self.write_engine = sa.create_engine(self.url)
+                sa.event.listen(self.write_engine, "connect", _sqlite_pragmas)
+                sa.event.listen(self.write_engine, "connect", _sqlite_take_transactions)
+                sa.event.listen(self.write_engine, "begin", _sqlite_begin_immediate)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+        """Create missing tables; safe when several workers or instances start at once."""
+        with self.write_engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: let one instance at a time in.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7240125)"))
+            SQLModel.metadata.create_all(conn)
 
     def ping(self) -> bool:
         try:
@@ -106,11 +162,15 @@ class Store:
             logger.warning("database unreachable: %s", type(exc).__name__)
             return False
 
-    def insert_records(self, records: Sequence[UsageRecord]) -> None:
-        """Write a batch in one transaction (one executemany)."""
+    def insert_records(
+        self, records: Sequence[UsageRecord], after: Callable[[sa.Connection], None] | None = None
+    ) -> None:
+        """Write a batch in one transaction (one executemany); ``after`` runs in the same transaction."""
         rows = [{name: getattr(r, name) for name in _RECORD_FIELDS} for r in records]
-        with self.engine.begin() as conn:
+        with self.write_engine.begin() as conn:
             conn.execute(USAGE_TABLE.insert(), rows)
+            if after is not None:
+                after(conn)
 
     def count_records(self) -> int:
         with self.engine.connect() as conn:
@@ -118,3 +178,4 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.write_engine.dispose()

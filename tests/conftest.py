@@ -178,7 +178,7 @@ flush_interval = 0.01
 [[providers]]
 name = "fake"
 base_url = "{provider.base_url}"
-models = ["gpt-*", "text-embedding-*", "o*", "my-*"]
+models = ["gpt-*", "text-embedding-*", "o*", "my-*", "metered-*"]
 retries = 1
 {provider_extra}
 """
@@ -211,7 +211,7 @@ class Tollgate:
         recorder = self.client.app_state["recorder"]
         portal = self.client.portal
         assert portal is not None
-        portal.call(recorder._flush)
+        portal.call(recorder.flush)
 
 
 @pytest.fixture
