@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pricing import Catalog
+from proxy.admin import admin_routes
 from proxy.alerts import AlertDispatcher, load_alert_handlers
 from proxy.budget import BudgetKeeper
 from proxy.config import Config, load_config
@@ -62,8 +63,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return Response(render_error(error), status_code=404, media_type="application/json")
 
 
-def create_app(config: Config, upstream_factory: UpstreamFactory = AiohttpUpstream) -> Starlette:
-    """The Tollgate app for ``config``; ``upstream_factory`` makes the upstream client inside the lifespan."""
+def create_app(
+    config: Config, upstream_factory: UpstreamFactory = AiohttpUpstream, admin_key: str | None = None
+) -> Starlette:
+    """The Tollgate app for ``config``.
+
+    ``upstream_factory`` makes the upstream client inside the lifespan; ``admin_key``
+    (default ``$TOLLGATE_ADMIN_KEY``) opens the admin API.
+    """
+    admin_key = admin_key if admin_key is not None else os.environ.get("TOLLGATE_ADMIN_KEY")
     catalog = Catalog.load(config.pricing_models)
     handlers = load_handlers(config.usage_handlers)
     alert_handlers = load_alert_handlers(config.alerts.alert_handlers)
@@ -111,6 +119,7 @@ def create_app(config: Config, upstream_factory: UpstreamFactory = AiohttpUpstre
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
             Route("/v1/{rest:path}", _ProxyEndpoint()),
+            *admin_routes(admin_key),
         ],
         exception_handlers={404: _not_found},
         lifespan=lifespan,

@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")
     usage.set_defaults(run=_usage)
 
+    limits = commands.add_parser("limits", help="show spend limits: window, spent, held, limit, remaining")
+    _config_option(limits)
+    limits.add_argument("--user", help="the limits that apply to this user")
+    limits.add_argument("--team", help="the limits that apply to this team")
+    limits.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
+    limits.set_defaults(run=_limits)
+
     prices = commands.add_parser("prices", help="show the prices used for a model, and where they come from")
     _config_option(prices)
     prices.add_argument("model")
@@ -150,11 +157,52 @@ def _usage(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
-        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+    _print_table(table)
     return 0
+
+
+def _limits(args: argparse.Namespace) -> int:
+    from proxy.ledger import Ledger
+    from proxy.limit_report import limit_states
+    from proxy.limits import LimitBook, compile_rules
+    from proxy.store import Store
+
+    config = load_config(args.config)
+    store = Store(config.database.url)
+    store.create_tables()
+    book = LimitBook(compile_rules(config.limits))
+    states = limit_states(book, Ledger(store, holder="cli"), datetime.now(UTC), args.user, args.team)
+    if args.json:
+        sys.stdout.write(orjson.dumps([s.as_json() for s in states], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if not states:
+        sys.stdout.write("no limits apply\n" if config.limits else f"no [[limits]] in {config.source}\n")
+        return 0
+    header = ("scope", "id", "window", "action", "spent", "held", "limit", "remaining", "resets")
+    rows = [header] + [
+        (
+            s.scope,
+            s.id,
+            f"{s.window} {s.window_label}" if s.window != "total" else "total",
+            s.action,
+            f"${s.spent}",
+            f"${s.held}",
+            f"${s.limit}",
+            f"${s.remaining}",
+            f"{s.resets_at:%Y-%m-%d %H:%M}Z" if s.resets_at else "never",
+        )
+        for s in states
+    ]
+    _print_table(rows, left=4)
+    return 0
+
+
+def _print_table(rows: Sequence[Sequence[str]], left: int = 1) -> None:
+    """Aligned columns: the first ``left`` to the left, the rest to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
 
 
 def _prices(args: argparse.Namespace) -> int:
