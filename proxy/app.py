@@ -30,9 +30,8 @@ from proxy.errors import NotFound, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.ledger import Ledger
-from proxy.limits import LimitBook, compile_rules
-from proxy.providers import ProviderRouter
 from proxy.recorder import Recorder, load_handlers
+from proxy.reload import ConfigReloader
 from proxy.store import Store
 
 logger = logging.getLogger("tollgate.app")
@@ -75,8 +74,6 @@ def create_app(
     catalog = Catalog.load(config.pricing_models)
     handlers = load_handlers(config.usage_handlers)
     alert_handlers = load_alert_handlers(config.alerts.alert_handlers)
-    router = ProviderRouter(config.providers)
-    limits = LimitBook(compile_rules(config.limits))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -98,16 +95,26 @@ def create_app(
         recorder.start()
         budget.start()
         upstream = upstream_factory()
-        handler = ProxyHandler(config, catalog, router, upstream, recorder, limits, budget)
+        handler = ProxyHandler(config, catalog, upstream, recorder, budget)
+        reloader = ConfigReloader(config, handler.configure)
+        reloader.start()
         logger.info(
             "tollgate ready: %d providers, %d limits, database %s",
-            len(router.providers),
-            len(limits.rules),
+            len(handler.router.providers),
+            len(handler.limits.rules),
             store.dialect,
         )
         try:
-            yield {"handler": handler, "store": store, "recorder": recorder, "budget": budget, "alerts": alerts}
+            yield {
+                "handler": handler,
+                "store": store,
+                "recorder": recorder,
+                "budget": budget,
+                "alerts": alerts,
+                "reloader": reloader,
+            }
         finally:
+            await reloader.close()
             await upstream.close()
             await recorder.close()
             await budget.close()

@@ -144,6 +144,8 @@ class BudgetKeeper:
         lease = self._leases.get(counter.key)
         if lease is None:
             lease = self._leases[counter.key] = _Lease(counter)
+        elif lease.counter is not counter:
+            lease.counter = counter  # the config was reloaded: the limit on this counter may have changed
         return lease
 
     async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
@@ -168,7 +170,9 @@ class BudgetKeeper:
                 raise LimitsUnavailable(
                     "Tollgate cannot check spend limits because its database is unreachable; try again shortly."
                 ) from None
-            lease.granted = grant.mine
+            # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
+            # committing right now, and each is applied to the local figure by its own path exactly once.
+            lease.granted += grant.granted
             lease.spent_seen = grant.spent
             lease.others_seen = grant.others
             if grant.granted == 0:

@@ -43,7 +43,7 @@ from proxy.errors import (
 )
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
-from proxy.limits import LimitBook
+from proxy.limits import LimitBook, compile_rules
 from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import UsageRecord
@@ -106,24 +106,26 @@ class ProxyHandler:
         self,
         config: Config,
         catalog: Catalog,
-        router: ProviderRouter,
         upstream: Upstream,
         recorder: Recorder,
-        limits: LimitBook,
         budget: BudgetKeeper,
     ) -> None:
-        self.catalog = catalog
-        self.router = router
         self.upstream = upstream
         self.recorder = recorder
-        self.limits = limits
         self.budget = budget
-        self.media_tokens = config.budget.image_tokens
-        self.keys = KeyRing(config.keys)
-        self.managed_only = config.auth.mode == "managed"
-        self.attribution = AttributionReader(config.attribution, config.teams)
-        self.max_body_bytes = config.server.max_body_bytes
         self._unpriced_warned: set[str] = set()
+        self.configure(config, catalog)
+
+    def configure(self, config: Config, catalog: Catalog) -> None:
+        """Take a (new) config: everything it decides is built first, then swapped in at once."""
+        router = ProviderRouter(config.providers)
+        limits = LimitBook(compile_rules(config.limits))
+        keys = KeyRing(config.keys)
+        attribution = AttributionReader(config.attribution, config.teams)
+        self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
+        self.managed_only = config.auth.mode == "managed"
+        self.media_tokens = config.budget.image_tokens
+        self.max_body_bytes = config.server.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(

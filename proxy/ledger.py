@@ -62,8 +62,8 @@ class Ledger:
     def lease(self, counter_key: str, limit: int, need: int, want: int, now: float, ttl: float) -> LeaseGrant:
         """Add between ``need`` and ``want`` to this worker's lease, if the limit leaves room for ``need``.
 
-        Never more than half of what the limit still leaves, so that near a limit one
-        worker cannot take the budget another needs.
+        Never more than half of what the limit still leaves, and only ``need`` when
+        little is left, so that near a limit one worker does not hold budget another needs.
         """
         c, lease = COUNTERS_TABLE.c, LEASES_TABLE.c
         with self.store.write_engine.begin() as conn:
@@ -89,7 +89,14 @@ class Ledger:
             # A lease of ours that expired was already counted as free by other workers: start again from 0.
             mine = int(mine_row[0]) if mine_row is not None and mine_row[1] > now else 0
             free = limit - spent - others - mine
-            grant = min(want, max(need, free // 2)) if free >= need else 0
+            if free < need:
+                grant = 0
+            elif free < 8 * want:
+                # Near the limit, lease only what this request needs: budget leased ahead could sit unused
+                # in this worker while another one refuses requests that would fit.
+                grant = need
+            else:
+                grant = min(want, free // 2)
             values = {
                 "counter_key": counter_key,
                 "holder": self.holder,
