@@ -82,7 +82,8 @@ class ProviderConfig:
     headers: Mapping[str, str] = _setting({}, "Extra headers sent upstream with every request.")
     connect_timeout: float = _setting(10.0, "Seconds to wait for a connection to the provider.")
     read_timeout: float = _setting(600.0, "Seconds to wait for the provider between bytes.")
-    retries: int = _setting(2, "Retries of a request whose connection to the provider failed.")
+    retries: int = _setting(2, "Retries of a request that failed before any byte reached the client.")
+    retry_max_seconds: float = _setting(30.0, "Most seconds spent retrying one request, waits included.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,21 +6,29 @@ README's Performance section). The app receives an ``Upstream`` when it is
 built; tests pass the same ``AiohttpUpstream`` pointed at a fake provider on
 loopback, so the real client is what gets exercised.
 
-One retry policy (tenacity): a request whose *connection* failed never reached
-the provider, so it is retried with exponential backoff and jitter. Nothing is
-retried once the provider may have seen the request.
+One retry policy (tenacity): a connection failure, a timeout before the answer
+began, or a 429, 500, 502, 503 or 504 is tried again, with exponential backoff
+and jitter, honouring the provider's ``Retry-After``, within the provider's
+attempts and total time. All of these happen before any byte reaches the client;
+nothing is retried after that. When the attempts run out, the provider's last
+answer passes through as it is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
-from proxy.errors import UpstreamTimeout, UpstreamUnavailable
+from proxy.errors import TollgateError, UpstreamTimeout, UpstreamUnavailable
 
 logger = logging.getLogger("tollgate.forward")
 
@@ -50,6 +58,7 @@ class Upstream(Protocol):
         connect_timeout: float,
         read_timeout: float,
         retries: int,
+        retry_max_seconds: float,
     ) -> UpstreamResponse: ...
 
     async def close(self) -> None: ...
@@ -106,51 +115,135 @@ class AiohttpUpstream:
         connect_timeout: float,
         read_timeout: float,
         retries: int,
+        retry_max_seconds: float = 30.0,
     ) -> UpstreamResponse:
         timeout = self._timeouts.get((connect_timeout, read_timeout))
         if timeout is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
             self._timeouts[(connect_timeout, read_timeout)] = timeout
         try:
-            return await self._send_once(method, url, headers, body, timeout)
-        except aiohttp.ClientConnectorError:
-            if retries <= 0:
-                raise UpstreamUnavailable(f"could not connect to the provider at {_origin(url)}") from None
+            return await self._attempt(method, url, headers, body, timeout)
+        except _Retryable as failure:
+            first = failure
+        if retries <= 0:
+            return first.give_up()
         # The common path above stays free of the retry machinery; only failures pay for it.
+        deadline = time.monotonic() + retry_max_seconds
+        failures = [first]
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(retries),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait, max=self._retry_wait * 10, jitter=self._retry_wait
-            ),
-            retry=retry_if_exception_type(aiohttp.ClientConnectorError),
+            stop=stop_after_attempt(retries) | stop_after_delay(retry_max_seconds),
+            wait=lambda state: self._delay(_failure_of(state), state.attempt_number, deadline),
+            retry=retry_if_exception_type(_Retryable),
             reraise=True,
         )
+        await asyncio.sleep(self._delay(first, 1, deadline))
         try:
             async for attempt in retrying:
                 with attempt:
-                    logger.warning("retrying %s %s after a connection failure", method, _origin(url))
-                    return await self._send_once(method, url, headers, body, timeout)
-        except aiohttp.ClientConnectorError:
+                    last = failures.pop()
+                    last.release()
+                    logger.warning("retrying %s %s after %s", method, _origin(url), last.reason)
+                    try:
+                        return await self._attempt(method, url, headers, body, timeout)
+                    except _Retryable as failure:
+                        failures.append(failure)
+                        raise
+        except _Retryable:
             pass
-        raise UpstreamUnavailable(f"could not connect to the provider at {_origin(url)} after {retries + 1} attempts")
+        return failures[-1].give_up(retries + 1)
 
-    async def _send_once(
+    def _delay(self, failure: _Retryable | None, attempt: int, deadline: float) -> float:
+        """Seconds before the next attempt: the provider's Retry-After if it gave one, else exponential backoff."""
+        if failure is not None and failure.retry_after is not None:
+            delay = failure.retry_after
+        else:
+            delay = min(self._retry_wait * 2 ** (attempt - 1), self._retry_wait * 10) + random.uniform(
+                0, self._retry_wait
+            )
+        return max(0.0, min(delay, deadline - time.monotonic()))
+
+    async def _attempt(
         self, method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, timeout: aiohttp.ClientTimeout
     ) -> UpstreamResponse:
+        """One try; raises ``_Retryable`` for a failure that happened before any byte reached the client."""
         try:
             response = await self._session.request(
                 method, url, data=body or None, headers=list(headers), timeout=timeout, allow_redirects=False
             )
         except aiohttp.ClientConnectorError:
-            raise
+            raise _Retryable(
+                "a connection failure",
+                error=UpstreamUnavailable(f"could not connect to the provider at {_origin(url)}"),
+            ) from None
         except TimeoutError:
-            raise UpstreamTimeout(f"the provider at {_origin(url)} did not answer in time") from None
+            raise _Retryable(
+                "a timeout", error=UpstreamTimeout(f"the provider at {_origin(url)} did not answer in time")
+            ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"the provider at {_origin(url)} failed: {type(exc).__name__}") from None
+        if response.status in RETRY_STATUSES:
+            raise _Retryable(
+                f"status {response.status}",
+                response=_AiohttpResponse(response),
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
         return _AiohttpResponse(response)
 
     async def close(self) -> None:
         await self._session.close()
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _Retryable(Exception):
+    """A failed attempt worth another: a connection failure, a timeout, or a retryable status."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        response: UpstreamResponse | None = None,
+        error: TollgateError | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.response = response
+        self.error = error
+        self.retry_after = retry_after
+
+    def release(self) -> None:
+        if self.response is not None:
+            self.response.release()
+
+    def give_up(self, attempts: int = 1) -> UpstreamResponse:
+        """The last answer passes through as it is; a failure without one becomes an error."""
+        if self.response is not None:
+            return self.response
+        assert self.error is not None
+        if attempts > 1:
+            self.error.message += f" after {attempts} attempts"
+        raise self.error
+
+
+def _failure_of(state: RetryCallState) -> _Retryable | None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error if isinstance(error, _Retryable) else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def _origin(url: str) -> str:

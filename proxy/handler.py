@@ -184,6 +184,7 @@ class ProxyHandler:
             connect_timeout=provider.connect_timeout,
             read_timeout=provider.read_timeout,
             retries=provider.retries,
+            retry_max_seconds=provider.retry_max_seconds,
         )
 
     async def _admit(self, request: _Request, body: bytes) -> None:

@@ -24,6 +24,7 @@ class Provider:
     connect_timeout: float
     read_timeout: float
     retries: int
+    retry_max_seconds: float
 
     def url(self, path: str, query: bytes) -> str:
         """The provider URL for a Tollgate path under ``/v1``."""
@@ -51,6 +52,7 @@ class ProviderRouter:
                 connect_timeout=cfg.connect_timeout,
                 read_timeout=cfg.read_timeout,
                 retries=cfg.retries,
+                retry_max_seconds=cfg.retry_max_seconds,
             )
             self.providers.append((pattern, provider))
         self._cache: dict[str, Provider | None] = {}

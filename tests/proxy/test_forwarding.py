@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import orjson
@@ -9,7 +10,7 @@ import pytest
 
 from proxy.keys import hash_key
 from tests.conftest import Tollgate, chat_chunks, chat_completion, json_answer, sse
-from tests.fakeprovider import FakeProvider
+from tests.fakeprovider import Canned, FakeProvider
 
 CHAT = "/v1/chat/completions"
 BODY = b'{"model": "gpt-4o-mini",  "messages": [{"role": "user", "content": "hi"}]}'
@@ -187,3 +188,38 @@ def test_managed_key_without_provider_key_in_environment_is_a_clear_error(
     assert response.status_code == 500
     assert "$FAKE_PROVIDER_KEY_UNSET" in response.json()["error"]["message"]
     assert provider.requests == []
+
+
+def test_retryable_statuses_are_retried_before_any_byte_reaches_the_client(
+    tollgate: Tollgate, provider: FakeProvider
+) -> None:
+    busy = json_answer(b'{"error": {"message": "busy"}}', status=503)
+    provider.answer("POST", CHAT, busy, json_answer(chat_completion()))
+    response = tollgate.client.post(CHAT, content=BODY)
+    assert (response.status_code, response.content) == (200, chat_completion())
+    assert len(provider.requests) == 2
+    assert len(tollgate.rows()) == 1
+
+
+def test_retries_run_out_and_the_last_answer_passes_through(tollgate: Tollgate, provider: FakeProvider) -> None:
+    error = b'{"error": {"message": "still down"}}'
+    provider.answer("POST", CHAT, json_answer(error, status=500))
+    response = tollgate.client.post(CHAT, content=BODY)
+    assert (response.status_code, response.content) == (500, error)
+    assert len(provider.requests) == 2  # retries = 1 in the test config
+    assert tollgate.rows()[0]["status"] == 500
+
+
+def test_retry_after_is_honoured(tollgate: Tollgate, provider: FakeProvider) -> None:
+    limited = Canned(status=429, body=b"{}", headers=((b"content-type", b"application/json"), (b"retry-after", b"1")))
+    provider.answer("POST", CHAT, limited, json_answer(chat_completion()))
+    started = time.monotonic()
+    assert tollgate.client.post(CHAT, content=BODY).status_code == 200
+    assert time.monotonic() - started >= 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_other_client_errors_are_not_retried(tollgate: Tollgate, provider: FakeProvider, status: int) -> None:
+    provider.answer("POST", CHAT, json_answer(b"{}", status=status))
+    assert tollgate.client.post(CHAT, content=BODY).status_code == status
+    assert len(provider.requests) == 1
