@@ -171,15 +171,8 @@ def bound_cost(card: PriceCard, input_tokens: int, max_output_tokens: int) -> De
     size tiers that ``input_tokens`` crosses. ``input_tokens`` must itself be an upper
     bound of the prompt size. Rounded up to a whole picodollar.
     """
-    input_rate = output_rate = ZERO
-    for key, rate in card.rates.items():
-        tier = _SIZE_TIER.search(key)
-        if tier is not None and _threshold(tier) >= input_tokens:
-            continue
-        if key.startswith(_INPUT_RATES):
-            input_rate = max(input_rate, rate)
-        elif key.startswith(_OUTPUT_RATES):
-            output_rate = max(output_rate, rate)
+    band = sum(1 for threshold, _ in _size_tiers(card) if threshold < input_tokens)
+    input_rate, output_rate = _bound_rates(card, band)
     bound = EXACT.add(EXACT.multiply(input_tokens, input_rate), EXACT.multiply(max_output_tokens, output_rate))
     return bound.quantize(PICO_USD, rounding=ROUND_CEILING, context=ROUNDING)
 
@@ -207,6 +200,25 @@ def _crossed_tiers(card: PriceCard, input_tokens: int) -> list[tuple[int, str]]:
 def _size_tiers(card: PriceCard) -> tuple[tuple[int, str], ...]:
     tiers = {tier[1]: _threshold(tier) for key in card.rates if (tier := _SIZE_TIER.search(key)) is not None}
     return tuple(sorted(((threshold, name) for name, threshold in tiers.items()), reverse=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound_rates(card: PriceCard, band: int) -> tuple[Decimal, Decimal]:
+    """Highest input-side and output-side rates once the ``band`` lowest size tiers are crossed.
+
+    Cached: ``bound_cost`` runs for every request that a spend limit applies to.
+    """
+    crossed = {threshold for threshold, _ in sorted(_size_tiers(card))[:band]}
+    input_rate = output_rate = ZERO
+    for key, rate in card.rates.items():
+        tier = _SIZE_TIER.search(key)
+        if tier is not None and _threshold(tier) not in crossed:
+            continue
+        if key.startswith(_INPUT_RATES):
+            input_rate = max(input_rate, rate)
+        elif key.startswith(_OUTPUT_RATES):
+            output_rate = max(output_rate, rate)
+    return input_rate, output_rate
 
 
 def _threshold(tier: re.Match[str]) -> int:

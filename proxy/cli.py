@@ -109,6 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        # Tollgate does not trust X-Forwarded-For; parsing it costs on every request.
+        "proxy_headers": False,
         # The provider's Date and Server headers pass through; uvicorn must not add its own.
         "server_header": False,
         "date_header": False,

@@ -51,7 +51,7 @@ class DatabaseConfig:
 @dataclass(frozen=True, slots=True)
 class RecorderConfig:
     batch_size: int = _setting(500, "Most usage rows written in one transaction.")
-    flush_interval: float = _setting(0.05, "Seconds the recorder waits to fill a batch before it writes.")
+    flush_interval: float = _setting(0.2, "Seconds the recorder waits to fill a batch before it writes.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ re-serialised except to turn on ``stream_options.include_usage``.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from proxy.errors import (
     InvalidJSON,
     MissingModel,
     ModelNotFound,
+    NotFound,
     PayloadTooLarge,
     TollgateError,
     Unauthorized,
@@ -80,6 +82,9 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
+# Request ids: a random prefix per process and a counter; unique across workers, and far cheaper than uuid4.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -129,7 +134,7 @@ class ProxyHandler:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(
-            request_id=uuid.uuid4().hex,
+            request_id=f"{_ID_PREFIX}{next(_ID_COUNTER):016x}",
             method=scope["method"],
             path=scope["path"],
             started=time.perf_counter(),
@@ -140,6 +145,10 @@ class ProxyHandler:
         except TollgateError as error:
             await self._refuse(send, request, error)
             return
+        except Exception:
+            logger.exception("request %s failed inside Tollgate", request.request_id)
+            await self._refuse(send, request, TollgateError("Tollgate failed to handle the request; see its log."))
+            return
         if response.headers and _is_event_stream(response.headers):
             await self._relay_stream(send, request, response)
         else:
@@ -148,6 +157,9 @@ class ProxyHandler:
     async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
         """Receive, authenticate, attribute, route, admit, and send the request upstream."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
+        if "/." in request.path or "//" in request.path:
+            # Dot segments and empty segments could walk out of /v1 at the provider: never forward them.
+            raise NotFound(f"Tollgate does not forward the path {request.path!r}: it has dot or empty segments.")
         body = await self._receive_body(receive, headers)
         metered = request.method == "POST" and request.path in METERED_PATHS
         body_user = None

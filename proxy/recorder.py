@@ -60,7 +60,7 @@ class Recorder:
         store: Store,
         *,
         batch_size: int = 500,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.2,
         handlers: Sequence[UsageHandler] = (),
         retry_interval: float = 1.0,
         ledger: Ledger | None = None,
@@ -109,8 +109,11 @@ class Recorder:
 
     async def _run(self) -> None:
         while not self._closing:
-            await self._wake.wait()
-            self._wake.clear()
+            if not self._pending:
+                await self._wake.wait()
+                self._wake.clear()
+            # Wait for a batch to fill even right after a write: writing each trickle at once would keep
+            # the writer thread busy, and every hand-over of the GIL to it stalls the event loop.
             if len(self._pending) < self._batch_size and not self._closing:
                 await self._pause(self._flush_interval)
             if not await self.flush():
@@ -127,8 +130,10 @@ class Recorder:
             return await self._flush_queued()
 
     async def _flush_queued(self) -> bool:
-        while self._pending:
-            batch = self._pending[: self._batch_size]
+        left = len(self._pending)  # what arrives meanwhile waits for the next round
+        while left > 0:
+            batch = self._pending[: min(self._batch_size, left)]
+            left -= len(batch)
             started = time.perf_counter()
             try:
                 spent, alerts = await asyncio.to_thread(self._write, batch)
