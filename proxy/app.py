@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from proxy.config import Config, load_config
 from proxy.errors import NotFound, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
+from proxy.journal import Journal
 from proxy.ledger import Ledger
 from proxy.recorder import Recorder, load_handlers
 from proxy.reload import ConfigReloader
@@ -89,8 +91,10 @@ def create_app(
         ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
         budget = BudgetKeeper(ledger, config.budget)
         alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
+        journal = Journal(Path(config.recorder.journal_dir), config.recorder.journal_max_bytes)
         recorder = Recorder(
             store,
+            journal=journal,
             batch_size=config.recorder.batch_size,
             flush_interval=config.recorder.flush_interval,
             handlers=handlers,
@@ -99,6 +103,7 @@ def create_app(
             on_alert=alerts.emit,
         )
         alerts.start()
+        await recorder.replay_orphans()
         recorder.start()
         budget.start()
         upstream = upstream_factory()

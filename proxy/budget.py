@@ -128,7 +128,7 @@ class BudgetKeeper:
                 "a request cost %s, more than its bound of %s", pico_to_usd(cost_pico), pico_to_usd(admission.bound)
             )
         leased = set(admission.leased)
-        return tuple(Charge(c, cost_pico, c.key in leased) for c in admission.counters)
+        return tuple(Charge(c.key, cost_pico, c.key in leased, c) for c in admission.counters)
 
     def written(self, charges: Sequence[Charge], spent: dict[str, int]) -> None:
         """The recorder wrote ``charges``: the database moved them from this worker's leases into spend."""

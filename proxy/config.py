@@ -52,6 +52,10 @@ class DatabaseConfig:
 class RecorderConfig:
     batch_size: int = _setting(500, "Most usage rows written in one transaction.")
     flush_interval: float = _setting(0.2, "Seconds the recorder waits to fill a batch before it writes.")
+    journal_dir: str = _setting(
+        "./tollgate-journal", "Folder of the journal that keeps finished records until the database has them."
+    )
+    journal_max_bytes: int = _setting(256 * 1024 * 1024, "Largest the journal may grow while the database is away.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,8 @@ def _check(config: Config, reader: _Reader) -> None:
     for name in ("port", "workers", "max_body_bytes"):
         if getattr(config.server, name) < (0 if name == "port" else 1):
             reader.fail(f"server.{name}", getattr(config.server, name), "must be positive")
+    if config.recorder.journal_max_bytes < 1:
+        reader.fail("recorder.journal_max_bytes", config.recorder.journal_max_bytes, "must be positive")
     if config.recorder.batch_size < 1:
         reader.fail("recorder.batch_size", config.recorder.batch_size, "must be at least 1")
     seen: set[str] = set()

@@ -41,13 +41,11 @@ class LeaseGrant:
 class Charge:
     """One request's cost against one counter; ``leased`` if it was admitted inside this worker's lease."""
 
-    counter: Counter
+    counter_key: str
     pico: int
     leased: bool
-
-    @property
-    def counter_key(self) -> str:
-        return self.counter.key
+    counter: Counter | None = None
+    """The counter itself, for alerts; absent when the charge was read back from the journal."""
 
 
 class Ledger:

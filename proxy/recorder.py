@@ -17,16 +17,19 @@ import contextlib
 import importlib
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from pricing import pico_to_usd
 from proxy.alerts import Alert
+from proxy.journal import Journal, read_segment
 from proxy.ledger import Charge, Ledger
 from proxy.limits import crossed_thresholds
 from proxy.records import UsageRecord
@@ -35,6 +38,7 @@ from proxy.store import Store
 logger = logging.getLogger("tollgate.recorder")
 
 UsageHandler = Callable[[UsageRecord], Any]
+_ORPHAN_CHECK_INTERVAL = 10.0  # seconds between looks for journals left by dead workers
 
 
 def load_handlers(specs: Sequence[str]) -> list[UsageHandler]:
@@ -66,6 +70,8 @@ class Recorder:
         ledger: Ledger | None = None,
         on_charged: Callable[[Sequence[Charge], dict[str, int]], None] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
+        journal: Journal | None = None,
+        max_queued: int = 50_000,
     ) -> None:
         self._store = store
         self._batch_size = batch_size
@@ -73,6 +79,13 @@ class Recorder:
         self._retry_interval = retry_interval
         self._handlers = list(handlers)
         self._ledger = ledger
+        self._journal = journal
+        self._max_queued = max_queued
+        self._sealed: list[Path] = []  # journal segments whose records the database may not have yet
+        self._replay_needed = False
+        self._orphans_checked = time.monotonic()
+        self._handler_queue: list[UsageRecord] = []
+        self._handler_task: asyncio.Task[None] | None = None
         self._on_charged = on_charged
         self._on_alert = on_alert
         self._claimed: set[tuple[str, int, Decimal]] = set()
@@ -93,6 +106,8 @@ class Recorder:
 
     def submit(self, record: UsageRecord, charges: Sequence[Charge] = ()) -> None:
         """Queue ``record`` (and the spend it adds to limit counters) for writing. Never blocks or raises."""
+        if self._journal is not None:
+            self._journal.append(record, charges)
         pending = self._pending
         pending.append((record, charges))
         if len(pending) == 1 or len(pending) >= self._batch_size:
@@ -106,6 +121,10 @@ class Recorder:
         if self._task is not None:
             await self._task
         await self.flush()
+        if self._handler_task is not None:
+            await self._handler_task
+        if self._journal is not None:
+            self._journal.close()
 
     async def _run(self) -> None:
         while not self._closing:
@@ -118,6 +137,9 @@ class Recorder:
                 await self._pause(self._flush_interval)
             if not await self.flush():
                 await self._pause(self._retry_interval)
+            elif time.monotonic() - self._orphans_checked > _ORPHAN_CHECK_INTERVAL:
+                self._orphans_checked = time.monotonic()
+                await self.replay_orphans()
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the recorder is closing."""
@@ -125,54 +147,128 @@ class Recorder:
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def flush(self) -> bool:
-        """Write what is queued; False if the database refused (the records stay queued)."""
+        """Write what is queued; False if the database refused (the records stay queued and journaled)."""
         async with self._flushing:  # one batch in flight at a time, or a batch could be written twice
             return await self._flush_queued()
 
     async def _flush_queued(self) -> bool:
         left = len(self._pending)  # what arrives meanwhile waits for the next round
+        if self._journal is not None and left:
+            self._sealed.append(self._journal.seal())
         while left > 0:
             batch = self._pending[: min(self._batch_size, left)]
-            left -= len(batch)
             started = time.perf_counter()
             try:
-                spent, alerts = await asyncio.to_thread(self._write, batch)
-            except Exception:
-                logger.exception("writing %d usage records failed; keeping them queued", len(batch))
-                self._wake.set()
+                spent, alerts, charges = await asyncio.to_thread(self._write, batch, self._sealed[-1:])
+            except Exception as exc:
+                logger.error(
+                    "writing %d usage records failed (%s: %s); they are kept in the journal and retried",
+                    len(batch),
+                    type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "",
+                )
+                self._trim_memory()
                 return False
+            left -= len(batch)
             del self._pending[: len(batch)]
             self.written += len(batch)
             logger.debug("wrote %d usage records in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3)
-            charges = [c for _, cs in batch for c in cs]
-            if charges and self._on_charged is not None:
-                self._on_charged(charges, spent)
-            if self._on_alert is not None:
-                for alert in alerts:
-                    self._on_alert(alert)
-            if self._handlers:
-                await self._call_handlers([record for record, _ in batch])
+            self._after_write([record for record, _ in batch], charges, spent, alerts)
+        if self._sealed and not await self._replay_sealed():
+            return False
         return True
 
-    def _write(self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]]) -> tuple[dict[str, int], list[Alert]]:
-        """Runs on a worker thread: one transaction for the rows, their spend and the alerts it crosses."""
-        charges = [c for _, cs in batch for c in cs]
+    def _trim_memory(self) -> None:
+        """While the database is down, keep at most ``max_queued`` records in memory; the rest are in the journal."""
+        excess = len(self._pending) - self._max_queued
+        if excess > 0 and self._journal is not None and not self._journal.full:
+            del self._pending[:excess]
+            self._replay_needed = True
+
+    async def _replay_sealed(self) -> bool:
+        """After a good round: replay what only the journal holds, then drop the sealed segments."""
+        assert self._journal is not None
+        if self._replay_needed:
+            for segment in list(self._sealed):
+                if not await self._replay(segment, own=True):
+                    return False
+            self._replay_needed = False
+        for segment in self._sealed:
+            self._journal.discard(segment)
+        self._sealed.clear()
+        return True
+
+    async def replay_orphans(self) -> None:
+        """Replay the journals of workers that died (``kill -9``) before their records reached the database."""
+        if self._journal is None:
+            return
+        for segment in await asyncio.to_thread(self._journal.orphans):
+            if await self._replay(segment, own=False):
+                self._journal.discard(segment)
+                self._journal.forget_holder(segment)
+
+    async def _replay(self, segment: Path, *, own: bool) -> bool:
+        entries = await asyncio.to_thread(lambda: list(read_segment(segment, own=own)))
+        batch = [(e.record, e.charges) for e in entries]
+        replayed = 0
+        for start in range(0, len(batch), self._batch_size):
+            chunk = batch[start : start + self._batch_size]
+            try:
+                spent, alerts, charges = await asyncio.to_thread(self._write, chunk, [])
+            except Exception as exc:
+                logger.error("replaying journal %s failed (%s); retrying later", segment.name, type(exc).__name__)
+                return False
+            replayed += len(chunk)
+            self._after_write([r for r, _ in chunk], charges, spent, alerts)
+        if entries:
+            logger.warning("replayed %d journaled usage records from %s", replayed, segment.name)
+        return True
+
+    def _after_write(
+        self, records: Sequence[UsageRecord], charges: Sequence[Charge], spent: dict[str, int], alerts: Sequence[Alert]
+    ) -> None:
+        if charges and self._on_charged is not None:
+            self._on_charged(charges, spent)
+        if self._on_alert is not None:
+            for alert in alerts:
+                self._on_alert(alert)
+        if self._handlers and records:
+            self._handler_queue.extend(records)
+            if self._handler_task is None or self._handler_task.done():
+                self._handler_task = asyncio.get_running_loop().create_task(self._drain_handlers())
+
+    async def _drain_handlers(self) -> None:
+        while self._handler_queue:
+            records, self._handler_queue = self._handler_queue, []
+            await self._call_handlers(records)
+
+    def _write(
+        self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]], sealed: Sequence[Path]
+    ) -> tuple[dict[str, int], list[Alert], list[Charge]]:
+        """Runs on a worker thread: one transaction for the rows, their spend and the alerts it crosses.
+
+        Only rows new to the database are charged, so a replayed record never counts twice.
+        """
+        for segment in sealed:
+            _fsync(segment)
         spent: dict[str, int] = {}
         alerts: list[Alert] = []
+        charged: list[Charge] = []
 
-        def charge(conn: sa.Connection) -> None:
-            assert self._ledger is not None
-            spent.update(self._ledger.charge(conn, charges))
-            alerts.extend(self._claim_alerts(conn, charges, spent))
+        def charge(conn: sa.Connection, inserted: set[str]) -> None:
+            charged.extend(c for record, cs in batch if record.request_id in inserted for c in cs)
+            if charged and self._ledger is not None:
+                spent.update(self._ledger.charge(conn, charged))
+                alerts.extend(self._claim_alerts(conn, charged, spent))
 
-        self._store.insert_records([r for r, _ in batch], charge if charges and self._ledger else None)
-        return spent, alerts
+        self._store.insert_records([r for r, _ in batch], charge)
+        return spent, alerts, charged
 
     def _claim_alerts(self, conn: sa.Connection, charges: Sequence[Charge], spent: dict[str, int]) -> list[Alert]:
         assert self._ledger is not None
         alerts: list[Alert] = []
         now = datetime.now(UTC)
-        counters = {c.counter_key: c.counter for c in charges}
+        counters = {c.counter_key: c.counter for c in charges if c.counter is not None}
         for key, counter in counters.items():
             for rule, threshold in crossed_thresholds(counter, spent.get(key, 0)):
                 claim = (key, rule.max_pico, threshold)
@@ -206,6 +302,14 @@ class Recorder:
             else:
                 # A slow synchronous handler must not stall the event loop that serves requests.
                 await asyncio.to_thread(_call_each, handler, batch)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _call_each(handler: UsageHandler, batch: Sequence[UsageRecord]) -> None:

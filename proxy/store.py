@@ -98,8 +98,8 @@ COUNTERS_TABLE: sa.Table = SpendCounterRow.__table__  # type: ignore[attr-define
 LEASES_TABLE: sa.Table = BudgetLeaseRow.__table__  # type: ignore[attr-defined]
 ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
-# 500 rows of 31 values stay under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-_ROWS_PER_STATEMENT = 500
+# Rows per INSERT statement; 500 rows of 31 values stay under SQLite's 32,766 bound parameters.
+_STATEMENT_SIZES = (500, 100, 20, 5, 1)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -172,21 +172,27 @@ class Store:
             return False
 
     def insert_records(
-        self, records: Sequence[UsageRecord], after: Callable[[sa.Connection], None] | None = None
-    ) -> None:
-        """Write a batch in one transaction; ``after`` runs in the same transaction.
+        self, records: Sequence[UsageRecord], after: Callable[[sa.Connection, set[str]], None] | None = None
+    ) -> set[str]:
+        """Write a batch in one transaction; returns the ids actually inserted.
 
-        A request id already in the table is skipped, so writing a batch twice is harmless.
-        The rows go to the driver's executemany as plain tuples: SQLAlchemy's per-row
-        processing cost more CPU than the rest of the recorder.
+        A request id already in the table is skipped, so writing a batch twice is
+        harmless. ``after`` runs in the same transaction with the inserted ids.
         """
+        inserted: set[str] = set()
         with self.write_engine.begin() as conn:
-            for start in range(0, len(records), _ROWS_PER_STATEMENT):
-                chunk = records[start : start + _ROWS_PER_STATEMENT]
+            start = 0
+            while start < len(records):
+                # Few statement sizes, so that few prepared statements are kept (each holds memory).
+                size = next(n for n in _STATEMENT_SIZES if n <= len(records) - start)
+                chunk = records[start : start + size]
+                start += size
                 values = tuple(v for r in chunk for v in self._row(r))
-                conn.exec_driver_sql(self._insert_sql(len(chunk)), values)
+                result = conn.exec_driver_sql(self._insert_sql(size), values)
+                inserted.update(row[0] for row in result)
             if after is not None:
-                after(conn)
+                after(conn, inserted)
+        return inserted
 
     def _insert_sql(self, rows: int) -> str:
         # One statement for many rows: the driver releases and retakes the GIL once per statement
@@ -198,7 +204,7 @@ class Store:
             sql = (
                 f"INSERT INTO usage_records ({', '.join(_RECORD_FIELDS)}) VALUES "
                 + ", ".join(row for _ in range(rows))
-                + " ON CONFLICT (request_id) DO NOTHING"
+                + " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
             )
             if len(self._insert_statements) < 64:
                 self._insert_statements[rows] = sql

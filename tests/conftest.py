@@ -164,6 +164,15 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def journal_dir(db_url: str) -> str:
+    """A journal folder beside a test's SQLite file (or a fresh temporary one for PostgreSQL)."""
+    if db_url.startswith("sqlite:///"):
+        return str(Path(db_url.removeprefix("sqlite:///")).parent / "journal")
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="tollgate-journal-")
+
+
 def make_config(provider: FakeProvider, db_url: str, extra: str = "", provider_extra: str = "") -> Config:
     """A config whose one provider is the fake, plus ``extra`` TOML."""
     text = f"""
@@ -174,6 +183,7 @@ url = "{db_url}"
 
 [recorder]
 flush_interval = 0.01
+journal_dir = "{journal_dir(db_url)}"
 
 [[providers]]
 name = "fake"

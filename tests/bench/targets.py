@@ -32,6 +32,9 @@ TOLLGATE_CONFIG_WITHOUT_LIMITS = """\
 [database]
 url = "{database_url}"
 
+[recorder]
+journal_dir = "{journal_dir}"
+
 [[providers]]
 name = "bench"
 base_url = "{upstream}/v1"
@@ -95,6 +98,7 @@ def launch(target: Target, *, upstream: str, workdir: Path, database: Database |
         "upstream": upstream,
         "config": str(workdir / "config.toml"),
         "database_url": database.url if database else "",
+        "journal_dir": str(workdir / "journal"),
     }
     if target.config is not None:
         (workdir / "config.toml").write_text(target.config.format_map(fields))

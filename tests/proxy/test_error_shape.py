@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.forward import AiohttpUpstream
-from tests.conftest import Tollgate
+from tests.conftest import Tollgate, journal_dir
 from tests.fakeprovider import FakeProvider, free_port
 
 CHAT = "/v1/chat/completions"
@@ -55,7 +55,9 @@ def test_body_over_the_limit_is_refused_with_413(tollgate_factory: object, provi
 def test_unreachable_provider_is_a_502_after_retries(db_url: str) -> None:
     dead = free_port()
     provider = f'[[providers]]\nname = "down"\nbase_url = "http://127.0.0.1:{dead}/v1"\nretries = 2\n'
-    config = parse_config(f'[database]\nurl = "{db_url}"\n' + provider)
+    config = parse_config(
+        f'[database]\nurl = "{db_url}"\n[recorder]\njournal_dir = "{journal_dir(db_url)}"\n' + provider
+    )
     with TestClient(create_app(config, lambda: AiohttpUpstream(retry_wait=0))) as client:
         response = client.post(CHAT, content=b'{"model": "gpt-4o", "messages": []}')
     assert response.status_code == 502

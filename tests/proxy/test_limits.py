@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.store import COUNTERS_TABLE, USAGE_TABLE, Store
-from tests.conftest import Tollgate, chat_completion, json_answer
+from tests.conftest import Tollgate, chat_completion, journal_dir, json_answer
 from tests.fakeprovider import FakeProvider, ServerThread, free_port
 from tests.proxy import alert_sink
 
@@ -44,7 +44,8 @@ def _answer(provider: FakeProvider) -> None:
 
 def _config_text(provider: FakeProvider, db_url: str, extra: str = "") -> str:
     return (
-        f'{extra}\n[database]\nurl = "{db_url}"\n[recorder]\nflush_interval = 0.01\n'
+        f'{extra}\n[database]\nurl = "{db_url}"\n'
+        f'[recorder]\nflush_interval = 0.01\njournal_dir = "{journal_dir(db_url)}"\n'
         f'[[providers]]\nname = "fake"\nbase_url = "{provider.base_url}"\nmodels = ["*"]\n'
     )
 

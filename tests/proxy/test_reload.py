@@ -17,6 +17,7 @@ from tests.proxy.test_limits import BODY, CHAT, COST, PRICES, _answer
 def _write(path: Path, provider: FakeProvider, db_url: str, max_usd: str) -> None:
     path.write_text(
         f'{PRICES}\n[[limits]]\nmax_usd = "{max_usd}"\n[database]\nurl = "{db_url}"\n'
+        f'[recorder]\njournal_dir = "{path.parent / "journal"}"\n'
         f'[[providers]]\nname = "fake"\nbase_url = "{provider.base_url}"\n'
     )
 

@@ -33,7 +33,7 @@ def test_serve_proxies_and_flushes_on_sigterm(provider: FakeProvider, tmp_path: 
     db = tmp_path / "serve.db"
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{db}"\n[recorder]\nflush_interval = 5\n'
+        f'[database]\nurl = "sqlite:///{db}"\n[recorder]\nflush_interval = 5\njournal_dir = "{tmp_path / "journal"}"\n'
         f'[[providers]]\nname = "fake"\nbase_url = "{provider.base_url}"\n'
     )
     port = free_port()
