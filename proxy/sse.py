@@ -43,7 +43,10 @@ class StreamMeter:
             return buffer if self.hide_usage else chunk
         end += len(sep)  # type: ignore[arg-type]  # end >= 0 only once sep is known
         complete, self._tail = buffer[:end], buffer[end:]
-        if _USAGE not in complete:
+        if self.hide_usage:
+            # One pass over the whole buffer: most events only carry the "usage":null Tollgate asked for.
+            complete = complete.replace(_NULL_USAGE, b"")
+        if _USAGE not in complete or _all_null_usage(complete):
             return complete if self.hide_usage else chunk
         kept = self._scan(complete)
         return kept if self.hide_usage else chunk
@@ -54,6 +57,8 @@ class StreamMeter:
         sep = self._sep
         if not tail or sep is None:
             return tail if self.hide_usage else b""
+        if self.hide_usage:
+            tail = tail.replace(_NULL_USAGE, b"")
         kept = self._scan(tail + sep) if _USAGE in tail else tail + sep
         if not self.hide_usage:
             return b""
@@ -90,6 +95,11 @@ def _separator(data: bytes) -> bytes | None:
 
 def _is_null_usage(event: bytes) -> bool:
     return b'"usage":null' in event or b'"usage": null' in event
+
+
+def _all_null_usage(events: bytes) -> bool:
+    """Whether every "usage" member in ``events`` is null (as in each chunk of a stream that asked for usage)."""
+    return events.count(_USAGE) == events.count(b'"usage":null') + events.count(b'"usage": null')
 
 
 def _event_data(event: bytes) -> bytes:
