@@ -39,6 +39,9 @@ class ServerConfig:
     port: int = _setting(8787, "Port to listen on.")
     workers: int = _setting(1, "Worker processes; each runs the full proxy.")
     max_body_bytes: int = _setting(32 * 1024 * 1024, "Largest request body accepted; larger gets a 413.")
+    on_client_disconnect: str = _setting(
+        "drain", "'drain' reads a stream to its end when the client leaves, for exact usage; 'cancel' stops at once."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +254,8 @@ def _check(config: Config, reader: _Reader) -> None:
     for name in ("port", "workers", "max_body_bytes"):
         if getattr(config.server, name) < (0 if name == "port" else 1):
             reader.fail(f"server.{name}", getattr(config.server, name), "must be positive")
+    if config.server.on_client_disconnect not in ("drain", "cancel"):
+        reader.fail("server.on_client_disconnect", config.server.on_client_disconnect, "must be drain or cancel")
     if config.recorder.journal_max_bytes < 1:
         reader.fail("recorder.journal_max_bytes", config.recorder.journal_max_bytes, "must be positive")
     if config.recorder.batch_size < 1:

@@ -16,6 +16,7 @@ re-serialised except to turn on ``stream_options.include_usage``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -43,6 +44,7 @@ from proxy.errors import (
     UnsupportedMediaType,
     render_error,
 )
+from proxy.estimate import estimate_stream
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
 from proxy.limits import LimitBook, compile_rules
@@ -50,7 +52,7 @@ from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import UsageRecord
 from proxy.sse import StreamMeter
-from proxy.usage import MISSING, REPORTED, Usage, usage_from_body
+from proxy.usage import ESTIMATED, MISSING, REPORTED, Usage, usage_from_body
 
 logger = logging.getLogger("tollgate.handler")
 
@@ -81,6 +83,11 @@ _HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
+# Provider headers that make no sense, or say too much, on Tollgate's origin: cookies and alternative
+# services are the provider's, not Tollgate's.
+_NEVER_RELAYED = frozenset({b"set-cookie", b"alt-svc"})
+# With a managed key the provider account is Tollgate's: its organisation and project stay private.
+_ACCOUNT_HEADERS = frozenset({b"openai-organization", b"openai-project"})
 _INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 # Request ids: a random prefix per process and a counter; unique across workers, and far cheaper than uuid4.
 _ID_PREFIX = os.urandom(8).hex()
@@ -104,6 +111,7 @@ class _Request:
     hide_usage: bool = False
     payload: dict[str, Any] | None = None
     admission: Admission = UNLIMITED
+    managed: bool = False
 
 
 class ProxyHandler:
@@ -131,6 +139,7 @@ class ProxyHandler:
         self.managed_only = config.auth.mode == "managed"
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
+        self.cancel_on_disconnect = config.server.on_client_disconnect == "cancel"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(
@@ -150,7 +159,7 @@ class ProxyHandler:
             await self._refuse(send, request, TollgateError("Tollgate failed to handle the request; see its log."))
             return
         if response.headers and _is_event_stream(response.headers):
-            await self._relay_stream(send, request, response)
+            await self._relay_stream(receive, send, request, response)
         else:
             await self._relay_body(send, request, response)
 
@@ -187,7 +196,8 @@ class ProxyHandler:
         if self.limits:
             await self._admit(request, body)
 
-        upstream_headers = self._upstream_headers(headers, provider, key is not None, metered)
+        request.managed = key is not None
+        upstream_headers = self._upstream_headers(headers, provider, request.managed, metered)
         return await self.upstream.send(
             request.method,
             provider.url(request.path, scope["query_string"]),
@@ -301,7 +311,7 @@ class ProxyHandler:
             body = await response.read()
             request.ttfb = time.perf_counter() - request.started
             usage = usage_from_body(body) if metered and response.status < 400 else None
-            headers = _response_headers(response.headers, request, streamed=False)
+            headers = _response_headers(response.headers, request, streamed=False, managed=request.managed)
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except TollgateError as error:
@@ -315,12 +325,15 @@ class ProxyHandler:
             if error_type is None or error_type == "client_disconnected":
                 self._record(request, response.status, usage, metered, error_type)
 
-    async def _relay_stream(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
+    async def _relay_stream(self, receive: Receive, send: Send, request: _Request, response: UpstreamResponse) -> None:
         metered = request.path in METERED_PATHS and request.method == "POST"
         meter = StreamMeter(hide_usage=request.hide_usage)
         error_type: str | None = None
+        # By default a stream is read to its end even when the client has gone, so that its usage arrives;
+        # "cancel" stops at once, and the usage is then estimated from what was streamed.
+        gone = asyncio.ensure_future(receive()) if self.cancel_on_disconnect else None
         try:
-            headers = _response_headers(response.headers, request, streamed=True)
+            headers = _response_headers(response.headers, request, streamed=True, managed=request.managed)
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             try:
                 async for chunk in response.chunks():
@@ -329,6 +342,9 @@ class ProxyHandler:
                     out = meter.feed(chunk)
                     if out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
+                    if gone is not None and gone.done():
+                        error_type = "client_disconnected"
+                        break
             except TollgateError as error:
                 # The provider dropped the stream: the client keeps what arrived, and the stream ends cleanly.
                 logger.warning("request %s: %s", request.request_id, error.message)
@@ -339,8 +355,14 @@ class ProxyHandler:
             error_type = error_type or "client_disconnected"
             raise
         finally:
+            if gone is not None:
+                gone.cancel()
             response.release()
-            self._record(request, response.status, meter.usage, metered, error_type)
+            usage, estimated = meter.usage, False
+            if usage is None and metered and response.status < 400 and meter.received:
+                tokens = estimate_stream(request.payload, b"".join(meter.received))
+                usage, estimated = Usage(tokens=tokens, model=request.model), True
+            self._record(request, response.status, usage, metered, error_type, estimated=estimated)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
         headers = [
@@ -352,7 +374,16 @@ class ProxyHandler:
         await send({"type": "http.response.body", "body": render_error(error)})
         self._record(request, error.status, None, False, error.code or error.type)
 
-    def _record(self, request: _Request, status: int, usage: Usage | None, metered: bool, error: str | None) -> None:
+    def _record(
+        self,
+        request: _Request,
+        status: int,
+        usage: Usage | None,
+        metered: bool,
+        error: str | None,
+        *,
+        estimated: bool = False,
+    ) -> None:
         tokens = usage.tokens if usage is not None else _NO_TOKENS
         model_served = (usage.model if usage is not None else None) or request.model
         cost_pico: int | None = None
@@ -400,7 +431,9 @@ class ProxyHandler:
                 service_tier=usage.service_tier if usage is not None else None,
                 cost_pico=cost_pico,
                 unpriced=unpriced,
-                usage_source=REPORTED if usage is not None else (MISSING if metered and status < 400 else NO_USAGE),
+                usage_source=(ESTIMATED if estimated else REPORTED)
+                if usage is not None
+                else (MISSING if metered and status < 400 else NO_USAGE),
                 latency_ms=(ended - request.started) * 1e3,
                 ttfb_ms=request.ttfb * 1e3 if request.ttfb is not None else None,
                 error_type=error,
@@ -426,11 +459,13 @@ def _is_event_stream(headers: Any) -> bool:
     return False
 
 
-def _response_headers(headers: Any, request: _Request, *, streamed: bool) -> list[tuple[bytes, bytes]]:
+def _response_headers(headers: Any, request: _Request, *, streamed: bool, managed: bool) -> list[tuple[bytes, bytes]]:
     out = [
         (name, value)
         for name, value in headers
-        if name not in _HOP_BY_HOP or (name == b"content-length" and not streamed)
+        if (name not in _HOP_BY_HOP or (name == b"content-length" and not streamed))
+        and name not in _NEVER_RELAYED
+        and not (managed and name in _ACCOUNT_HEADERS)
     ]
     out.append((b"x-tollgate-request-id", request.request_id.encode()))
     remaining = request.admission.remaining_pico

@@ -27,9 +27,11 @@ class StreamMeter:
         self.usage: Usage | None = None
         self._tail = b""
         self._sep: bytes | None = None
+        self.received: list[bytes] = []  # kept for an estimate, should the usage never arrive
 
     def feed(self, chunk: bytes) -> bytes:
         """Scan ``chunk``; return what the client should receive now."""
+        self.received.append(chunk)
         buffer = self._tail + chunk if self._tail else chunk
         sep = self._sep
         if sep is None:
