@@ -10,14 +10,16 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from proxy.errors import NotFound, TollgateError, Unauthorized, render_error
+from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
 from proxy.keys import bearer_token
 from proxy.limit_report import limit_states
+from proxy.report import GROUPS, usage_report
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -46,5 +48,53 @@ async def _limits(request: Request) -> Response:
     return JSONResponse({"limits": [s.as_json() for s in states]})
 
 
+def _when(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _usage(request: Request) -> Response:
+    """``GET /admin/usage``: the same answers as ``tollgate usage``."""
+    params = request.query_params
+    group_by = params.get("group_by")
+    if group_by is not None and group_by not in GROUPS:
+        return _error(BadRequest(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}."))
+    try:
+        since, until = _when(request, "from"), _when(request, "to")
+    except ValueError:
+        return _error(BadRequest("from and to must be ISO dates or times, e.g. 2026-11-01 or 2026-11-01T12:00."))
+    filters = {name: params.get(name) for name in ("user", "team", "agent", "thread", "model")}
+    store = request.state.store
+    rows = await asyncio.to_thread(usage_report, store, group_by, filters=filters, since=since, until=until)
+    return JSONResponse({"group_by": group_by, "rows": [r.as_json() for r in rows]})
+
+
+async def _user_summary(request: Request) -> Response:
+    """``GET /admin/users/{id}/summary``: this month, all time, and the average daily cost this month."""
+    user = request.path_params["id"]
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    store = request.state.store
+    month = await asyncio.to_thread(usage_report, store, None, filters={"user": user}, since=month_start)
+    total = await asyncio.to_thread(usage_report, store, None, filters={"user": user})
+    month_cost = month[0].cost_usd if month else Decimal(0)
+    days = now.day  # days of this month so far, today included
+    return JSONResponse(
+        {
+            "user": user,
+            "this_month": month[0].as_json() if month else None,
+            "all_time": total[0].as_json() if total else None,
+            "average_daily_cost_usd_this_month": str((month_cost / days).quantize(Decimal("1e-12"))),
+        }
+    )
+
+
 def admin_routes(admin_key: str | None) -> list[Route]:
-    return [Route("/admin/limits", _guarded(admin_key, _limits), methods=["GET"])]
+    return [
+        Route("/admin/limits", _guarded(admin_key, _limits), methods=["GET"]),
+        Route("/admin/usage", _guarded(admin_key, _usage), methods=["GET"]),
+        Route("/admin/users/{id}/summary", _guarded(admin_key, _user_summary), methods=["GET"]),
+    ]

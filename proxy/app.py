@@ -32,6 +32,8 @@ from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.journal import Journal
 from proxy.ledger import Ledger
+from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from proxy.metrics import Metrics
 from proxy.recorder import Recorder, load_handlers
 from proxy.reload import ConfigReloader
 from proxy.store import Store
@@ -66,6 +68,11 @@ async def _readyz(request: Request) -> Response:
     return JSONResponse({"status": "database unreachable"}, status_code=503)
 
 
+async def _metrics(request: Request) -> Response:
+    metrics: Metrics = request.state.metrics
+    return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     error = NotFound(f"Tollgate has no route {request.method} {request.url.path}; the OpenAI API is under /v1.")
     return Response(render_error(error), status_code=404, media_type="application/json")
@@ -91,10 +98,12 @@ def create_app(
         ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
         budget = BudgetKeeper(ledger, config.budget)
         alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
+        metrics = Metrics(user_labels=config.server.metrics_user_labels)
         journal = Journal(Path(config.recorder.journal_dir), config.recorder.journal_max_bytes)
         recorder = Recorder(
             store,
             journal=journal,
+            on_batch=lambda rows, seconds, ok: metrics.observe_batch(rows=rows, seconds=seconds, ok=ok),
             batch_size=config.recorder.batch_size,
             flush_interval=config.recorder.flush_interval,
             handlers=handlers,
@@ -107,7 +116,8 @@ def create_app(
         recorder.start()
         budget.start()
         upstream = upstream_factory()
-        handler = ProxyHandler(config, catalog, upstream, recorder, budget)
+        metrics.set_queue_depth(lambda: recorder.queued)
+        handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics)
         reloader = ConfigReloader(config, handler.configure)
         reloader.start()
         logger.info(
@@ -119,6 +129,7 @@ def create_app(
         try:
             yield {
                 "handler": handler,
+                "metrics": metrics,
                 "store": store,
                 "recorder": recorder,
                 "budget": budget,
@@ -137,6 +148,7 @@ def create_app(
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
             *admin_routes(admin_key),
         ],
         exception_handlers={404: _not_found},

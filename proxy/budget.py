@@ -171,7 +171,8 @@ class BudgetKeeper:
                     lease.granted += need  # admitted on trust; never written to the database
                     return
                 raise LimitsUnavailable(
-                    "Tollgate cannot check spend limits because its database is unreachable; try again shortly."
+                    "Tollgate cannot check spend limits because its database is unreachable; try again shortly.",
+                    scope=counter.scope,
                 ) from None
             # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
             # committing right now, and each is applied to the local figure by its own path exactly once.
@@ -201,7 +202,7 @@ class BudgetKeeper:
         headers = {"x-should-retry": "false", "x-tollgate-limit-remaining-usd": _money(pico_to_usd(remaining))}
         if retry_after is not None:
             headers["retry-after"] = str(retry_after)
-        return SpendLimitExceeded(message, headers=headers)
+        return SpendLimitExceeded(message, headers=headers, scope=counter.scope)
 
     async def _sync_forever(self) -> None:
         while True:

@@ -39,6 +39,8 @@ class ServerConfig:
     port: int = _setting(8787, "Port to listen on.")
     workers: int = _setting(1, "Worker processes; each runs the full proxy.")
     max_body_bytes: int = _setting(32 * 1024 * 1024, "Largest request body accepted; larger gets a 413.")
+    metrics_user_labels: bool = _setting(False, "Label /metrics series by user id too (many users: many series).")
+    cost_header: bool = _setting(True, "Add X-Tollgate-Cost-USD to non-streamed responses (the body is never altered).")
     on_client_disconnect: str = _setting(
         "drain", "'drain' reads a stream to its end when the client leaves, for exact usage; 'cancel' stops at once."
     )

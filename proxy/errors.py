@@ -35,10 +35,11 @@ class TollgateError(Exception):
     code: ClassVar[str | None] = None
     param: ClassVar[str | None] = None
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, scope: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.scope = scope  # the limit scope, for refusals by spend limits
 
 
 class BadRequest(TollgateError):

@@ -35,10 +35,12 @@ from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.config import Config
 from proxy.errors import (
     InvalidJSON,
+    LimitsUnavailable,
     MissingModel,
     ModelNotFound,
     NotFound,
     PayloadTooLarge,
+    SpendLimitExceeded,
     TollgateError,
     Unauthorized,
     UnsupportedMediaType,
@@ -48,6 +50,7 @@ from proxy.estimate import estimate_stream
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
 from proxy.limits import LimitBook, compile_rules
+from proxy.metrics import Metrics
 from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import UsageRecord
@@ -112,6 +115,7 @@ class _Request:
     payload: dict[str, Any] | None = None
     admission: Admission = UNLIMITED
     managed: bool = False
+    cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
 
 
 class ProxyHandler:
@@ -122,7 +126,9 @@ class ProxyHandler:
         upstream: Upstream,
         recorder: Recorder,
         budget: BudgetKeeper,
+        metrics: Metrics,
     ) -> None:
+        self.metrics = metrics
         self.upstream = upstream
         self.recorder = recorder
         self.budget = budget
@@ -140,6 +146,7 @@ class ProxyHandler:
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
         self.cancel_on_disconnect = config.server.on_client_disconnect == "cancel"
+        self.cost_header = config.server.cost_header
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(
@@ -312,6 +319,10 @@ class ProxyHandler:
             request.ttfb = time.perf_counter() - request.started
             usage = usage_from_body(body) if metered and response.status < 400 else None
             headers = _response_headers(response.headers, request, streamed=False, managed=request.managed)
+            if usage is not None and self.cost_header:
+                request.cost = cost_pico, _ = self._price(request, usage)
+                if cost_pico is not None:
+                    headers.append((b"x-tollgate-cost-usd", str(pico_to_usd(cost_pico)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         except TollgateError as error:
@@ -365,6 +376,8 @@ class ProxyHandler:
             self._record(request, response.status, usage, metered, error_type, estimated=estimated)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
+        if isinstance(error, (SpendLimitExceeded, LimitsUnavailable)):
+            self.metrics.observe_refusal(scope=error.scope or "", code=error.code or "")
         headers = [
             (b"content-type", b"application/json"),
             (b"x-tollgate-request-id", request.request_id.encode()),
@@ -373,6 +386,21 @@ class ProxyHandler:
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": render_error(error)})
         self._record(request, error.status, None, False, error.code or error.type)
+
+    def _price(self, request: _Request, usage: Usage | None) -> tuple[int | None, bool]:
+        """(cost in picodollars, unpriced) of a request's usage; (None, False) when it has none."""
+        model_served = (usage.model if usage is not None else None) or request.model
+        if usage is None or model_served is None:
+            return None, False
+        card = self.catalog.lookup(model_served)
+        if card is None and request.model is not None and request.model != model_served:
+            card = self.catalog.lookup(request.model)
+        if card is None:
+            if model_served not in self._unpriced_warned:
+                self._unpriced_warned.add(model_served)
+                logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
+            return None, True
+        return cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
 
     def _record(
         self,
@@ -386,22 +414,30 @@ class ProxyHandler:
     ) -> None:
         tokens = usage.tokens if usage is not None else _NO_TOKENS
         model_served = (usage.model if usage is not None else None) or request.model
-        cost_pico: int | None = None
-        unpriced = False
-        if usage is not None and model_served is not None:
-            card = self.catalog.lookup(model_served)
-            if card is None and request.model is not None and request.model != model_served:
-                card = self.catalog.lookup(request.model)
-            if card is None:
-                unpriced = True
-                if model_served not in self._unpriced_warned:
-                    self._unpriced_warned.add(model_served)
-                    logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
-            else:
-                cost_pico = cost_to_pico(price_tokens(card, tokens, usage.service_tier).total)
+        if request.cost is None:
+            request.cost = self._price(request, usage)
+        cost_pico, unpriced = request.cost
         attribution = request.attribution
         ended = time.perf_counter()
         charges = self.budget.settle(request.admission, cost_pico or 0) if request.admission.counters else ()
+        latency = ended - request.started
+        source = (
+            (ESTIMATED if estimated else REPORTED)
+            if usage is not None
+            else (MISSING if metered and status < 400 else NO_USAGE)
+        )
+        self.metrics.observe_request(
+            endpoint=request.path,
+            provider=request.provider.name if request.provider else None,
+            model=model_served,
+            status=status,
+            user=request.attribution.user,
+            latency_s=latency,
+            ttfb_s=request.ttfb,
+            tokens=usage.tokens if usage is not None else None,
+            cost_pico=cost_pico,
+            usage_source=source,
+        )
         self.recorder.submit(
             UsageRecord(
                 request_id=request.request_id,
@@ -431,10 +467,8 @@ class ProxyHandler:
                 service_tier=usage.service_tier if usage is not None else None,
                 cost_pico=cost_pico,
                 unpriced=unpriced,
-                usage_source=(ESTIMATED if estimated else REPORTED)
-                if usage is not None
-                else (MISSING if metered and status < 400 else NO_USAGE),
-                latency_ms=(ended - request.started) * 1e3,
+                usage_source=source,
+                latency_ms=latency * 1e3,
                 ttfb_ms=request.ttfb * 1e3 if request.ttfb is not None else None,
                 error_type=error,
             ),

@@ -72,6 +72,7 @@ class Recorder:
         on_alert: Callable[[Alert], None] | None = None,
         journal: Journal | None = None,
         max_queued: int = 50_000,
+        on_batch: Callable[[int, float, bool], None] | None = None,
     ) -> None:
         self._store = store
         self._batch_size = batch_size
@@ -80,6 +81,7 @@ class Recorder:
         self._handlers = list(handlers)
         self._ledger = ledger
         self._journal = journal
+        self._on_batch = on_batch
         self._max_queued = max_queued
         self._sealed: list[Path] = []  # journal segments whose records the database may not have yet
         self._replay_needed = False
@@ -161,6 +163,8 @@ class Recorder:
             try:
                 spent, alerts, charges = await asyncio.to_thread(self._write, batch, self._sealed[-1:])
             except Exception as exc:
+                if self._on_batch is not None:
+                    self._on_batch(len(batch), time.perf_counter() - started, False)
                 logger.error(
                     "writing %d usage records failed (%s: %s); they are kept in the journal and retried",
                     len(batch),
@@ -172,7 +176,10 @@ class Recorder:
             left -= len(batch)
             del self._pending[: len(batch)]
             self.written += len(batch)
-            logger.debug("wrote %d usage records in %.1f ms", len(batch), (time.perf_counter() - started) * 1e3)
+            elapsed = time.perf_counter() - started
+            if self._on_batch is not None:
+                self._on_batch(len(batch), elapsed, True)
+            logger.debug("wrote %d usage records in %.1f ms", len(batch), elapsed * 1e3)
             self._after_write([record for record, _ in batch], charges, spent, alerts)
         if self._sealed and not await self._replay_sealed():
             return False

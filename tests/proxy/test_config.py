@@ -34,7 +34,10 @@ def test_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[server]\nprot = 1\n", r"conf.toml: unknown key 'server.prot'; valid keys: host, max_body_bytes, on_client_disconnect, port"),
+        (
+            "[server]\nprot = 1\n",
+            r"conf.toml: unknown key .server.prot.; valid keys: cost_header, host, max_body_bytes, metrics_user_labels",
+        ),
         ('[server]\nport = "80"\n', r"conf.toml: server.port = '80' must be an integer"),
         ('[auth]\nmode = "open"\n', r"conf.toml: auth.mode = 'open' must be one of passthrough, managed"),
         ('[[providers]]\nname = "a"\nbase_url = "api.openai.com"\n', r"providers\[0\].base_url = 'api.openai.com'"),
