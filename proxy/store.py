@@ -93,7 +93,36 @@ class AlertSentRow(SQLModel, table=True):
     sent_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+class UsageRollupRow(SQLModel, table=True):
+    """Daily and monthly totals per user, team, agent, model and provider, kept by the recorder.
+
+    Written in the same transaction as the raw rows, so the two never disagree. Missing
+    attribution is stored as "" (primary key columns cannot be NULL).
+    """
+
+    __tablename__ = "usage_rollups"
+
+    period: str = Field(primary_key=True, max_length=8)  # "day" or "month"
+    period_start: str = Field(primary_key=True, max_length=10)  # "2026-11-25" or "2026-11" (UTC)
+    user_id: str = Field(primary_key=True, max_length=256, default="")
+    team_id: str = Field(primary_key=True, max_length=256, default="")
+    agent: str = Field(primary_key=True, max_length=256, default="")
+    model: str = Field(primary_key=True, max_length=256, default="")
+    provider: str = Field(primary_key=True, max_length=128, default="")
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cost_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
+ROLLUPS_TABLE: sa.Table = UsageRollupRow.__table__  # type: ignore[attr-defined]
 COUNTERS_TABLE: sa.Table = SpendCounterRow.__table__  # type: ignore[attr-defined]
 LEASES_TABLE: sa.Table = BudgetLeaseRow.__table__  # type: ignore[attr-defined]
 ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
