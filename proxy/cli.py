@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
     limits.set_defaults(run=_limits)
 
+    rollups = commands.add_parser("rollups", help="daily and monthly usage rollups")
+    rollup_commands = rollups.add_subparsers(required=True, metavar="ACTION")
+    rebuild = rollup_commands.add_parser("rebuild", help="recompute the rollups from the raw usage rows")
+    _config_option(rebuild)
+    rebuild.set_defaults(run=_rollups_rebuild)
+
     prices = commands.add_parser("prices", help="show the prices used for a model, and where they come from")
     _config_option(prices)
     prices.add_argument("model")
@@ -205,6 +211,18 @@ def _print_table(rows: Sequence[Sequence[str]], left: int = 1) -> None:
     for row in rows:
         cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def _rollups_rebuild(args: argparse.Namespace) -> int:
+    from proxy.rollups import rebuild_rollups
+    from proxy.store import Store
+
+    config = load_config(args.config)
+    store = Store(config.database.url)
+    store.create_tables()
+    count = rebuild_rollups(store)
+    sys.stdout.write(f"rebuilt {count} rollup rows from the usage records\n")
+    return 0
 
 
 def _prices(args: argparse.Namespace) -> int:

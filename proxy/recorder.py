@@ -252,7 +252,7 @@ class Recorder:
     def _write(
         self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]], sealed: Sequence[Path]
     ) -> tuple[dict[str, int], list[Alert], list[Charge]]:
-        """Runs on a worker thread: one transaction for the rows, their spend and the alerts it crosses.
+        """Runs on a worker thread: one transaction for the rows, their rollups, their spend and its alerts.
 
         Only rows new to the database are charged, so a replayed record never counts twice.
         """
@@ -262,13 +262,13 @@ class Recorder:
         alerts: list[Alert] = []
         charged: list[Charge] = []
 
-        def charge(conn: sa.Connection, inserted: set[str]) -> None:
+        def after_insert(conn: sa.Connection, inserted: set[str]) -> None:
             charged.extend(c for record, cs in batch if record.request_id in inserted for c in cs)
             if charged and self._ledger is not None:
                 spent.update(self._ledger.charge(conn, charged))
                 alerts.extend(self._claim_alerts(conn, charged, spent))
 
-        self._store.insert_records([r for r, _ in batch], charge)
+        self._store.insert_records([r for r, _ in batch], after_insert)
         return spent, alerts, charged
 
     def _claim_alerts(self, conn: sa.Connection, charges: Sequence[Charge], spent: dict[str, int]) -> list[Alert]:

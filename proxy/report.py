@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from pricing import pico_to_usd
-from proxy.store import USAGE_TABLE, Store
+from proxy.store import ROLLUPS_TABLE, USAGE_TABLE, Store
 
 GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
+_ROLLUP_COLUMNS = {"user": "user_id", "team": "team_id", "agent": "agent", "model": "model", "provider": "provider"}
 _COLUMNS = {
     "user": "user_id",
     "team": "team_id",
@@ -73,8 +74,18 @@ def usage_report(
     filters: Mapping[str, str | None] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    use_rollups: bool = True,
 ) -> list[ReportRow]:
-    """One row per group, largest cost first; ``filters`` maps a group name to the value it must have."""
+    """One row per group, largest cost first; ``filters`` maps a group name to the value it must have.
+
+    Answered from the daily or monthly rollups whenever they hold the answer (no thread, and
+    ``since``/``until`` on day boundaries), else from the raw rows. Both give the same numbers.
+    """
+    if group_by is not None and group_by not in GROUPS:
+        raise ValueError(f"cannot group by {group_by!r}; choose one of {', '.join(GROUPS)}")
+    active = {name: value for name, value in (filters or {}).items() if value is not None}
+    if use_rollups and _rollups_answer(group_by, active, since, until):
+        return _sorted(group_by, _from_rollups(store, group_by, active, since, until))
     t = USAGE_TABLE.c
     group = _group_expression(group_by, store.dialect).label("grp")
     query = sa.select(
@@ -111,6 +122,87 @@ def usage_report(
         )
         for row in rows
     ]
+    return _sorted(group_by, report)
+
+
+def _sorted(group_by: str | None, report: list[ReportRow]) -> list[ReportRow]:
     if group_by in ("day", "month"):
         return sorted(report, key=lambda r: r.group or "")
     return sorted(report, key=lambda r: (-r.cost_usd, r.group or ""))
+
+
+def _midnight(value: datetime | None, *, first_of_month: bool = False) -> bool:
+    if value is None:
+        return True
+    utc = value.astimezone(UTC)
+    aligned = (utc.hour, utc.minute, utc.second, utc.microsecond) == (0, 0, 0, 0)
+    return aligned and (utc.day == 1 or not first_of_month)
+
+
+def _rollups_answer(
+    group_by: str | None, filters: Mapping[str, str], since: datetime | None, until: datetime | None
+) -> bool:
+    return (
+        group_by != "thread"
+        and all(name in _ROLLUP_COLUMNS for name in filters)
+        and _midnight(since)
+        and _midnight(until)
+    )
+
+
+def _from_rollups(
+    store: Store,
+    group_by: str | None,
+    filters: Mapping[str, str],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ReportRow]:
+    r = ROLLUPS_TABLE.c
+    monthly = _midnight(since, first_of_month=True) and _midnight(until, first_of_month=True)
+    period, width = ("month", 7) if monthly else ("day", 10)
+    group: sa.ColumnElement[Any]
+    if group_by == "day":
+        group = r.period_start
+    elif group_by == "month":
+        group = sa.func.substr(r.period_start, 1, 7)
+    elif group_by is None:
+        group = sa.literal("all")
+    else:
+        group = r[_ROLLUP_COLUMNS[group_by]]
+    if group_by == "day" and monthly:
+        period, width = "day", 10
+    query = (
+        sa.select(
+            group.label("grp"),
+            sa.func.sum(r.requests),
+            sa.func.sum(r.input_tokens),
+            sa.func.sum(r.output_tokens),
+            sa.func.sum(r.cached_input_tokens),
+            sa.func.sum(r.reasoning_tokens),
+            sa.func.sum(r.cost_pico),
+            sa.func.sum(r.unpriced_requests),
+        )
+        .where(r.period == period)
+        .group_by(group)
+    )
+    for name, value in filters.items():
+        query = query.where(r[_ROLLUP_COLUMNS[name]] == value)
+    if since is not None:
+        query = query.where(r.period_start >= since.astimezone(UTC).isoformat()[:width])
+    if until is not None:
+        query = query.where(r.period_start < until.astimezone(UTC).isoformat()[:width])
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        ReportRow(
+            group=None if row[0] in (None, "") else str(row[0]),
+            requests=int(row[1]),
+            input_tokens=int(row[2]),
+            output_tokens=int(row[3]),
+            cached_input_tokens=int(row[4]),
+            reasoning_tokens=int(row[5]),
+            cost_usd=pico_to_usd(int(row[6])),
+            unpriced_requests=int(row[7]),
+        )
+        for row in rows
+    ]

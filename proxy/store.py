@@ -203,7 +203,7 @@ class Store:
     def insert_records(
         self, records: Sequence[UsageRecord], after: Callable[[sa.Connection, set[str]], None] | None = None
     ) -> set[str]:
-        """Write a batch in one transaction; returns the ids actually inserted.
+        """Write a batch, and add it to the rollups, in one transaction; returns the ids actually inserted.
 
         A request id already in the table is skipped, so writing a batch twice is
         harmless. ``after`` runs in the same transaction with the inserted ids.
@@ -219,6 +219,10 @@ class Store:
                 values = tuple(v for r in chunk for v in self._row(r))
                 result = conn.exec_driver_sql(self._insert_sql(size), values)
                 inserted.update(row[0] for row in result)
+            # The rollups move with the rows, in the same transaction (imported here: rollups build on this module).
+            from proxy.rollups import apply_rollups
+
+            apply_rollups(conn, self.dialect, (r for r in records if r.request_id in inserted))
             if after is not None:
                 after(conn, inserted)
         return inserted
@@ -253,3 +257,59 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
         self.write_engine.dispose()
+
+
+class InvoiceRow(SQLModel, table=True):
+    """One invoice per billing entity (a user or a team) and calendar month; see ``proxy.invoices``.
+
+    Money columns are decimal strings (exact, in the invoice's currency, already rounded),
+    except ``cost_usd``: the exact unrounded usage cost it was built from. The unique
+    constraint is what makes generation safe when several instances run it at once.
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (sa.UniqueConstraint("entity_type", "entity_id", "period", name="uq_invoices_entity_period"),)
+
+    id: str = Field(primary_key=True, max_length=128)
+    entity_type: str = Field(max_length=8)  # "user" or "team"
+    entity_id: str = Field(max_length=256)
+    period: str = Field(max_length=7, index=True)  # "2026-11" (UTC calendar month)
+    currency: str = Field(max_length=8)
+    cost_usd: str = Field(max_length=64)
+    exchange_rate: str = Field(max_length=64)
+    subtotal: str = Field(max_length=64)
+    markup_percent: str = Field(max_length=64)
+    markup: str = Field(max_length=64)
+    total: str = Field(max_length=64)
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
+    status: str = Field(max_length=16)  # pending, paid, failed or void
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class InvoiceLineRow(SQLModel, table=True):
+    """One line of an invoice: usage of one model ("model" lines, which the total adds up) or one agent."""
+
+    __tablename__ = "invoice_lines"
+
+    invoice_id: str = Field(primary_key=True, max_length=128, foreign_key="invoices.id")
+    kind: str = Field(primary_key=True, max_length=8)  # "model" or "agent"
+    key: str = Field(primary_key=True, max_length=256)  # the model or agent name; "" when unknown
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
+    input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cost_usd: str = Field(max_length=64)
+    amount: str = Field(max_length=64)
+    unit_prices: str | None = None  # JSON: USD per million tokens by kind, for model lines with a price card
+
+
+INVOICES_TABLE: sa.Table = InvoiceRow.__table__  # type: ignore[attr-defined]
+INVOICE_LINES_TABLE: sa.Table = InvoiceLineRow.__table__  # type: ignore[attr-defined]
