@@ -64,6 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     limits.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
     limits.set_defaults(run=_limits)
 
+    export = commands.add_parser("export", help="export usage rows")
+    export_commands = export.add_subparsers(required=True, metavar="WHAT")
+    export_usage = export_commands.add_parser("usage", help="stream usage rows as CSV or JSON lines")
+    _config_option(export_usage)
+    export_usage.add_argument("--since", type=_date, help="from this date or time (UTC, inclusive)")
+    export_usage.add_argument("--until", type=_date, help="up to this date or time (UTC, exclusive)")
+    export_usage.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    export_usage.set_defaults(run=_export_usage)
+
+    archive = commands.add_parser("archive", help="move old usage rows to compressed files, or import them back")
+    _config_option(archive)
+    which = archive.add_mutually_exclusive_group(required=True)
+    which.add_argument("--before", type=_date, help="archive rows that started before this date (UTC)")
+    which.add_argument("--import", dest="import_file", help="import an archive file back")
+    archive.add_argument("--folder", default="./tollgate-archive", help="where archives are written")
+    archive.set_defaults(run=_archive)
+
     rollups = commands.add_parser("rollups", help="daily and monthly usage rollups")
     rollup_commands = rollups.add_subparsers(required=True, metavar="ACTION")
     rebuild = rollup_commands.add_parser("rebuild", help="recompute the rollups from the raw usage rows")
@@ -211,6 +228,37 @@ def _print_table(rows: Sequence[Sequence[str]], left: int = 1) -> None:
     for row in rows:
         cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def _export_usage(args: argparse.Namespace) -> int:
+    from proxy.export import iter_usage, write_csv, write_jsonl
+    from proxy.store import Store
+
+    store = Store(load_config(args.config).database.url)
+    store.create_tables()
+    rows = iter_usage(store, args.since, args.until)
+    if args.format == "csv":
+        write_csv(rows, sys.stdout)
+    else:
+        sys.stdout.flush()
+        write_jsonl(rows, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from proxy.export import archive, import_archive
+    from proxy.store import Store
+
+    store = Store(load_config(args.config).database.url)
+    store.create_tables()
+    if args.import_file:
+        count = import_archive(store, Path(args.import_file))
+        sys.stdout.write(f"imported {count} usage rows from {args.import_file}\n")
+        return 0
+    path, count = archive(store, args.before, Path(args.folder))
+    sys.stdout.write(f"archived {count} usage rows to {path}\n")
+    return 0
 
 
 def _rollups_rebuild(args: argparse.Namespace) -> int:

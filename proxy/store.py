@@ -201,7 +201,11 @@ class Store:
             return False
 
     def insert_records(
-        self, records: Sequence[UsageRecord], after: Callable[[sa.Connection, set[str]], None] | None = None
+        self,
+        records: Sequence[UsageRecord],
+        after: Callable[[sa.Connection, set[str]], None] | None = None,
+        *,
+        rollup: bool = True,
     ) -> set[str]:
         """Write a batch, and add it to the rollups, in one transaction; returns the ids actually inserted.
 
@@ -222,7 +226,8 @@ class Store:
             # The rollups move with the rows, in the same transaction (imported here: rollups build on this module).
             from proxy.rollups import apply_rollups
 
-            apply_rollups(conn, self.dialect, (r for r in records if r.request_id in inserted))
+            if rollup:
+                apply_rollups(conn, self.dialect, (r for r in records if r.request_id in inserted))
             if after is not None:
                 after(conn, inserted)
         return inserted

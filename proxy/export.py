@@ -1,0 +1,103 @@
+"""Usage rows out of the database: streamed exports, and archives of old rows.
+
+Exports stream from a server-side cursor, a thousand rows at a time, so a table
+of any size is never loaded whole. An archive moves rows older than a date into a
+gzip-compressed JSON-lines file, written and fsynced before any row is deleted,
+then deletes them in batches; rollups and invoices stay as they were. An archive
+can be imported back (the rollups already count its rows, so they are left alone).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import sqlalchemy as sa
+
+from proxy.records import UsageRecord
+from proxy.store import USAGE_TABLE, Store
+
+COLUMNS = tuple(c.name for c in USAGE_TABLE.columns)
+_DELETE_BATCH = 1_000
+_TIME_COLUMNS = ("started_at", "ended_at")
+
+
+def iter_usage(store: Store, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Every usage row in the window, oldest first, streamed."""
+    t = USAGE_TABLE.c
+    query = sa.select(USAGE_TABLE).order_by(t.started_at, t.request_id)
+    if since is not None:
+        query = query.where(t.started_at >= since)
+    if until is not None:
+        query = query.where(t.started_at < until)
+    with store.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=1_000).execute(query)
+        for row in result:
+            data = dict(row._mapping)
+            for name in _TIME_COLUMNS:
+                value = data[name]
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    data[name] = value.replace(tzinfo=UTC)  # SQLite keeps UTC without an offset
+            yield data
+
+
+def write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+        count += 1
+    return count
+
+
+def write_jsonl(rows: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
+    count = 0
+    for row in rows:
+        out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        count += 1
+    return count
+
+
+def archive(store: Store, before: datetime, folder: Path) -> tuple[Path, int]:
+    """Move rows that started before ``before`` into ``folder``; returns the file and the row count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"usage-before-{before.astimezone(UTC):%Y%m%dT%H%M%SZ}.jsonl.gz"
+    ids: list[str] = []
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as file:
+        for row in iter_usage(store, until=before):
+            file.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+            ids.append(row["request_id"])
+        file.close()
+        raw.flush()
+        os.fsync(raw.fileno())  # on disk before anything is deleted
+    for start in range(0, len(ids), _DELETE_BATCH):
+        chunk = ids[start : start + _DELETE_BATCH]
+        with store.write_engine.begin() as conn:
+            conn.execute(USAGE_TABLE.delete().where(USAGE_TABLE.c.request_id.in_(chunk)))
+    return path, len(ids)
+
+
+def import_archive(store: Store, path: Path) -> int:
+    """Put an archive's rows back; rows already present are skipped. Returns the rows read."""
+    count = 0
+    batch: list[UsageRecord] = []
+    with gzip.open(path, "rb") as file:
+        for line in file:
+            data = orjson.loads(line)
+            for name in _TIME_COLUMNS:
+                data[name] = datetime.fromisoformat(data[name])
+            batch.append(UsageRecord(**data))
+            count += 1
+            if len(batch) == 1_000:
+                store.insert_records(batch, rollup=False)
+                batch.clear()
+    if batch:
+        store.insert_records(batch, rollup=False)
+    return count
