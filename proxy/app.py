@@ -27,6 +27,7 @@ from proxy.admin import admin_routes
 from proxy.alerts import AlertDispatcher, load_alert_handlers
 from proxy.budget import BudgetKeeper
 from proxy.config import Config, load_config
+from proxy.dashboard import dashboard_routes
 from proxy.errors import NotFound, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
@@ -150,6 +151,7 @@ def create_app(
             Route("/readyz", _readyz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             *admin_routes(admin_key),
+            *dashboard_routes(),
         ],
         exception_handlers={404: _not_found},
         lifespan=lifespan,
