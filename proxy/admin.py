@@ -28,8 +28,8 @@ def _error(error: TollgateError) -> Response:
     return Response(render_error(error), status_code=error.status, media_type="application/json")
 
 
-def _guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
-    async def guarded(request: Request) -> Response:
+def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
+    async def check(request: Request) -> Response:
         if not admin_key:
             return _error(NotFound("The admin API is off: set $TOLLGATE_ADMIN_KEY to turn it on."))
         token = bearer_token(request.headers.get("authorization", "").encode("latin-1")) or ""
@@ -37,7 +37,7 @@ def _guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
             return _error(Unauthorized("The admin API needs 'Authorization: Bearer <$TOLLGATE_ADMIN_KEY>'."))
         return await endpoint(request)
 
-    return guarded
+    return check
 
 
 async def _limits(request: Request) -> Response:
@@ -94,7 +94,7 @@ async def _user_summary(request: Request) -> Response:
 
 def admin_routes(admin_key: str | None) -> list[Route]:
     return [
-        Route("/admin/limits", _guarded(admin_key, _limits), methods=["GET"]),
-        Route("/admin/usage", _guarded(admin_key, _usage), methods=["GET"]),
-        Route("/admin/users/{id}/summary", _guarded(admin_key, _user_summary), methods=["GET"]),
+        Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
+        Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
+        Route("/admin/users/{id}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
     ]

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pricing import Catalog
-from proxy.admin import admin_routes
+from proxy.admin import admin_routes, guarded
 from proxy.alerts import AlertDispatcher, load_alert_handlers
 from proxy.budget import BudgetKeeper
 from proxy.config import Config, load_config
@@ -31,6 +31,8 @@ from proxy.dashboard import dashboard_routes
 from proxy.errors import NotFound, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
+from proxy.invoice_api import invoice_routes
+from proxy.invoices import InvoiceScheduler, settings_from_config
 from proxy.journal import Journal
 from proxy.ledger import Ledger
 from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -121,6 +123,9 @@ def create_app(
         handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics)
         reloader = ConfigReloader(config, handler.configure)
         reloader.start()
+        billing = settings_from_config(config)
+        invoicing = InvoiceScheduler(store, billing, prices=catalog)
+        invoicing.start()
         logger.info(
             "tollgate ready: %d providers, %d limits, database %s",
             len(handler.router.providers),
@@ -136,8 +141,11 @@ def create_app(
                 "budget": budget,
                 "alerts": alerts,
                 "reloader": reloader,
+                "billing": billing,
+                "catalog": catalog,
             }
         finally:
+            await invoicing.close()
             await reloader.close()
             await upstream.close()
             await recorder.close()
@@ -151,6 +159,7 @@ def create_app(
             Route("/readyz", _readyz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
             *admin_routes(admin_key),
+            *invoice_routes(lambda endpoint: guarded(admin_key, endpoint)),
             *dashboard_routes(),
         ],
         exception_handlers={404: _not_found},

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from proxy.config import ConfigError, load_config
+from proxy.invoice_cli import add_invoice_commands
 
 logger = logging.getLogger("tollgate.cli")
 
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--import", dest="import_file", help="import an archive file back")
     archive.add_argument("--folder", default="./tollgate-archive", help="where archives are written")
     archive.set_defaults(run=_archive)
+
+    add_invoice_commands(commands, _config_option)
 
     rollups = commands.add_parser("rollups", help="daily and monthly usage rollups")
     rollup_commands = rollups.add_subparsers(required=True, metavar="ACTION")

@@ -312,34 +312,29 @@ class ProxyHandler:
 
     async def _relay_body(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
         metered = request.path in METERED_PATHS and request.method == "POST"
-        usage: Usage | None = None
-        error_type: str | None = None
         try:
             body = await response.read()
-            request.ttfb = time.perf_counter() - request.started
-            usage = usage_from_body(body) if metered and response.status < 400 else None
-            headers = _response_headers(response.headers, request, streamed=False, managed=request.managed)
-            if usage is not None and self.cost_header:
-                request.cost = cost_pico, _ = self._price(request, usage)
-                if cost_pico is not None:
-                    headers.append((b"x-tollgate-cost-usd", str(pico_to_usd(cost_pico)).encode()))
-            await send({"type": "http.response.start", "status": response.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
         except TollgateError as error:
-            error_type = error.code
             await self._refuse(send, request, error)
             return
-        except BaseException:
-            error_type = "client_disconnected"
-            raise
-        finally:
-            if error_type is None or error_type == "client_disconnected":
-                self._record(request, response.status, usage, metered, error_type)
+        request.ttfb = time.perf_counter() - request.started
+        usage = usage_from_body(body) if metered and response.status < 400 else None
+        headers = _response_headers(response.headers, request, streamed=False, managed=request.managed)
+        if usage is not None and self.cost_header:
+            request.cost = cost_pico, _ = self._price(request, usage)
+            if cost_pico is not None:
+                headers.append((b"x-tollgate-cost-usd", str(pico_to_usd(cost_pico)).encode()))
+        # Recorded (and journaled) before the answer goes out: a client that has its answer has its row.
+        self._record(request, response.status, usage, metered, None)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def _relay_stream(self, receive: Receive, send: Send, request: _Request, response: UpstreamResponse) -> None:
         metered = request.path in METERED_PATHS and request.method == "POST"
         meter = StreamMeter(hide_usage=request.hide_usage)
         error_type: str | None = None
+        recorded = False
+        held = b""  # the stream's last events wait until the request is recorded
         # By default a stream is read to its end even when the client has gone, so that its usage arrives;
         # "cancel" stops at once, and the usage is then estimated from what was streamed.
         gone = asyncio.ensure_future(receive()) if self.cancel_on_disconnect else None
@@ -351,7 +346,9 @@ class ProxyHandler:
                     if request.ttfb is None:
                         request.ttfb = time.perf_counter() - request.started
                     out = meter.feed(chunk)
-                    if out:
+                    if held or (out and _ends_stream(out)):
+                        held += out
+                    elif out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
                     if gone is not None and gone.done():
                         error_type = "client_disconnected"
@@ -360,20 +357,29 @@ class ProxyHandler:
                 # The provider dropped the stream: the client keeps what arrived, and the stream ends cleanly.
                 logger.warning("request %s: %s", request.request_id, error.message)
                 error_type = error.code
-            await send({"type": "http.response.body", "body": meter.finish()})
+            held += meter.finish()
+            response.release()
+            self._record_stream(request, response.status, meter, metered, error_type)
+            recorded = True
+            await send({"type": "http.response.body", "body": held})
         except BaseException:
             # The client went away (or the server is stopping): the request is still recorded.
-            error_type = error_type or "client_disconnected"
+            if not recorded:
+                self._record_stream(request, response.status, meter, metered, error_type or "client_disconnected")
             raise
         finally:
             if gone is not None:
                 gone.cancel()
             response.release()
-            usage, estimated = meter.usage, False
-            if usage is None and metered and response.status < 400 and meter.received:
-                tokens = estimate_stream(request.payload, b"".join(meter.received))
-                usage, estimated = Usage(tokens=tokens, model=request.model), True
-            self._record(request, response.status, usage, metered, error_type, estimated=estimated)
+
+    def _record_stream(
+        self, request: _Request, status: int, meter: StreamMeter, metered: bool, error_type: str | None
+    ) -> None:
+        usage, estimated = meter.usage, False
+        if usage is None and metered and status < 400 and meter.received:
+            tokens = estimate_stream(request.payload, b"".join(meter.received))
+            usage, estimated = Usage(tokens=tokens, model=request.model), True
+        self._record(request, status, usage, metered, error_type, estimated=estimated)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
         if isinstance(error, (SpendLimitExceeded, LimitsUnavailable)):
@@ -383,9 +389,9 @@ class ProxyHandler:
             (b"x-tollgate-request-id", request.request_id.encode()),
             *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
         ]
+        self._record(request, error.status, None, False, error.code or error.type)
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": render_error(error)})
-        self._record(request, error.status, None, False, error.code or error.type)
 
     def _price(self, request: _Request, usage: Usage | None) -> tuple[int | None, bool]:
         """(cost in picodollars, unpriced) of a request's usage; (None, False) when it has none."""
@@ -484,6 +490,11 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
         if key == name:
             return value
     return b""
+
+
+def _ends_stream(events: bytes) -> bool:
+    """Whether ``events`` hold a stream's closing event (chat's [DONE], or the Responses API's final event)."""
+    return b"[DONE]" in events or b'"response.completed"' in events or b'"response.incomplete"' in events
 
 
 def _is_event_stream(headers: Any) -> bool:

@@ -1,8 +1,8 @@
 """The recorder's journal: every finished record is on disk before it is in the database.
 
 Each worker appends each record, as one JSON line, to its current *segment* file
-as the request ends (a ``write`` to the page cache, once per turn of the event
-loop, which survives the process being killed). When the recorder takes a batch it starts a new segment,
+as the request ends, before the response's last bytes are sent (a ``write`` to
+the page cache, which survives the process being killed). When the recorder takes a batch it starts a new segment,
 fsyncs the old one, and writes the batch to the database; once the database
 has it, the old segment is deleted. So:
 
@@ -17,7 +17,6 @@ past ``max_bytes`` it stops taking records and says so loudly.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -58,7 +57,6 @@ class Journal:
         self._size = sum(p.stat().st_size for p in self.directory.glob("*.jsonl"))
         self._full = False
         self._fd = -1
-        self._buffer: list[bytes] = []
         self._path = self._open_segment()
 
     def _open_segment(self) -> Path:
@@ -83,21 +81,10 @@ class Journal:
                     self._size,
                 )
             return
-        self._buffer.append(line)
+        # Written at once, before the response's last bytes go out: once the client has its answer, the
+        # record is in the page cache, which survives the process being killed.
+        os.write(self._fd, line)
         self._size += len(line)
-        if len(self._buffer) == 1:
-            # One write per turn of the event loop, not one per request: the lines of every request that
-            # ends in this turn go to the page cache together, before the loop handles anything else.
-            try:
-                asyncio.get_running_loop().call_soon(self.write_out)
-            except RuntimeError:
-                self.write_out()
-
-    def write_out(self) -> None:
-        """Hand the buffered lines to the kernel (they then survive the process being killed)."""
-        if self._buffer:
-            lines, self._buffer = self._buffer, []
-            os.write(self._fd, b"".join(lines))
 
     @property
     def full(self) -> bool:
@@ -105,7 +92,6 @@ class Journal:
 
     def seal(self) -> Path:
         """Start a new segment; return the old one, with everything appended so far."""
-        self.write_out()
         old_fd, old_path = self._fd, self._path
         self._path = self._open_segment()
         os.close(old_fd)
@@ -150,7 +136,6 @@ class Journal:
                 (self.directory / f"{holder}.lock").unlink()
 
     def close(self) -> None:
-        self.write_out()
         os.close(self._fd)
         with contextlib.suppress(FileNotFoundError):
             if self._path.stat().st_size == 0:
