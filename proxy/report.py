@@ -107,22 +107,7 @@ def usage_report(
         query = query.where(t.started_at >= since)
     if until is not None:
         query = query.where(t.started_at < until)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    report = [
-        ReportRow(
-            group=None if row[0] is None else str(row[0]),
-            requests=int(row[1]),
-            input_tokens=int(row[2]),
-            output_tokens=int(row[3]),
-            cached_input_tokens=int(row[4]),
-            reasoning_tokens=int(row[5]),
-            cost_usd=pico_to_usd(int(row[6])),
-            unpriced_requests=int(row[7]),
-        )
-        for row in rows
-    ]
-    return _sorted(group_by, report)
+    return _sorted(group_by, _report_rows(store, query))
 
 
 def _sorted(group_by: str | None, report: list[ReportRow]) -> list[ReportRow]:
@@ -158,7 +143,7 @@ def _from_rollups(
     until: datetime | None,
 ) -> list[ReportRow]:
     r = ROLLUPS_TABLE.c
-    monthly = _midnight(since, first_of_month=True) and _midnight(until, first_of_month=True)
+    monthly = group_by != "day" and _midnight(since, first_of_month=True) and _midnight(until, first_of_month=True)
     period, width = ("month", 7) if monthly else ("day", 10)
     group: sa.ColumnElement[Any]
     if group_by == "day":
@@ -169,8 +154,6 @@ def _from_rollups(
         group = sa.literal("all")
     else:
         group = r[_ROLLUP_COLUMNS[group_by]]
-    if group_by == "day" and monthly:
-        period, width = "day", 10
     query = (
         sa.select(
             group.label("grp"),
@@ -191,11 +174,16 @@ def _from_rollups(
         query = query.where(r.period_start >= since.astimezone(UTC).isoformat()[:width])
     if until is not None:
         query = query.where(r.period_start < until.astimezone(UTC).isoformat()[:width])
+    return _report_rows(store, query)
+
+
+def _report_rows(store: Store, query: sa.Select[Any]) -> list[ReportRow]:
+    """Run a report query whose columns are: group, requests, input, output, cached, reasoning, cost, unpriced."""
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
     return [
         ReportRow(
-            group=None if row[0] in (None, "") else str(row[0]),
+            group=None if row[0] in (None, "") else str(row[0]),  # rollups keep missing attribution as ""
             requests=int(row[1]),
             input_tokens=int(row[2]),
             output_tokens=int(row[3]),
