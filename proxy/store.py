@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from proxy.records import UsageRecord
+from proxy.records import MAX_LABEL_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
 
@@ -33,16 +34,16 @@ class UsageRow(SQLModel, table=True):
     started_at: datetime = Field(index=True, sa_type=sa.DateTime(timezone=True))
     ended_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     method: str = Field(max_length=16)
-    endpoint: str = Field(max_length=256)
+    endpoint: str = Field(max_length=MAX_LABEL_CHARS)
     provider: str | None = Field(default=None, max_length=128)
-    model_requested: str | None = Field(default=None, max_length=256, index=True)
-    model_served: str | None = Field(default=None, max_length=256)
+    model_requested: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, index=True)
+    model_served: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     stream: bool = False
     status: int
-    user_id: str | None = Field(default=None, max_length=256, index=True)
-    team_id: str | None = Field(default=None, max_length=256, index=True)
-    thread_id: str | None = Field(default=None, max_length=256)
-    agent: str | None = Field(default=None, max_length=256)
+    user_id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, index=True)
+    team_id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, index=True)
+    thread_id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    agent: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     key_name: str | None = Field(default=None, max_length=256)
     tags: str | None = None
     input_tokens: int = 0
@@ -104,10 +105,10 @@ class UsageRollupRow(SQLModel, table=True):
 
     period: str = Field(primary_key=True, max_length=8)  # "day" or "month"
     period_start: str = Field(primary_key=True, max_length=10)  # "2026-11-25" or "2026-11" (UTC)
-    user_id: str = Field(primary_key=True, max_length=256, default="")
-    team_id: str = Field(primary_key=True, max_length=256, default="")
-    agent: str = Field(primary_key=True, max_length=256, default="")
-    model: str = Field(primary_key=True, max_length=256, default="")
+    user_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS, default="")
+    team_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS, default="")
+    agent: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS, default="")
+    model: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS, default="")
     provider: str = Field(primary_key=True, max_length=128, default="")
     requests: int = Field(default=0, sa_type=sa.BigInteger)
     input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
@@ -129,6 +130,20 @@ ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
 # Rows per INSERT statement; 500 rows of 31 values stay under SQLite's 32,766 bound parameters.
 _STATEMENT_SIZES = (500, 100, 20, 5, 1)
+
+
+def _array_type(column: sa.Column[Any]) -> str:
+    # Strings as unbounded text: a cast to VARCHAR(n) would cut a too-long value short; the column refuses it.
+    kind = sa.Text() if column.type.python_type is str else column.type
+    return f"{kind.compile(dialect=postgresql.dialect())}[]"  # type: ignore[no-untyped-call]
+
+
+# PostgreSQL takes a batch as one array per column, skipping request ids already stored.
+_UNNEST_INSERT_SQL = (
+    f"INSERT INTO usage_records ({', '.join(_RECORD_FIELDS)}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{_array_type(USAGE_TABLE.c[name])}" for name in _RECORD_FIELDS)
+    + ") ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+)
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -214,15 +229,20 @@ class Store:
         """
         inserted: set[str] = set()
         with self.write_engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # One array per column: the statement stays short whatever the batch size, so psycopg
+                # parses it once instead of splitting thousands of placeholders (holding the GIL) per batch.
+                columns = tuple(list(column) for column in zip(*map(self._row, records), strict=True))
+                if records:
+                    inserted.update(row[0] for row in conn.exec_driver_sql(_UNNEST_INSERT_SQL, columns))
             start = 0
-            while start < len(records):
+            while self.dialect == "sqlite" and start < len(records):
                 # Few statement sizes, so that few prepared statements are kept (each holds memory).
                 size = next(n for n in _STATEMENT_SIZES if n <= len(records) - start)
                 chunk = records[start : start + size]
                 start += size
                 values = tuple(v for r in chunk for v in self._row(r))
-                result = conn.exec_driver_sql(self._insert_sql(size), values)
-                inserted.update(row[0] for row in result)
+                inserted.update(row[0] for row in conn.exec_driver_sql(self._insert_sql(size), values))
             # The rollups move with the rows, in the same transaction (imported here: rollups build on this module).
             from proxy.rollups import apply_rollups
 

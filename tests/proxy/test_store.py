@@ -51,6 +51,42 @@ def test_record_fields_are_the_table_columns() -> None:
     assert [f.name for f in dataclasses.fields(UsageRecord)] == [c.name for c in USAGE_TABLE.columns]
 
 
+def test_every_field_round_trips_and_a_repeated_id_is_skipped(any_db_url: str) -> None:
+    store = Store(any_db_url)
+    store.create_tables()
+    full = dataclasses.replace(
+        _BASE,
+        stream=True,
+        thread_id="conv-42",
+        key_name="ci",
+        tags='{"env": "prod"}',
+        cache_write_tokens=7,
+        cache_write_1h_tokens=8,
+        audio_input_tokens=5,
+        audio_output_tokens=6,
+        service_tier="flex",
+        cost_pico=None,
+        unpriced=True,
+        ttfb_ms=None,
+        error_type="upstream_timeout",
+    )
+    # More rows than one SQLite statement takes, with None, booleans, floats and times in every position.
+    records = [dataclasses.replace(full if i % 2 else _BASE, request_id=f"r{i}") for i in range(1203)]
+    assert store.insert_records(records) == {r.request_id for r in records}
+    assert store.insert_records([records[5], dataclasses.replace(_BASE, request_id="new")]) == {"new"}
+    with store.engine.connect() as conn:
+        rows = {row.request_id: row for row in conn.execute(USAGE_TABLE.select())}
+    assert len(rows) == 1204
+    for record in (records[0], records[1], records[1202]):
+        row = rows[record.request_id]
+        for field in dataclasses.fields(UsageRecord):
+            stored, expected = getattr(row, field.name), getattr(record, field.name)
+            if isinstance(expected, datetime):
+                stored = stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored
+            assert stored == expected, field.name
+    store.dispose()
+
+
 def test_tiny_costs_sum_exactly_in_sql(any_db_url: str) -> None:
     store = Store(any_db_url)
     store.create_tables()
