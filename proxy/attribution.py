@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from proxy.config import AttributionConfig, KeyConfig, TeamConfig
+from proxy.errors import BadRequest
+from proxy.records import MAX_LABEL_CHARS
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -42,6 +44,12 @@ class AttributionReader:
             config.thread_header.lower().encode(): "thread",
             config.agent_header.lower().encode(): "agent",
         }
+        self._header_of = {
+            "user": config.user_header,
+            "team": config.team_header,
+            "thread": config.thread_header,
+            "agent": config.agent_header,
+        }
         self._tag_prefix = config.tag_prefix.lower().encode()
         self.strip = config.strip_headers
 
@@ -56,10 +64,19 @@ class AttributionReader:
         for name, value in headers:
             slot = self._fields.get(name)
             if slot is not None:
+                if len(value) > MAX_LABEL_CHARS:
+                    raise BadRequest(
+                        f"The {self._header_of[slot]} header is {len(value)} characters long; "
+                        f"Tollgate records at most {MAX_LABEL_CHARS}."
+                    )
                 found[slot] = value.decode("latin-1")
             elif name.startswith(prefix) and len(name) > len(prefix):
                 tags[name[len(prefix) :].decode("latin-1")] = value.decode("latin-1")
         user = found.get("user") or body_user
+        if user is not None and len(user) > MAX_LABEL_CHARS:  # headers are checked above: it is the body's
+            raise BadRequest(
+                f"The body's user field is {len(user)} characters long; Tollgate records at most {MAX_LABEL_CHARS}."
+            )
         team = found.get("team")
         if key is not None and not key.trust_headers:
             # A key bound to a user is the user: headers cannot move its spend elsewhere.

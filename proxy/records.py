@@ -13,6 +13,9 @@ from decimal import Decimal
 
 from pricing import pico_to_usd
 
+# The longest user, team, thread, agent, model or endpoint a row holds; longer ones are refused at the door.
+MAX_LABEL_CHARS = 256
+
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.forward import AiohttpUpstream
-from tests.conftest import Tollgate, journal_dir
+from tests.conftest import Tollgate, chat_completion, journal_dir, json_answer, make_config
 from tests.fakeprovider import FakeProvider, free_port
 
 CHAT = "/v1/chat/completions"
@@ -42,6 +42,30 @@ def test_error_bodies_have_the_openai_shape(
     assert error["code"] == code
     assert len(error["message"]) > 20
     assert provider.requests == []
+
+
+def test_labels_too_long_for_a_row_are_refused_and_recording_goes_on(provider: FakeProvider, any_db_url: str) -> None:
+    """A 300-character user id would make PostgreSQL refuse the whole batch of rows, again and again."""
+    provider.answer("POST", CHAT, json_answer(chat_completion()))
+    config = make_config(provider, any_db_url)
+    long = "u" * 300
+    with TestClient(create_app(config), base_url="http://tollgate.test") as client:
+        tollgate = Tollgate(client, config)
+        refused = [
+            client.post(CHAT, json={"model": "gpt-4o", "messages": []}, headers={"X-User-Id": long}),
+            client.post(CHAT, json={"model": "gpt-4o", "messages": [], "user": long}),
+            client.post(CHAT, json={"model": "gpt-" + long, "messages": []}),
+            client.get("/v1/files/" + long),
+        ]
+        assert [r.status_code for r in refused] == [400, 400, 404, 404]
+        assert "X-User-Id" in refused[0].json()["error"]["message"]
+        assert "300" in refused[1].json()["error"]["message"]
+        assert client.post(CHAT, json={"model": "gpt-4o", "messages": []}).status_code == 200
+        rows = tollgate.rows(expected=5)
+        tollgate.store.dispose()
+    assert len(rows) == 5
+    assert [r["status"] for r in rows] == [400, 400, 404, 404, 200]
+    assert provider.requests and len(provider.requests) == 1
 
 
 def test_body_over_the_limit_is_refused_with_413(tollgate_factory: object, provider: FakeProvider) -> None:
