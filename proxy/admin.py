@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin_openapi import admin_openapi_json
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
 from proxy.keys import bearer_token
 from proxy.limit_report import limit_states
@@ -92,9 +93,15 @@ async def _user_summary(request: Request) -> Response:
     )
 
 
+async def _openapi(request: Request) -> Response:
+    """``GET /admin/openapi.json``: the OpenAPI 3.1 description of the admin API."""
+    return Response(admin_openapi_json(), media_type="application/json")
+
+
 def admin_routes(admin_key: str | None) -> list[Route]:
     return [
         Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
         Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
         Route("/admin/users/{id}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
+        Route("/admin/openapi.json", guarded(admin_key, _openapi), methods=["GET"]),
     ]
