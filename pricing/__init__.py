@@ -6,7 +6,7 @@ Pure: no I/O beyond reading the price map once, no imports of litellm, httpx or 
 from __future__ import annotations
 
 from pricing.catalog import Catalog, PriceCard, PricingConfigError
-from pricing.cost import Cost, TokenCounts, bound_cost, cost_to_pico, pico_to_usd, price_tokens
+from pricing.cost import Cost, TokenCounts, bound_cost, cost_to_pico, decimal_text, pico_to_usd, price_tokens
 
 __all__ = [
     "Catalog",
@@ -16,6 +16,7 @@ __all__ = [
     "TokenCounts",
     "bound_cost",
     "cost_to_pico",
+    "decimal_text",
     "pico_to_usd",
     "price_tokens",
 ]

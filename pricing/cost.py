@@ -185,6 +185,11 @@ def cost_to_pico(cost: Decimal) -> int:
     return int(pico)
 
 
+def decimal_text(amount: Decimal) -> str:
+    """``amount`` as text in positional notation, as finance reads it: ``0.00000015``, never ``1.5E-7``."""
+    return format(amount, "f")
+
+
 def pico_to_usd(pico: int) -> Decimal:
     """Integer picodollars as USD."""
     return EXACT.divide(pico, PICO_PER_USD)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pricing import decimal_text
 from proxy.admin_openapi import admin_openapi_json
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
 from proxy.keys import bearer_token
@@ -88,7 +89,7 @@ async def _user_summary(request: Request) -> Response:
             "user": user,
             "this_month": month[0].as_json() if month else None,
             "all_time": total[0].as_json() if total else None,
-            "average_daily_cost_usd_this_month": str((month_cost / days).quantize(Decimal("1e-12"))),
+            "average_daily_cost_usd_this_month": decimal_text((month_cost / days).quantize(Decimal("1e-12"))),
         }
     )
 

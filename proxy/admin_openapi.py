@@ -3,8 +3,8 @@
 The document is a plain dict built once. Enums come from the constants the handlers
 check against (``GROUPS``, ``STATUSES``, ...), so the two cannot disagree, and each
 response schema follows the ``as_json`` method that writes that body. Money is a
-decimal string, never a JSON number: Python's ``str(Decimal)``, so amounts below a
-millionth of a dollar use an exponent (``"5E-7"``). Every operation needs the admin
+decimal string in positional notation, never a JSON number nor an exponent
+(``"0.0000005"``, not ``"5E-7"``). Every operation needs the admin
 key as a bearer token and answers 401 without it, or 404 when the admin API is off.
 ``tests/proxy/test_admin_openapi.py`` checks that this document and the mounted
 ``/admin`` routes describe the same operations, and that real bodies validate.
@@ -24,8 +24,8 @@ from proxy.windows import WINDOWS
 
 Schema = dict[str, Any]
 
-# str(Decimal): digits, an optional fraction, and an exponent for tiny values or exact-zero quotients ("0E-12").
-_DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?(E[-+]?[0-9]+)?$"
+# pricing.decimal_text: digits and an optional fraction, never an exponent.
+_DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _UNPRICED = "Requests with no price, which cost nothing here."
 
@@ -75,8 +75,8 @@ def _schemas() -> dict[str, Schema]:
             "type": "string",
             "format": "decimal",
             "pattern": _DECIMAL_PATTERN,
-            "description": 'An exact decimal as a string, e.g. "0.000042"; tiny amounts may use an exponent.',
-            "examples": ["0.000042", "12.50", "5E-7"],
+            "description": 'An exact decimal as a string, e.g. "0.000042", never with an exponent.',
+            "examples": ["0.000042", "12.50", "0.0000005"],
         },
         "Error": _object(
             {

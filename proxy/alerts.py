@@ -24,6 +24,8 @@ from decimal import Decimal
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from pricing import decimal_text
+
 logger = logging.getLogger("tollgate.alerts")
 
 AlertHandler = Callable[["Alert"], object]
@@ -55,9 +57,9 @@ class Alert:
             "window": self.window,
             "window_label": self.window_label,
             # Strings, not floats, so that no receiver sees 0.30000000000000004 dollars.
-            "spent_usd": _plain(self.spent_usd),
-            "limit_usd": _plain(self.limit_usd),
-            "threshold": _plain(self.threshold),
+            "spent_usd": decimal_text(self.spent_usd),
+            "limit_usd": decimal_text(self.limit_usd),
+            "threshold": decimal_text(self.threshold),
             "action": self.action,
             "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
@@ -65,7 +67,7 @@ class Alert:
     def describe(self) -> str:
         """One line for logs, e.g. ``user alice day 2026-11-25 spent $8.00 of $10.00 (80%)``."""
         window = "total" if self.window == "total" else f"{self.window} {self.window_label}"
-        percent = _plain((self.threshold * 100).normalize())
+        percent = decimal_text((self.threshold * 100).normalize())
         return (
             f"{self.scope} {self.scope_id} {window} spent ${self.spent_usd:.2f} of ${self.limit_usd:.2f} ({percent}%)"
         )
@@ -266,11 +268,6 @@ class AlertDispatcher:
                 await result
         except Exception:
             logger.exception("alert handler %s failed on alert for %s %s", _name(handler), alert.scope, alert.scope_id)
-
-
-def _plain(amount: Decimal) -> str:
-    """``amount`` in positional notation: ``10``, never ``1E+1``."""
-    return format(amount, "f")
 
 
 def _origin(url: str) -> str:

@@ -161,6 +161,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def _usage(args: argparse.Namespace) -> int:
+    from pricing import decimal_text
     from proxy.report import usage_report
     from proxy.store import Store
 
@@ -181,7 +182,7 @@ def _usage(args: argparse.Namespace) -> int:
             str(r.output_tokens),
             str(r.cached_input_tokens),
             str(r.reasoning_tokens),
-            str(r.cost_usd) + (f"  (+{r.unpriced_requests} unpriced)" if r.unpriced_requests else ""),
+            decimal_text(r.cost_usd) + (f"  (+{r.unpriced_requests} unpriced)" if r.unpriced_requests else ""),
         )
         for r in rows
     ]

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from pricing import Catalog, TokenCounts, cost_to_pico, pico_to_usd, price_tokens
+from pricing import Catalog, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
 from proxy.attribution import Attribution, AttributionReader
 from proxy.bounds import request_bound
 from proxy.budget import UNLIMITED, Admission, BudgetKeeper
@@ -330,7 +330,7 @@ class ProxyHandler:
         if usage is not None and self.cost_header:
             request.cost = cost_pico, _ = self._price(request, usage)
             if cost_pico is not None:
-                headers.append((b"x-tollgate-cost-usd", str(pico_to_usd(cost_pico)).encode()))
+                headers.append((b"x-tollgate-cost-usd", decimal_text(pico_to_usd(cost_pico)).encode()))
         # Recorded (and journaled) before the answer goes out: a client that has its answer has its row.
         self._record(request, response.status, usage, metered, None)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -522,7 +522,7 @@ def _response_headers(headers: Any, request: _Request, *, streamed: bool, manage
     out.append((b"x-tollgate-request-id", request.request_id.encode()))
     remaining = request.admission.remaining_pico
     if remaining is not None:
-        out.append((b"x-tollgate-limit-remaining-usd", str(pico_to_usd(max(remaining, 0))).encode()))
+        out.append((b"x-tollgate-limit-remaining-usd", decimal_text(pico_to_usd(max(remaining, 0))).encode()))
     return out
 
 

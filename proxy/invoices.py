@@ -49,7 +49,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pricing import Catalog, pico_to_usd
+from pricing import Catalog, decimal_text, pico_to_usd
 from proxy.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
 
 logger = logging.getLogger("tollgate.invoices")
@@ -155,15 +155,15 @@ class InvoiceLine:
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, money as decimal strings."""
-        prices = None if self.unit_prices is None else {k: str(v) for k, v in self.unit_prices.items()}
+        prices = None if self.unit_prices is None else {k: decimal_text(v) for k, v in self.unit_prices.items()}
         return {
             "kind": self.kind,
             "key": self.key,
             "requests": self.requests,
             "unpriced_requests": self.unpriced_requests,
             **{kind: self.tokens.get(kind, 0) for kind in TOKEN_KINDS},
-            "cost_usd": str(self.cost_usd),
-            "amount": str(self.amount),
+            "cost_usd": decimal_text(self.cost_usd),
+            "amount": decimal_text(self.amount),
             "unit_prices_per_million": prices,
         }
 
@@ -197,7 +197,7 @@ class Invoice:
             "period": self.period,
             "currency": self.currency,
             "status": self.status,
-            **{name: str(getattr(self, name)) for name in _MONEY},
+            **{name: decimal_text(getattr(self, name)) for name in _MONEY},
             "requests": self.requests,
             "unpriced_requests": self.unpriced_requests,
             "created_at": self.created_at.isoformat(),

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pricing import pico_to_usd
+from pricing import decimal_text, pico_to_usd
 from proxy.attribution import Attribution
 from proxy.ledger import Ledger
 from proxy.limits import GLOBAL_ID, LimitBook, LimitRule
@@ -45,10 +45,10 @@ class LimitState:
             "window_label": self.window_label,
             "action": self.action,
             "resets_at": self.resets_at.isoformat().replace("+00:00", "Z") if self.resets_at else None,
-            "spent_usd": str(self.spent),
-            "held_usd": str(self.held),
-            "limit_usd": str(self.limit),
-            "remaining_usd": str(self.remaining),
+            "spent_usd": decimal_text(self.spent),
+            "held_usd": decimal_text(self.held),
+            "limit_usd": decimal_text(self.limit),
+            "remaining_usd": decimal_text(self.remaining),
         }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pricing import pico_to_usd
+from pricing import decimal_text, pico_to_usd
 from proxy.store import ROLLUPS_TABLE, USAGE_TABLE, Store
 
 GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
@@ -48,7 +48,7 @@ class ReportRow:
             "output_tokens": self.output_tokens,
             "cached_input_tokens": self.cached_input_tokens,
             "reasoning_tokens": self.reasoning_tokens,
-            "cost_usd": str(self.cost_usd),
+            "cost_usd": decimal_text(self.cost_usd),
             "unpriced_requests": self.unpriced_requests,
         }
 

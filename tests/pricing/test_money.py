@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing import Catalog, PriceCard, TokenCounts, bound_cost, cost_to_pico, pico_to_usd, price_tokens
+from pricing import (
+    Catalog,
+    PriceCard,
+    TokenCounts,
+    bound_cost,
+    cost_to_pico,
+    decimal_text,
+    pico_to_usd,
+    price_tokens,
+)
 from tests.pricing.cards import make_card, real_card
 
 _CATALOG = Catalog.load()
@@ -96,3 +105,15 @@ def test_bound_cost_is_never_below_the_real_cost(
     )
 
     assert price_tokens(card, tokens, service_tier).total <= bound_cost(card, prompt, output)
+
+
+@given(st.integers(min_value=0, max_value=10**20))
+def test_money_text_is_positional_and_exact(pico: int) -> None:
+    text = decimal_text(pico_to_usd(pico))
+    assert "E" not in text and "e" not in text
+    assert Decimal(text) == pico_to_usd(pico)
+
+
+def test_tiny_amounts_read_as_finance_writes_them() -> None:
+    assert decimal_text(pico_to_usd(150_000)) == "0.00000015"
+    assert decimal_text(Decimal("1E+1")) == "10"

@@ -43,7 +43,7 @@ def _records(period: str, prefix: str) -> list[UsageRecord]:
     day = parse_period(period)[0] + timedelta(days=3)
     changes: list[dict[str, Any]] = [
         {},
-        {"model_requested": "gpt-4o-mini", "cost_pico": 1, "agent": None},  # $1E-12
+        {"model_requested": "gpt-4o-mini", "cost_pico": 1, "agent": None},  # $0.000000000001
         {"model_requested": "my-model", "cost_pico": None, "unpriced": True},
         {"user_id": None, "team_id": None},
     ]
@@ -202,14 +202,14 @@ def test_a_patch_body_that_is_not_json_is_a_documented_400(admin: TestClient) ->
 
 
 def test_the_seeded_bodies_reach_the_tricky_parts_of_the_schemas(admin: TestClient) -> None:
-    """Amounts with an exponent (str(Decimal) of tiny sums), unit prices, and nulls are really validated above."""
+    """Tiny amounts (written without an exponent), unit prices, and nulls are really validated above."""
     invoice = admin.get(f"/admin/invoices/{INVOICE}", headers=ADMIN).json()
     models = {line["key"]: line for line in invoice["lines"] if line["kind"] == "model"}
-    assert models["gpt-4o-mini"]["cost_usd"] == "1E-12"
+    assert models["gpt-4o-mini"]["cost_usd"] == "0.000000000001"
     assert models["gpt-4o"]["unit_prices_per_million"]["input"] == "2.5"
     assert models["my-model"]["unit_prices_per_million"] is None
     summary = admin.get("/admin/users/nobody/summary", headers=ADMIN).json()
-    assert (summary["this_month"], summary["average_daily_cost_usd_this_month"]) == (None, "0E-12")
+    assert (summary["this_month"], summary["average_daily_cost_usd_this_month"]) == (None, "0.000000000000")
     states = admin.get("/admin/limits", headers=ADMIN).json()["limits"]
     assert {state["window"]: state["resets_at"] is None for state in states} == {"day": False, "total": True}
 
