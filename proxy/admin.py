@@ -37,6 +37,9 @@ def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
         token = bearer_token(request.headers.get("authorization", "").encode("latin-1")) or ""
         if not hmac.compare_digest(token.encode(), admin_key.encode()):
             return _error(Unauthorized("The admin API needs 'Authorization: Bearer <$TOLLGATE_ADMIN_KEY>'."))
+        values = [*request.query_params.values(), *map(str, request.path_params.values())]
+        if any("\x00" in value for value in values):
+            return _error(BadRequest("Query and path values may not hold a NUL character (%00)."))
         return await endpoint(request)
 
     return check

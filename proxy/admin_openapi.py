@@ -222,8 +222,11 @@ def _operation(
 ) -> Schema:
     """One operation answering 200 with the schema named ``ok``, and 401 (no or wrong key) and 404 (admin API off)."""
     responses = {"200": _json(_ref(ok), summary)}
-    if bad_request is not None:
-        responses["400"] = _json(_ref("Error"), bad_request)
+    reasons = [bad_request] if bad_request else []
+    if parameters:
+        reasons.append("A query or path value with a NUL character (%00).")
+    if reasons:
+        responses["400"] = _json(_ref("Error"), " ".join(reasons))
     responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
     off = {"$ref": "#/components/responses/AdminOff"}
     responses["404"] = _json(_ref("Error"), f"{not_found}, or the admin API is off.") if not_found else off

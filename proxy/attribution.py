@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from proxy.config import AttributionConfig, KeyConfig, TeamConfig
 from proxy.errors import BadRequest
-from proxy.records import MAX_LABEL_CHARS
+from proxy.records import label_problem
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -64,19 +64,16 @@ class AttributionReader:
         for name, value in headers:
             slot = self._fields.get(name)
             if slot is not None:
-                if len(value) > MAX_LABEL_CHARS:
-                    raise BadRequest(
-                        f"The {self._header_of[slot]} header is {len(value)} characters long; "
-                        f"Tollgate records at most {MAX_LABEL_CHARS}."
-                    )
+                problem = label_problem(value)
+                if problem is not None:
+                    raise BadRequest(f"The {self._header_of[slot]} header {problem}.")
                 found[slot] = value.decode("latin-1")
             elif name.startswith(prefix) and len(name) > len(prefix):
                 tags[name[len(prefix) :].decode("latin-1")] = value.decode("latin-1")
         user = found.get("user") or body_user
-        if user is not None and len(user) > MAX_LABEL_CHARS:  # headers are checked above: it is the body's
-            raise BadRequest(
-                f"The body's user field is {len(user)} characters long; Tollgate records at most {MAX_LABEL_CHARS}."
-            )
+        problem = label_problem(user) if user is not None and not found.get("user") else None
+        if problem is not None:
+            raise BadRequest(f"The body's user field {problem}.")
         team = found.get("team")
         if key is not None and not key.trust_headers:
             # A key bound to a user is the user: headers cannot move its spend elsewhere.

@@ -53,7 +53,7 @@ from proxy.limits import LimitBook, compile_rules
 from proxy.metrics import Metrics
 from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
-from proxy.records import MAX_LABEL_CHARS, UsageRecord
+from proxy.records import MAX_LABEL_CHARS, UsageRecord, label_problem
 from proxy.sse import StreamMeter
 from proxy.usage import ESTIMATED, MISSING, REPORTED, Usage, usage_from_body
 
@@ -173,9 +173,10 @@ class ProxyHandler:
     async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
         """Receive, authenticate, attribute, route, admit, and send the request upstream."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        if len(request.path) > MAX_LABEL_CHARS:
-            length, request.path = len(request.path), request.path[:MAX_LABEL_CHARS]  # the row keeps what fits
-            raise NotFound(f"Tollgate forwards paths of at most {MAX_LABEL_CHARS} characters, not {length}.")
+        problem = label_problem(request.path)
+        if problem is not None:
+            request.path = request.path[:MAX_LABEL_CHARS].replace("\x00", "?")  # what the row can hold
+            raise NotFound(f"Tollgate does not forward this path: it {problem}.")
         if "/." in request.path or "//" in request.path:
             # Dot segments and empty segments could walk out of /v1 at the provider: never forward them.
             raise NotFound(f"Tollgate does not forward the path {request.path!r}: it has dot or empty segments.")
@@ -275,10 +276,9 @@ class ProxyHandler:
         model = payload.get("model")
         if not isinstance(model, str) or not model:
             raise MissingModel("You must provide a model parameter.")
-        if len(model) > MAX_LABEL_CHARS:
-            raise ModelNotFound(
-                f"The model name is {len(model)} characters long; Tollgate knows no model name over {MAX_LABEL_CHARS}."
-            )
+        problem = label_problem(model)
+        if problem is not None:
+            raise ModelNotFound(f"No model is served by that name: it {problem}.")
         request.model = model
         request.payload = payload
         request.stream = payload.get("stream") is True
@@ -532,7 +532,7 @@ def _model_of(body: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     model = payload.get("model") if isinstance(payload, dict) else None
-    return model if isinstance(model, str) and 0 < len(model) <= MAX_LABEL_CHARS else None
+    return model if isinstance(model, str) and model and label_problem(model) is None else None
 
 
 def _with_usage_reporting(body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
-from proxy.records import MAX_LABEL_CHARS, UsageRecord
+from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
 
@@ -54,7 +54,7 @@ class UsageRow(SQLModel, table=True):
     reasoning_tokens: int = 0
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
-    service_tier: str | None = Field(default=None, max_length=32)
+    service_tier: str | None = Field(default=None, max_length=MAX_TIER_CHARS)
     cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
     unpriced: bool = False
     usage_source: str = Field(max_length=16)

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from pricing import TokenCounts
+from proxy.records import MAX_TIER_CHARS, label_problem
 
 # Where the usage came from, recorded on every row.
 REPORTED = "reported"
@@ -55,10 +56,13 @@ def usage_from_object(obj: Any) -> Usage | None:
     usage = obj.get("usage")
     if not isinstance(usage, dict):
         return None
+    # What the provider says is kept only if a row can hold it: a bad value would fail the row's whole batch.
     tier = obj.get("service_tier")
-    service_tier = tier if isinstance(tier, str) else None
+    service_tier = (
+        tier if isinstance(tier, str) and len(tier) <= MAX_TIER_CHARS and label_problem(tier) is None else None
+    )
     served = obj.get("model")
-    model = served if isinstance(served, str) else None
+    model = served if isinstance(served, str) and label_problem(served) is None else None
     if "input_tokens" in usage or "output_tokens" in usage:
         in_details = usage.get("input_tokens_details")
         out_details = usage.get("output_tokens_details")

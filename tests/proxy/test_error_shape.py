@@ -45,26 +45,31 @@ def test_error_bodies_have_the_openai_shape(
 
 
 def test_labels_too_long_for_a_row_are_refused_and_recording_goes_on(provider: FakeProvider, any_db_url: str) -> None:
-    """A 300-character user id would make PostgreSQL refuse the whole batch of rows, again and again."""
+    """A 300-character user id, or a NUL, would make PostgreSQL refuse the whole batch of rows, again and again."""
     provider.answer("POST", CHAT, json_answer(chat_completion()))
     config = make_config(provider, any_db_url)
     long = "u" * 300
-    with TestClient(create_app(config), base_url="http://tollgate.test") as client:
+    admin = {"Authorization": "Bearer admin-key"}
+    with TestClient(create_app(config, admin_key="admin-key"), base_url="http://tollgate.test") as client:
         tollgate = Tollgate(client, config)
         refused = [
             client.post(CHAT, json={"model": "gpt-4o", "messages": []}, headers={"X-User-Id": long}),
             client.post(CHAT, json={"model": "gpt-4o", "messages": [], "user": long}),
             client.post(CHAT, json={"model": "gpt-" + long, "messages": []}),
             client.get("/v1/files/" + long),
+            client.post(CHAT, json={"model": "gpt-4o", "messages": [], "user": "a\x00b"}),
+            client.post(CHAT, json={"model": "gpt-4o\x00", "messages": []}),
+            client.get("/v1/files/a%00b"),
         ]
-        assert [r.status_code for r in refused] == [400, 400, 404, 404]
+        assert [r.status_code for r in refused] == [400, 400, 404, 404, 400, 404, 404]
+        assert "NUL" in refused[4].json()["error"]["message"]
+        assert client.get("/admin/usage?user=a%00b", headers=admin).status_code == 400
         assert "X-User-Id" in refused[0].json()["error"]["message"]
         assert "300" in refused[1].json()["error"]["message"]
         assert client.post(CHAT, json={"model": "gpt-4o", "messages": []}).status_code == 200
-        rows = tollgate.rows(expected=5)
+        rows = tollgate.rows(expected=8)
         tollgate.store.dispose()
-    assert len(rows) == 5
-    assert [r["status"] for r in rows] == [400, 400, 404, 404, 200]
+    assert [r["status"] for r in rows] == [400, 400, 404, 404, 400, 404, 404, 200]
     assert provider.requests and len(provider.requests) == 1
 
 

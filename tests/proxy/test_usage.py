@@ -71,3 +71,12 @@ def test_any_stream_never_raises_and_passes_through_unhidden(pieces: list[bytes]
     out = b"".join(meter.feed(p) for p in pieces) + meter.finish()
     if not hide:
         assert out == b"".join(pieces)
+
+
+def test_provider_labels_a_row_cannot_hold_are_dropped() -> None:
+    body = b'{"model": "gpt-4o\\u0000", "service_tier": "' + b"t" * 40 + b'", "usage": {"prompt_tokens": 3}}'
+    usage = usage_from_body(body)
+    assert usage is not None
+    assert (usage.model, usage.service_tier, usage.tokens.input) == (None, None, 3)
+    fine = usage_from_body(b'{"model": "gpt-4o", "service_tier": "flex", "usage": {"prompt_tokens": 3}}')
+    assert fine is not None and (fine.model, fine.service_tier) == ("gpt-4o", "flex")
