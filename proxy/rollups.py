@@ -9,7 +9,7 @@ without scanning millions of raw rows, and the two never disagree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import UTC, date
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,10 +35,18 @@ _Key = tuple[str, str, str, str, str, str, str]
 
 def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
     """Per (period, start, user, team, agent, model, provider): what ``records`` add to each sum."""
-    totals: dict[_Key, list[int]] = {}
+    # Summed per day first; the months are then summed from the days, which are few.
+    days: dict[tuple[date, str, str, str, str, str], list[int]] = {}
     for r in records:
-        day = r.started_at.astimezone(UTC).strftime("%Y-%m-%d")
-        dims = (r.user_id or "", r.team_id or "", r.agent or "", r.model_requested or "", r.provider or "")
+        started = r.started_at if r.started_at.tzinfo is UTC else r.started_at.astimezone(UTC)
+        day_key = (
+            started.date(),
+            r.user_id or "",
+            r.team_id or "",
+            r.agent or "",
+            r.model_requested or "",
+            r.provider or "",
+        )
         values = (
             1,
             r.input_tokens,
@@ -51,13 +59,25 @@ def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
             r.cost_pico or 0,
             1 if r.unpriced else 0,
         )
-        for key in (("day", day, *dims), ("month", day[:7], *dims)):
-            sums = totals.get(key)
-            if sums is None:
-                totals[key] = list(values)
+        sums = days.get(day_key)
+        if sums is None:
+            days[day_key] = list(values)
+        else:
+            for i, v in enumerate(values):
+                sums[i] += v
+    totals: dict[_Key, list[int]] = {}
+    for (day, user, team, agent, model, provider), day_sums in days.items():
+        text = day.isoformat()
+        for key in (
+            ("day", text, user, team, agent, model, provider),
+            ("month", text[:7], user, team, agent, model, provider),
+        ):
+            total = totals.get(key)
+            if total is None:
+                totals[key] = list(day_sums)
             else:
-                for i, v in enumerate(values):
-                    sums[i] += v
+                for i, v in enumerate(day_sums):
+                    total[i] += v
     return totals
 
 
