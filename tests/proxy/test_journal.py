@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from proxy.journal import Journal, read_segment
 from proxy.store import COUNTERS_TABLE, USAGE_TABLE, Store, engine_url
-from tests.conftest import POSTGRES_URL, chat_completion, json_answer
+from tests.conftest import POSTGRES_URL, Tollgate, chat_completion, json_answer
 from tests.fakeprovider import FakeProvider, free_port
 from tests.proxy.test_store import _BASE
 
@@ -192,3 +193,15 @@ def test_proxy_keeps_serving_while_the_database_is_down_and_loses_nothing(
         server.terminate()
         server.wait()
     assert (rows, ids) == (40, 40)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a nice value per thread is Linux's")
+def test_rows_are_written_by_one_thread_that_yields_the_cpu_to_requests(
+    tollgate: Tollgate, provider: FakeProvider
+) -> None:
+    provider.answer("POST", CHAT, json_answer(chat_completion()))
+    assert tollgate.client.post(CHAT, json={"model": "gpt-4o", "messages": []}).status_code == 200
+    assert len(tollgate.rows()) == 1  # written by the writer thread, which starts with the first batch
+    [writer] = [t for t in threading.enumerate() if t.name.startswith("tollgate-recorder")]
+    assert writer.native_id is not None
+    assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == os.getpriority(os.PRIO_PROCESS, 0) + 5
