@@ -36,6 +36,7 @@ from proxy.records import UsageRecord
 logger = logging.getLogger("tollgate.journal")
 
 _TIME_FIELDS = ("started_at", "ended_at")
+SET_ASIDE_FILE = "set-aside.ndjson"  # records the database refused, kept for a person to look at
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +68,7 @@ class Journal:
 
     def append(self, record: UsageRecord, charges: Sequence[Charge]) -> None:
         """Put a finished record on disk (no fsync: that is per batch, in ``seal``)."""
-        line = orjson.dumps(
-            {"record": record, "charges": [(c.counter_key, c.pico, c.leased) for c in charges]},
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
+        line = _line(record, charges)
         if self._size + len(line) > self.max_bytes:
             if not self._full:
                 self._full = True
@@ -85,6 +83,13 @@ class Journal:
         # record is in the page cache, which survives the process being killed.
         os.write(self._fd, line)
         self._size += len(line)
+
+    def set_aside(self, record: UsageRecord, charges: Sequence[Charge]) -> Path:
+        """Keep a record the database refuses in ``set-aside.ndjson``, in the journal's line format."""
+        path = self.directory / SET_ASIDE_FILE
+        with path.open("ab") as file:
+            file.write(_line(record, charges))
+        return path
 
     @property
     def full(self) -> bool:
@@ -144,6 +149,13 @@ class Journal:
         if not any(self.directory.glob(f"{self.holder}-*.jsonl")):
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{self.holder}.lock").unlink()
+
+
+def _line(record: UsageRecord, charges: Sequence[Charge]) -> bytes:
+    return orjson.dumps(
+        {"record": record, "charges": [(c.counter_key, c.pico, c.leased) for c in charges]},
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
 
 
 def read_segment(path: Path, *, own: bool) -> Iterator[Entry]:

@@ -168,9 +168,7 @@ class Recorder:
             batch = self._pending[: min(self._batch_size, left)]
             started = time.perf_counter()
             try:
-                spent, alerts, charges = await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self._write, batch, self._sealed[-1:]
-                )
+                spent, alerts, charges = await self._write_or_set_aside(batch, self._sealed[-1:])
             except Exception as exc:
                 if self._on_batch is not None:
                     self._on_batch(len(batch), time.perf_counter() - started, False)
@@ -178,7 +176,7 @@ class Recorder:
                     "writing %d usage records failed (%s: %s); they are kept in the journal and retried",
                     len(batch),
                     type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "",
+                    _first_line(exc),
                 )
                 self._trim_memory()
                 return False
@@ -193,6 +191,48 @@ class Recorder:
         if self._sealed and not await self._replay_sealed():
             return False
         return True
+
+    async def _write_or_set_aside(
+        self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]], sealed: Sequence[Path]
+    ) -> tuple[dict[str, int], list[Alert], list[Charge]]:
+        """Write ``batch`` on the writer thread. If the database refuses its data (not a fault of the
+        connection), write it one record at a time and set aside each record it still refuses, so that
+        one bad row cannot hold back every row after it for ever."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._writer, self._write, batch, sealed)
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+            logger.error(
+                "the database refused a batch of %d usage records (%s); writing them one by one",
+                len(batch),
+                _first_line(exc),
+            )
+        spent: dict[str, int] = {}
+        alerts: list[Alert] = []
+        charges: list[Charge] = []
+        for entry in batch:
+            try:
+                # The sealed segments were fsynced by the first try.
+                one_spent, one_alerts, one_charges = await loop.run_in_executor(self._writer, self._write, [entry], ())
+            except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+                self._set_aside(entry, exc)
+                continue
+            spent.update(one_spent)
+            alerts.extend(one_alerts)
+            charges.extend(one_charges)
+        return spent, alerts, charges
+
+    def _set_aside(self, entry: tuple[UsageRecord, Sequence[Charge]], error: Exception) -> None:
+        record, charges = entry
+        where = self._journal.set_aside(record, charges) if self._journal is not None else None
+        logger.error(
+            "SET ASIDE: the database refuses usage record %s (%s); it is kept in %s, and its spend is not counted",
+            record.request_id,
+            _first_line(error),
+            where or "this log only",
+        )
+        if where is None:
+            logger.error("set-aside usage record: %r", record)
 
     def _trim_memory(self) -> None:
         """While the database is down, keep at most ``max_queued`` records in memory; the rest are in the journal."""
@@ -230,9 +270,7 @@ class Recorder:
         for start in range(0, len(batch), self._batch_size):
             chunk = batch[start : start + self._batch_size]
             try:
-                spent, alerts, charges = await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self._write, chunk, []
-                )
+                spent, alerts, charges = await self._write_or_set_aside(chunk, [])
             except Exception as exc:
                 logger.error("replaying journal %s failed (%s); retrying later", segment.name, type(exc).__name__)
                 return False
@@ -320,6 +358,11 @@ class Recorder:
             else:
                 # A slow synchronous handler must not stall the event loop that serves requests.
                 await asyncio.to_thread(_call_each, handler, batch)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _lower_priority() -> None:

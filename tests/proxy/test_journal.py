@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -18,7 +19,8 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from proxy.journal import Journal, read_segment
+from proxy.journal import SET_ASIDE_FILE, Journal, read_segment
+from proxy.recorder import Recorder
 from proxy.store import COUNTERS_TABLE, USAGE_TABLE, Store, engine_url
 from tests.conftest import POSTGRES_URL, Tollgate, chat_completion, json_answer
 from tests.fakeprovider import FakeProvider, free_port
@@ -205,3 +207,31 @@ def test_rows_are_written_by_one_thread_that_yields_the_cpu_to_requests(
     [writer] = [t for t in threading.enumerate() if t.name.startswith("tollgate-recorder")]
     assert writer.native_id is not None
     assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == os.getpriority(os.PRIO_PROCESS, 0) + 5
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_are_written(
+    any_db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(any_db_url)
+    store.create_tables()
+    journal = Journal(tmp_path / "journal", max_bytes=1 << 20)
+    good = [dataclasses.replace(_BASE, request_id=f"good-{i}") for i in range(5)]
+    bad = dataclasses.replace(_BASE, request_id="bad", endpoint=None)  # type: ignore[arg-type]  # NOT NULL
+
+    async def record() -> tuple[bool, bool]:
+        recorder = Recorder(store, journal=journal, flush_interval=60)
+        for entry in [*good[:2], bad, *good[2:]]:
+            recorder.submit(entry)
+        first = await recorder.flush()
+        second = await recorder.flush()  # nothing is retried
+        await recorder.close()
+        return first, second
+
+    assert asyncio.run(record()) == (True, True)
+    with store.engine.connect() as conn:
+        ids = {row[0] for row in conn.execute(sa.select(USAGE_TABLE.c.request_id))}
+    store.dispose()
+    assert ids == {r.request_id for r in good}
+    [line] = (tmp_path / "journal" / SET_ASIDE_FILE).read_bytes().splitlines()
+    assert orjson.loads(line)["record"]["request_id"] == "bad"
+    assert "SET ASIDE" in caplog.text and "bad" in caplog.text
