@@ -40,7 +40,10 @@ from proxy.store import Store
 logger = logging.getLogger("tollgate.recorder")
 
 UsageHandler = Callable[[UsageRecord], Any]
-_WRITER_NICENESS = 5  # CPU share against the event loop's thread when both run: about a quarter
+# The writer thread runs at the lowest CPU priority, so that on a busy core requests run first. When that
+# leaves it too little CPU and records back up past this many batches, a thread at normal priority takes over.
+_WRITER_NICENESS = 19
+_BACKLOG_BATCHES = 4
 _ORPHAN_CHECK_INTERVAL = 10.0  # seconds between looks for journals left by dead workers
 
 
@@ -78,9 +81,10 @@ class Recorder:
         on_batch: Callable[[int, float, bool], None] | None = None,
     ) -> None:
         self._store = store
-        # One thread writes every batch, at a lower CPU priority than the event loop: on a busy core the
-        # scheduler lets requests run first, and the writer catches up in the gaps.
+        # Batches are written one at a time, off the event loop: by a thread that yields the CPU to requests,
+        # or by one at normal priority while a backlog is caught up (see _BACKLOG_BATCHES).
         self._writer = ThreadPoolExecutor(1, "tollgate-recorder", initializer=_lower_priority)
+        self._catch_up = ThreadPoolExecutor(1, "tollgate-recorder-catch-up")
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._retry_interval = retry_interval
@@ -134,6 +138,7 @@ class Recorder:
         if self._journal is not None:
             self._journal.close()
         self._writer.shutdown()
+        self._catch_up.shutdown()
 
     async def _run(self) -> None:
         while not self._closing:
@@ -199,8 +204,10 @@ class Recorder:
         connection), write it one record at a time and set aside each record it still refuses, so that
         one bad row cannot hold back every row after it for ever."""
         loop = asyncio.get_running_loop()
+        backlog = len(self._pending) > _BACKLOG_BATCHES * self._batch_size
+        writer = self._catch_up if backlog else self._writer
         try:
-            return await loop.run_in_executor(self._writer, self._write, batch, sealed)
+            return await loop.run_in_executor(writer, self._write, batch, sealed)
         except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
             logger.error(
                 "the database refused a batch of %d usage records (%s); writing them one by one",
@@ -213,7 +220,7 @@ class Recorder:
         for entry in batch:
             try:
                 # The sealed segments were fsynced by the first try.
-                one_spent, one_alerts, one_charges = await loop.run_in_executor(self._writer, self._write, [entry], ())
+                one_spent, one_alerts, one_charges = await loop.run_in_executor(writer, self._write, [entry], ())
             except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
                 self._set_aside(entry, exc)
                 continue

@@ -204,9 +204,28 @@ def test_rows_are_written_by_one_thread_that_yields_the_cpu_to_requests(
     provider.answer("POST", CHAT, json_answer(chat_completion()))
     assert tollgate.client.post(CHAT, json={"model": "gpt-4o", "messages": []}).status_code == 200
     assert len(tollgate.rows()) == 1  # written by the writer thread, which starts with the first batch
-    [writer] = [t for t in threading.enumerate() if t.name.startswith("tollgate-recorder")]
+    [writer] = [t for t in threading.enumerate() if t.name.startswith("tollgate-recorder_")]
     assert writer.native_id is not None
-    assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == os.getpriority(os.PRIO_PROCESS, 0) + 5
+    assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == min(os.getpriority(os.PRIO_PROCESS, 0) + 19, 19)
+
+
+def test_a_backlog_is_caught_up_at_normal_priority(db_url: str) -> None:
+    store = Store(db_url)
+    store.create_tables()
+    records = [dataclasses.replace(_BASE, request_id=f"r{i}") for i in range(50)]
+
+    async def record() -> set[str]:
+        recorder = Recorder(store, batch_size=5, flush_interval=60)
+        for entry in records:
+            recorder.submit(entry)
+        await recorder.flush()
+        names = {t.name.rsplit("_", 1)[0] for t in threading.enumerate()}
+        await recorder.close()
+        return names
+
+    assert "tollgate-recorder-catch-up" in asyncio.run(record())
+    assert store.count_records() == 50
+    store.dispose()
 
 
 def test_a_record_the_database_refuses_is_set_aside_and_the_rest_are_written(
