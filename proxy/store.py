@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
@@ -136,18 +135,23 @@ _TIME_COLUMNS = tuple(i for i, f in enumerate(dataclasses.fields(UsageRecord)) i
 _STATEMENT_SIZES = (500, 100, 20, 5, 1)
 
 
-def _array_type(column: sa.Column[Any]) -> str:
-    # Strings as unbounded text: a cast to VARCHAR(n) would cut a too-long value short; the column refuses it.
-    kind = sa.Text() if column.type.python_type is str else column.type
-    return f"{kind.compile(dialect=postgresql.dialect())}[]"  # type: ignore[no-untyped-call]
+def _raw_cursor(conn: sa.Connection) -> Any:
+    import psycopg  # only where PostgreSQL is used: it costs SQLite deployments nothing at start
+
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return psycopg.RawCursor(driver)
 
 
-# PostgreSQL takes a batch as one array per column, skipping request ids already stored.
-_UNNEST_INSERT_SQL = (
-    f"INSERT INTO usage_records ({', '.join(_RECORD_FIELDS)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{_array_type(USAGE_TABLE.c[name])}" for name in _RECORD_FIELDS)
-    + ") ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-)
+def _execute_raw(cursor: Any, sql: str, values: tuple[Any, ...]) -> list[Any]:
+    """Run ``sql`` on a raw psycopg cursor; its errors are raised as SQLAlchemy's, as on every other path."""
+    import psycopg
+
+    try:
+        cursor.execute(sql, values)
+        return list(cursor.fetchall())
+    except psycopg.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -235,20 +239,22 @@ class Store:
         """
         inserted: set[str] = set()
         with self.write_engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # One array per column: the statement stays short whatever the batch size, so psycopg
-                # parses it once instead of splitting thousands of placeholders (holding the GIL) per batch.
-                columns = tuple(map(list, zip(*map(self._row, records), strict=True)))
-                if records:
-                    inserted.update(row[0] for row in conn.exec_driver_sql(_UNNEST_INSERT_SQL, columns))
+            # PostgreSQL's own $n placeholders, on a raw psycopg cursor: psycopg would otherwise split a
+            # statement of thousands of %s placeholders in Python, holding the GIL, on every batch.
+            raw = _raw_cursor(conn) if self.dialect == "postgresql" else None
             start = 0
-            while self.dialect == "sqlite" and start < len(records):
+            while start < len(records):
                 # Few statement sizes, so that few prepared statements are kept (each holds memory).
                 size = next(n for n in _STATEMENT_SIZES if n <= len(records) - start)
                 chunk = records[start : start + size]
                 start += size
                 values = tuple(itertools.chain.from_iterable(map(self._row, chunk)))
-                inserted.update(row[0] for row in conn.exec_driver_sql(self._insert_sql(size), values))
+                if raw is not None:
+                    inserted.update(row[0] for row in _execute_raw(raw, self._insert_sql(size), values))
+                else:
+                    inserted.update(row[0] for row in conn.exec_driver_sql(self._insert_sql(size), values))
+            if raw is not None:
+                raw.close()
             # The rollups move with the rows, in the same transaction (imported here: rollups build on this module).
             from proxy.rollups import apply_rollups
 
@@ -263,11 +269,16 @@ class Store:
         # rather than once per row, and under load each retake waits for the event loop.
         sql = self._insert_statements.get(rows)
         if sql is None:
-            marker = "?" if self.dialect == "sqlite" else "%s"
-            row = "(" + ", ".join(marker for _ in _RECORD_FIELDS) + ")"
+            width = len(_RECORD_FIELDS)
+            if self.dialect == "sqlite":
+                values = ", ".join("(" + ", ".join("?" * width) + ")" for _ in range(rows))
+            else:
+                values = ", ".join(
+                    "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(rows)
+                )
             sql = (
                 f"INSERT INTO usage_records ({', '.join(_RECORD_FIELDS)}) VALUES "
-                + ", ".join(row for _ in range(rows))
+                + values
                 + " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
             )
             if len(self._insert_statements) < 64:
