@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from pricing import pico_to_usd
+from proxy.background import background_thread
 from proxy.config import BudgetConfig
 from proxy.errors import LimitsUnavailable, SpendLimitExceeded
 from proxy.ledger import Charge, Ledger
@@ -81,6 +82,7 @@ class BudgetKeeper:
         self._task: asyncio.Task[None] | None = None
         self._last_sync = clock()
         self.extensions = 0  # database round trips taken on the request path, for the log and the benchmark
+        self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
@@ -94,6 +96,7 @@ class BudgetKeeper:
         returns = {key: lease.available for key, lease in self._leases.items() if lease.available > 0}
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             await asyncio.to_thread(self.ledger.give_back, returns)
+        self._syncer.shutdown()
 
     async def admit(self, counters: Sequence[Counter], bound: int, explain_bound: str) -> Admission:
         """Reserve ``bound`` on every blocking counter, or raise ``SpendLimitExceeded``."""
@@ -229,7 +232,7 @@ class BudgetKeeper:
             if (window_over or idle) and lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0:
                 del self._leases[key]
         self._last_sync = now
-        await asyncio.to_thread(self._write_sync, returns, now)
+        await asyncio.get_running_loop().run_in_executor(self._syncer, self._write_sync, returns, now)
 
     def _write_sync(self, returns: dict[str, int], now: float) -> None:
         self.ledger.give_back(returns)

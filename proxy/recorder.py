@@ -18,7 +18,6 @@ import importlib
 import inspect
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ import sqlalchemy as sa
 
 from pricing import pico_to_usd
 from proxy.alerts import Alert
+from proxy.background import background_thread
 from proxy.journal import Journal, read_segment
 from proxy.ledger import Charge, Ledger
 from proxy.limits import crossed_thresholds
@@ -40,9 +40,8 @@ from proxy.store import Store
 logger = logging.getLogger("tollgate.recorder")
 
 UsageHandler = Callable[[UsageRecord], Any]
-# The writer thread runs at the lowest CPU priority, so that on a busy core requests run first. When that
-# leaves it too little CPU and records back up past this many batches, a thread at normal priority takes over.
-_WRITER_NICENESS = 19
+# Batches are written by a background thread, which yields the CPU to requests. When that leaves it too
+# little CPU and records back up past this many batches, a thread at normal priority takes over.
 _BACKLOG_BATCHES = 4
 _ORPHAN_CHECK_INTERVAL = 10.0  # seconds between looks for journals left by dead workers
 
@@ -83,7 +82,7 @@ class Recorder:
         self._store = store
         # Batches are written one at a time, off the event loop: by a thread that yields the CPU to requests,
         # or by one at normal priority while a backlog is caught up (see _BACKLOG_BATCHES).
-        self._writer = ThreadPoolExecutor(1, "tollgate-recorder", initializer=_lower_priority)
+        self._writer = background_thread("tollgate-recorder")
         self._catch_up = ThreadPoolExecutor(1, "tollgate-recorder-catch-up")
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -370,13 +369,6 @@ class Recorder:
 def _first_line(error: Exception) -> str:
     text = str(error)
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _lower_priority() -> None:
-    """Run the calling thread at a lower CPU priority (Linux sets a nice value per thread; elsewhere a no-op)."""
-    with contextlib.suppress(OSError, AttributeError):
-        niceness = os.getpriority(os.PRIO_PROCESS, 0) + _WRITER_NICENESS
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def _fsync(path: Path) -> None:
