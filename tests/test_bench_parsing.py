@@ -1,13 +1,18 @@
-"""The benchmark's pure parts: reading wrk's report, judging goals, rendering tables.
+"""The benchmark's own parts: reading wrk's report, judging goals, rendering tables, counting CPU.
 
 tests/bench itself is not collected by pytest; these run in the default suite.
 """
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.bench.goals import Goal, judge, ratio_at_least, requests_per_s
+from tests.bench.processes import spawn
 from tests.bench.report import render_table
 from tests.bench.results import Measurement
 from tests.bench.wrk import lua_string, parse_wrk_output, to_ms
@@ -132,3 +137,14 @@ def test_a_goal_whose_baseline_was_skipped_is_skipped() -> None:
     ]
     [verdict] = judge([goal], measurements)
     assert (verdict.result, verdict.note) == ("SKIP", "baseline bare not measured")
+
+
+def test_cpu_seconds_counts_the_whole_process_tree(tmp_path: Path) -> None:
+    """A parent that sleeps while its child spins for 0.3 s has used about 0.3 s of CPU."""
+    spin = "import time; end = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(5)"
+    parent = f"import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', {spin!r}]); time.sleep(5)"
+    with spawn([sys.executable, "-c", parent], cpus="0", log_path=tmp_path / "log") as process:
+        deadline = time.monotonic() + 10
+        while process.cpu_seconds() < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 0.3 <= process.cpu_seconds() < 2.0

@@ -50,6 +50,10 @@ class Spawned:
         """VmHWM summed over the process tree (a supervisor and its workers)."""
         return sum(_peak_rss_bytes(pid) for pid in process_tree(self.pid))
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far, summed over the process tree (a supervisor and its workers)."""
+        return sum(_cpu_seconds(pid) for pid in process_tree(self.pid))
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -131,6 +135,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0  # exited while we looked
+    fields = stat.rsplit(")", 1)[1].split()  # utime and stime are fields 14 and 15, in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_bytes(pid: int) -> int:

@@ -35,6 +35,8 @@ class Measurement:
     skipped: str | None = None
     error: str | None = None
     requests_per_s: float | None = None
+    # Server CPU per response in the throughput run: steadier than req/s on a machine shared with others.
+    cpu_us_per_request: float | None = None
     latency_ms: dict[float, float] = field(default_factory=dict)
     non_2xx: int = 0
     socket_errors: int = 0

@@ -90,7 +90,10 @@ def _measure(
 
     drive("warm-up", settings.connections, settings.warmup_s)
     result.latency_ms = drive("latency", 1, settings.duration_s, latency=True).latency_ms
+    cpu_before = server.cpu_seconds()
     throughput = drive("throughput", settings.connections, settings.duration_s)
+    if throughput.responses:
+        result.cpu_us_per_request = (server.cpu_seconds() - cpu_before) / throughput.responses * 1e6
     stopped_at = time.perf_counter()
     if not server.is_running():
         raise ProcessFailed(f"{target.name} exited during the run", server)
