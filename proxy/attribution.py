@@ -64,10 +64,11 @@ class AttributionReader:
         for name, value in headers:
             slot = self._fields.get(name)
             if slot is not None:
-                problem = label_problem(value)
+                text = value.decode("latin-1")
+                problem = label_problem(text)
                 if problem is not None:
                     raise BadRequest(f"The {self._header_of[slot]} header {problem}.")
-                found[slot] = value.decode("latin-1")
+                found[slot] = text
             elif name.startswith(prefix) and len(name) > len(prefix):
                 tags[name[len(prefix) :].decode("latin-1")] = value.decode("latin-1")
         user = found.get("user") or body_user

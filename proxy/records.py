@@ -18,14 +18,14 @@ MAX_LABEL_CHARS = 256
 MAX_TIER_CHARS = 32  # a service tier, as the provider names it
 
 
-def label_problem(value: str | bytes) -> str | None:
+def label_problem(value: str) -> str | None:
     """Why ``value`` cannot be a row's user, team, thread, agent, model or endpoint; None if it can.
 
     Such a value would make the database refuse its whole batch of rows, so it is refused at the door.
     """
     if len(value) > MAX_LABEL_CHARS:
         return f"is {len(value)} characters long; Tollgate records at most {MAX_LABEL_CHARS}"
-    if (value.find("\x00") if isinstance(value, str) else value.find(b"\x00")) >= 0:
+    if "\x00" in value:
         return "holds a NUL character, which PostgreSQL cannot store"
     return None
 

@@ -8,8 +8,9 @@ without scanning millions of raw rows, and the two never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +32,7 @@ _SUMS = (
     "unpriced_requests",
 )
 _Key = tuple[str, str, str, str, str, str, str]
+K = TypeVar("K")
 
 
 def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
@@ -59,12 +61,7 @@ def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
             r.cost_pico or 0,
             1 if r.unpriced else 0,
         )
-        sums = days.get(day_key)
-        if sums is None:
-            days[day_key] = list(values)
-        else:
-            for i, v in enumerate(values):
-                sums[i] += v
+        _add(days, day_key, values)
     totals: dict[_Key, list[int]] = {}
     for (day, user, team, agent, model, provider), day_sums in days.items():
         text = day.isoformat()
@@ -72,13 +69,18 @@ def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
             ("day", text, user, team, agent, model, provider),
             ("month", text[:7], user, team, agent, model, provider),
         ):
-            total = totals.get(key)
-            if total is None:
-                totals[key] = list(day_sums)
-            else:
-                for i, v in enumerate(day_sums):
-                    total[i] += v
+            _add(totals, key, day_sums)
     return totals
+
+
+def _add(sums: dict[K, list[int]], key: K, values: Sequence[int]) -> None:
+    """Add ``values`` to the sums kept under ``key``, starting them if ``key`` is new."""
+    kept = sums.get(key)
+    if kept is None:
+        sums[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            kept[i] += v
 
 
 def apply_rollups(conn: sa.Connection, dialect: str, records: Iterable[UsageRecord]) -> None:
