@@ -49,7 +49,8 @@ async def _limits(request: Request) -> Response:
     handler = request.state.handler
     user = request.query_params.get("user")
     team = request.query_params.get("team")
-    states = await asyncio.to_thread(limit_states, handler.limits, handler.budget.ledger, datetime.now(UTC), user, team)
+    now = request.state.clock()
+    states = await asyncio.to_thread(limit_states, handler.limits, handler.budget.ledger, now, user, team)
     return JSONResponse({"limits": [s.as_json() for s in states]})
 
 
@@ -80,7 +81,7 @@ async def _usage(request: Request) -> Response:
 async def _user_summary(request: Request) -> Response:
     """``GET /admin/users/{id}/summary``: this month, all time, and the average daily cost this month."""
     user = request.path_params["id"]
-    now = datetime.now(UTC)
+    now = request.state.clock()
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     store = request.state.store
     month = await asyncio.to_thread(usage_report, store, None, filters={"user": user}, since=month_start)

@@ -27,6 +27,7 @@ from pricing import Catalog
 from proxy.admin import admin_routes, guarded
 from proxy.alerts import AlertDispatcher, load_alert_handlers
 from proxy.budget import BudgetKeeper
+from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
 from proxy.dashboard import dashboard_routes
 from proxy.errors import NotFound, render_error
@@ -84,12 +85,16 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    config: Config, upstream_factory: UpstreamFactory = AiohttpUpstream, admin_key: str | None = None
+    config: Config,
+    upstream_factory: UpstreamFactory = AiohttpUpstream,
+    admin_key: str | None = None,
+    clock: Clock = system_clock,
 ) -> Starlette:
     """The Tollgate app for ``config``.
 
     ``upstream_factory`` makes the upstream client inside the lifespan; ``admin_key``
-    (default ``$TOLLGATE_ADMIN_KEY``) opens the admin API.
+    (default ``$TOLLGATE_ADMIN_KEY``) opens the admin API; ``clock`` is the one source
+    of "now" for rows, limit windows and invoices.
     """
     admin_key = admin_key if admin_key is not None else os.environ.get("TOLLGATE_ADMIN_KEY")
     catalog = Catalog.load(config.pricing_models)
@@ -105,7 +110,7 @@ def create_app(
         store = Store(config.database.url)
         await asyncio.to_thread(store.create_tables)
         ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
-        budget = BudgetKeeper(ledger, config.budget)
+        budget = BudgetKeeper(ledger, config.budget, clock=lambda: clock().timestamp())
         alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
         metrics = Metrics(user_labels=config.server.metrics_user_labels)
         journal = Journal(Path(config.recorder.journal_dir), config.recorder.journal_max_bytes)
@@ -119,6 +124,7 @@ def create_app(
             ledger=ledger,
             on_charged=budget.written,
             on_alert=alerts.emit,
+            clock=clock,
         )
         alerts.start()
         await recorder.replay_orphans()
@@ -126,11 +132,11 @@ def create_app(
         budget.start()
         upstream = upstream_factory()
         metrics.set_queue_depth(lambda: recorder.queued)
-        handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics)
+        handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics, clock)
         reloader = ConfigReloader(config, handler.configure)
         reloader.start()
         billing = settings_from_config(config)
-        invoicing = InvoiceScheduler(store, billing, prices=catalog)
+        invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
         invoicing.start()
         logger.info(
             "tollgate ready: %d providers, %d limits, database %s",
@@ -149,6 +155,7 @@ def create_app(
                 "reloader": reloader,
                 "billing": billing,
                 "catalog": catalog,
+                "clock": clock,
             }
         finally:
             await invoicing.close()

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from pricing import Catalog, TokenCounts, cost_to_pico, decimal_text, pico_to_us
 from proxy.attribution import Attribution, AttributionReader
 from proxy.bounds import request_bound
 from proxy.budget import UNLIMITED, Admission, BudgetKeeper
+from proxy.clock import Clock
 from proxy.config import Config
 from proxy.errors import (
     InvalidJSON,
@@ -127,8 +128,10 @@ class ProxyHandler:
         recorder: Recorder,
         budget: BudgetKeeper,
         metrics: Metrics,
+        clock: Clock,
     ) -> None:
         self.metrics = metrics
+        self.clock = clock
         self.upstream = upstream
         self.recorder = recorder
         self.budget = budget
@@ -154,7 +157,7 @@ class ProxyHandler:
             method=scope["method"],
             path=scope["path"],
             started=time.perf_counter(),
-            started_at=datetime.now(UTC),
+            started_at=self.clock(),
         )
         try:
             response = await self._forward(scope, receive, request)
@@ -455,7 +458,7 @@ class ProxyHandler:
             UsageRecord(
                 request_id=request.request_id,
                 started_at=request.started_at,
-                ended_at=datetime.now(UTC),
+                ended_at=self.clock(),
                 method=request.method,
                 endpoint=request.path,
                 provider=request.provider.name if request.provider else None,

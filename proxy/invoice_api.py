@@ -1,15 +1,15 @@
 """The admin invoice routes: list, show, generate a period, and change an invoice's status.
 
 Handlers read the store from ``request.state.store``, the ``BillingSettings`` from
-``request.state.billing`` and, optionally, a price ``Catalog`` from ``request.state.catalog``
-(for unit prices on model lines). Bad input gets an OpenAI-style error body.
+``request.state.billing``, the app's clock from ``request.state.clock`` and, optionally, a
+price ``Catalog`` from ``request.state.catalog`` (for unit prices on model lines). Bad input
+gets an OpenAI-style error body.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -72,7 +72,7 @@ async def _show(request: Request) -> Response:
 async def _generate(request: Request) -> Response:
     """``POST /admin/invoices/generate?period=YYYY-MM``: last month when no period is given."""
     settings = request.state.billing
-    now = datetime.now(UTC)
+    now = request.state.clock()
     period = request.query_params.get("period") or previous_period(now)
     catalog = getattr(request.state, "catalog", None)
     try:
@@ -99,7 +99,7 @@ async def _patch(request: Request) -> Response:
         return _error(BadRequest(f'The body must hold a status, one of {", ".join(STATUSES)}: {{"status": "paid"}}.'))
     try:
         invoice = await asyncio.to_thread(
-            set_status, request.state.store, request.path_params["id"], status, datetime.now(UTC)
+            set_status, request.state.store, request.path_params["id"], status, request.state.clock()
         )
     except InvoiceNotFound:
         return _error(NotFound(f"No invoice {request.path_params['id']!r}."))

@@ -39,7 +39,7 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import Catalog, decimal_text, pico_to_usd
+from proxy.clock import Clock, system_clock
 from proxy.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
 
 logger = logging.getLogger("tollgate.invoices")
@@ -377,7 +378,7 @@ class InvoiceScheduler:
         settings: BillingSettings,
         *,
         prices: Catalog | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = system_clock,
         interval: float = 300.0,
     ) -> None:
         self.settings = settings

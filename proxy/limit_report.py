@@ -5,7 +5,6 @@ Shared by ``tollgate limits`` and ``GET /admin/limits``, so both say the same.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -68,7 +67,7 @@ def limit_states(
                 attribution = _attribution_for(rule.scope, subject)
                 counter = next(c for c in book.counters(attribution, now) if c.scope == rule.scope and rule in c.rules)
                 wanted.append((counter, rule))
-    status = ledger.status(sorted({c.key for c, _ in wanted}), time.time())
+    status = ledger.status(sorted({c.key for c, _ in wanted}), now.timestamp())
     states = []
     for counter, rule in wanted:
         spent, held = status[counter.key]

@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import sqlalchemy as sa
 from pricing import pico_to_usd
 from proxy.alerts import Alert
 from proxy.background import background_thread
+from proxy.clock import Clock, system_clock
 from proxy.journal import Journal, read_segment
 from proxy.ledger import Charge, Ledger
 from proxy.limits import crossed_thresholds
@@ -78,8 +78,10 @@ class Recorder:
         journal: Journal | None = None,
         max_queued: int = 50_000,
         on_batch: Callable[[int, float, bool], None] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         # Batches are written one at a time, off the event loop: by a thread that yields the CPU to requests,
         # or by one at normal priority while a backlog is caught up (see _BACKLOG_BATCHES).
         self._writer = background_thread("tollgate-recorder")
@@ -329,7 +331,7 @@ class Recorder:
     def _claim_alerts(self, conn: sa.Connection, charges: Sequence[Charge], spent: dict[str, int]) -> list[Alert]:
         assert self._ledger is not None
         alerts: list[Alert] = []
-        now = datetime.now(UTC)
+        now = self._clock()
         counters = {c.counter_key: c.counter for c in charges if c.counter is not None}
         for key, counter in counters.items():
             for rule, threshold in crossed_thresholds(counter, spent.get(key, 0)):

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from pricing import Catalog
+from proxy.clock import fixed_clock
 from proxy.invoice_api import invoice_routes
 from proxy.invoice_cli import main as invoices_main
 from proxy.invoices import (
@@ -251,7 +252,7 @@ def test_csv_and_json_exports_round_trip_exactly(store: Store) -> None:
 def _admin(store: Store) -> Iterator[TestClient]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"store": store, "billing": BillingSettings()}
+        yield {"store": store, "billing": BillingSettings(), "clock": fixed_clock(NOW)}
 
     with TestClient(Starlette(routes=invoice_routes(lambda e: e), lifespan=lifespan)) as client:
         yield client
