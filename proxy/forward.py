@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 import aiohttp
+import yarl
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from proxy.errors import TollgateError, UpstreamTimeout, UpstreamUnavailable
@@ -167,8 +168,15 @@ class AiohttpUpstream:
     ) -> UpstreamResponse:
         """One try; raises ``_Retryable`` for a failure that happened before any byte reached the client."""
         try:
+            # encoded=True: the path goes out byte for byte as the client sent it (see proxy.paths); yarl
+            # would otherwise decode escapes such as %73 and re-encode others.
             response = await self._session.request(
-                method, url, data=body or None, headers=list(headers), timeout=timeout, allow_redirects=False
+                method,
+                yarl.URL(url, encoded=True),
+                data=body or None,
+                headers=list(headers),
+                timeout=timeout,
+                allow_redirects=False,
             )
         except aiohttp.ClientConnectorError:
             raise _Retryable(

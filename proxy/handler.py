@@ -52,6 +52,7 @@ from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
 from proxy.limits import LimitBook, compile_rules
 from proxy.metrics import Metrics
+from proxy.paths import read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import MAX_LABEL_CHARS, UsageRecord, label_problem
@@ -113,6 +114,8 @@ class _Request:
     attribution: Attribution = Attribution()
     ttfb: float | None = None
     hide_usage: bool = False
+    metered: bool = False
+    canonical: str = ""  # the path as judged (see proxy.paths)
     payload: dict[str, Any] | None = None
     admission: Admission = UNLIMITED
     managed: bool = False
@@ -176,19 +179,20 @@ class ProxyHandler:
     async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
         """Receive, authenticate, attribute, route, admit, and send the request upstream."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        problem = label_problem(request.path)
-        if problem is not None:
+        try:
+            path = read_path(scope.get("raw_path"), request.path, scope["query_string"])
+        except NotFound:
             request.path = request.path[:MAX_LABEL_CHARS].replace("\x00", "?")  # what the row can hold
-            raise NotFound(f"Tollgate does not forward this path: it {problem}.")
-        if "/." in request.path or "//" in request.path:
-            # Dot segments and empty segments could walk out of /v1 at the provider: never forward them.
-            raise NotFound(f"Tollgate does not forward the path {request.path!r}: it has dot or empty segments.")
+            raise
+        request.path, request.canonical = path.text, path.canonical
+        if not path.raw.startswith("/v1/"):
+            raise NotFound(f"Tollgate does not forward the path {path.text!r}: its /v1 prefix is percent-encoded.")
         body = await self._receive_body(receive, headers)
-        metered = request.method == "POST" and request.path in METERED_PATHS
+        metered = request.metered = request.method == "POST" and path.canonical in METERED_PATHS
         body_user = None
         hide_usage = False
         if metered:
-            body, body_user, hide_usage = self._read_metered_body(request, headers, body)
+            body, body_user, hide_usage = self._read_metered_body(request, path.canonical, headers, body)
         elif body and _header(headers, b"content-type").startswith(b"application/json"):
             request.model = _model_of(body)
 
@@ -214,7 +218,7 @@ class ProxyHandler:
         upstream_headers = self._upstream_headers(headers, provider, request.managed, metered)
         return await self.upstream.send(
             request.method,
-            provider.url(request.path, scope["query_string"]),
+            provider.url(path.raw, scope["query_string"]),
             upstream_headers,
             body,
             connect_timeout=provider.connect_timeout,
@@ -231,7 +235,7 @@ class ProxyHandler:
         bound, why = 0, "it carries no usage"
         if request.payload is not None and request.model is not None:
             card = self.catalog.lookup(request.model)
-            embeddings = request.path == "/v1/embeddings"
+            embeddings = request.canonical == "/v1/embeddings"
             bound, why = request_bound(
                 card, body, request.payload, embeddings=embeddings, media_tokens=self.media_tokens
             )
@@ -261,7 +265,7 @@ class ProxyHandler:
         return b"".join(parts)
 
     def _read_metered_body(
-        self, request: _Request, headers: list[tuple[bytes, bytes]], body: bytes
+        self, request: _Request, endpoint: str, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[bytes, str | None, bool]:
         """Find model, stream flag and user; turn on usage reporting for streams that lack it."""
         content_type = _header(headers, b"content-type")
@@ -287,7 +291,7 @@ class ProxyHandler:
         request.stream = payload.get("stream") is True
         user = payload.get("user")
         hide_usage = False
-        if request.stream and request.path in _USAGE_OPT_IN_PATHS:
+        if request.stream and endpoint in _USAGE_OPT_IN_PATHS:
             body, hide_usage = _with_usage_reporting(body, payload)
         return body, user if isinstance(user, str) else None, hide_usage
 
@@ -321,7 +325,7 @@ class ProxyHandler:
         return out
 
     async def _relay_body(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
-        metered = request.path in METERED_PATHS and request.method == "POST"
+        metered = request.metered
         try:
             body = await response.read()
         except TollgateError as error:
@@ -340,7 +344,7 @@ class ProxyHandler:
         await send({"type": "http.response.body", "body": body})
 
     async def _relay_stream(self, receive: Receive, send: Send, request: _Request, response: UpstreamResponse) -> None:
-        metered = request.path in METERED_PATHS and request.method == "POST"
+        metered = request.metered
         meter = StreamMeter(hide_usage=request.hide_usage)
         error_type: str | None = None
         recorded = False

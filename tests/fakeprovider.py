@@ -40,6 +40,7 @@ class Received:
     query: bytes
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    raw_path: bytes = b""
 
     def header(self, name: bytes) -> bytes | None:
         return next((v for k, v in self.headers if k == name), None)
@@ -51,6 +52,7 @@ class FakeProvider:
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     _answers: dict[tuple[str, str], list[Canned]] = field(default_factory=dict)
+    _fallback: Canned | None = None
 
     @property
     def base_url(self) -> str:
@@ -60,9 +62,14 @@ class FakeProvider:
         """Queue answers for ``method path``; the last one repeats."""
         self._answers[(method, path)] = list(canned)
 
+    def answer_any(self, canned: Canned) -> None:
+        """Answer every request that has no answer queued for its method and path with ``canned``."""
+        self._fallback = canned
+
     def reset(self) -> None:
         self.requests.clear()
         self._answers.clear()
+        self._fallback = None
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
         if scope["type"] != "http":
@@ -74,9 +81,18 @@ class FakeProvider:
             if not message.get("more_body"):
                 break
         self.requests.append(
-            Received(scope["method"], scope["path"], scope["query_string"], tuple(scope["headers"]), body)
+            Received(
+                scope["method"],
+                scope["path"],
+                scope["query_string"],
+                tuple(scope["headers"]),
+                body,
+                scope.get("raw_path") or b"",
+            )
         )
         queue = self._answers.get((scope["method"], scope["path"]))
+        if not queue and self._fallback is not None:
+            queue = [self._fallback]
         if not queue:
             await send({"type": "http.response.start", "status": 599, "headers": []})
             await send({"type": "http.response.body", "body": b"fake provider: no answer queued"})
