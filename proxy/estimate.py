@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,14 @@ def streamed_text(events: bytes) -> str:
     return "".join(parts)
 
 
-def estimate_stream(payload: dict[str, Any] | None, events: bytes) -> TokenCounts:
-    """Estimated usage of a stream whose usage never arrived."""
-    return TokenCounts(input=prompt_tokens(payload), output=count_tokens(streamed_text(events)))
+def estimate_stream(payload: dict[str, Any] | None, kept: Sequence[bytes], total: int) -> TokenCounts:
+    """Estimated usage of a stream whose usage never arrived.
+
+    ``kept`` is the start of the stream and ``total`` its whole size in bytes: a stream
+    longer than what was kept is counted in proportion, rather than held in memory whole.
+    """
+    head = b"".join(kept)
+    output = count_tokens(streamed_text(head))
+    if total > len(head) > 0:
+        output = math.ceil(output * total / len(head))
+    return TokenCounts(input=prompt_tokens(payload), output=output)

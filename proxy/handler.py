@@ -360,7 +360,7 @@ class ProxyHandler:
                     if request.ttfb is None:
                         request.ttfb = time.perf_counter() - request.started
                     out = meter.feed(chunk)
-                    if held or (out and _ends_stream(out)):
+                    if held or meter.finished:
                         held += out
                     elif out:
                         await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -391,7 +391,7 @@ class ProxyHandler:
     ) -> None:
         usage, estimated = meter.usage, False
         if usage is None and metered and status < 400 and meter.received:
-            tokens = estimate_stream(request.payload, b"".join(meter.received))
+            tokens = estimate_stream(request.payload, meter.received.parts, meter.received.total)
             usage, estimated = Usage(tokens=tokens, model=request.model), True
         self._record(request, status, usage, metered, error_type, estimated=estimated)
 
@@ -504,11 +504,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
         if key == name:
             return value
     return b""
-
-
-def _ends_stream(events: bytes) -> bool:
-    """Whether ``events`` hold a stream's closing event (chat's [DONE], or the Responses API's final event)."""
-    return b"[DONE]" in events or b'"response.completed"' in events or b'"response.incomplete"' in events
 
 
 def _is_event_stream(headers: Any) -> bool:

@@ -30,7 +30,7 @@ ESTIMATED = "estimated"
 MISSING = "missing"
 
 # Responses API stream events that carry the final response with its usage.
-_FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +110,13 @@ def usage_from_event(data: bytes) -> Usage | None:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
+    return usage_from_event_object(obj)
+
+
+def usage_from_event_object(obj: Any) -> Usage | None:
+    """Usage carried by one parsed SSE ``data:`` payload, or None (see ``usage_from_event``)."""
     if not isinstance(obj, dict):
         return None
-    if obj.get("type") in _FINAL_RESPONSE_EVENTS:
+    if obj.get("type") in FINAL_RESPONSE_EVENTS:
         return usage_from_object(obj.get("response"))
     return usage_from_object(obj)
