@@ -104,15 +104,18 @@ class BudgetKeeper:
         if not blocking:
             return Admission(tuple(counters), bound, (), None)
         leases = [self._lease(c) for c in blocking]
+        # A request that costs nothing (a model listing) still needs the limit not to be spent: past a limit,
+        # everything is refused.
+        need = max(bound, 1)
         for lease in leases:
-            if lease.available < bound:
-                await self._extend(lease, bound, explain_bound)
+            if lease.available < need:
+                await self._extend(lease, need, explain_bound)
         # Reserve on all of them at once: nothing awaits between the checks above and here... except the
         # extensions, so check again and retry the (rare) case where a concurrent request took the room.
-        while any(lease.available < bound for lease in leases):
+        while any(lease.available < need for lease in leases):
             for lease in leases:
-                if lease.available < bound:
-                    await self._extend(lease, bound, explain_bound)
+                if lease.available < need:
+                    await self._extend(lease, need, explain_bound)
         for lease in leases:
             lease.in_flight += bound
             lease.admitted += bound
@@ -126,10 +129,6 @@ class BudgetKeeper:
             if lease is not None:
                 lease.in_flight -= admission.bound
                 lease.unwritten += cost_pico
-        if cost_pico > admission.bound and admission.leased:
-            logger.warning(
-                "a request cost %s, more than its bound of %s", pico_to_usd(cost_pico), pico_to_usd(admission.bound)
-            )
         leased = set(admission.leased)
         return tuple(Charge(c.key, cost_pico, c.key in leased, c) for c in admission.counters)
 

@@ -93,6 +93,9 @@ class ProviderConfig:
     read_timeout: float = _setting(600.0, "Seconds to wait for the provider between bytes.")
     retries: int = _setting(2, "Retries of a request that failed before any byte reached the client.")
     retry_max_seconds: float = _setting(30.0, "Most seconds spent retrying one request, waits included.")
+    bound_models: tuple[str, ...] = _setting(
+        (), "Priced models this provider may answer with instead of the one asked for; spend limits bound by them too."
+    )
 
 
 @dataclass(frozen=True, slots=True)

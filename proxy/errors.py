@@ -6,7 +6,8 @@ returned, which passes through untouched) is one of these::
     TollgateError                      500 server_error
     ├── BadRequest                     400 invalid_request_error
     │   ├── InvalidJSON                400   code=invalid_json
-    │   └── MissingModel               400   param=model, code=missing_required_parameter
+    │   ├── MissingModel               400   param=model, code=missing_required_parameter
+    │   └── CostUnbounded              400   code=cost_unbounded (a spend limit cannot admit it)
     ├── Unauthorized                   401 invalid_request_error, code=invalid_api_key
     ├── NotFound                       404 invalid_request_error, code=not_found
     │   └── ModelNotFound              404   param=model, code=model_not_found
@@ -54,6 +55,15 @@ class InvalidJSON(BadRequest):
 class MissingModel(BadRequest):
     param = "model"
     code = "missing_required_parameter"
+
+
+class CostUnbounded(BadRequest):
+    """A blocking spend limit applies, and nothing bounds what the request could cost."""
+
+    code = "cost_unbounded"
+
+    def __init__(self, message: str, *, scope: str | None = None) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"}, scope=scope)
 
 
 class Unauthorized(TollgateError):

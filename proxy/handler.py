@@ -28,13 +28,14 @@ from typing import Any
 
 import orjson
 
-from pricing import Catalog, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
+from pricing import Catalog, PriceCard, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
 from proxy.attribution import Attribution, AttributionReader
 from proxy.bounds import request_bound
 from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.clock import Clock
 from proxy.config import Config
 from proxy.errors import (
+    CostUnbounded,
     InvalidJSON,
     LimitsUnavailable,
     MissingModel,
@@ -139,6 +140,8 @@ class ProxyHandler:
         self.recorder = recorder
         self.budget = budget
         self._unpriced_warned: set[str] = set()
+        # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
+        self._substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
         self.configure(config, catalog)
 
     def configure(self, config: Config, catalog: Catalog) -> None:
@@ -233,13 +236,36 @@ class ProxyHandler:
         if not counters:
             return
         bound, why = 0, "it carries no usage"
-        if request.payload is not None and request.model is not None:
-            card = self.catalog.lookup(request.model)
-            embeddings = request.canonical == "/v1/embeddings"
-            bound, why = request_bound(
-                card, body, request.payload, embeddings=embeddings, media_tokens=self.media_tokens
-            )
+        if any(c.block_pico is not None for c in counters) and request.payload is not None and request.model:
+            try:
+                bound, why = self._bound(request, body)
+            except CostUnbounded as error:
+                scope = next(c for c in counters if c.block_pico is not None).scope
+                raise CostUnbounded(error.message, scope=scope) from None
         request.admission = await self.budget.admit(counters, bound, why)
+
+    def _bound(self, request: _Request, body: bytes) -> tuple[int, str]:
+        """The request's cost bound, over every model that may answer it (see ``proxy.bounds``)."""
+        assert request.payload is not None and request.model is not None and request.provider is not None
+        embeddings = request.canonical == "/v1/embeddings"
+        # A provider may answer with another model than asked for: a router's fallbacks ("models"), the
+        # provider's configured bound_models, or a substitution seen before. The bound covers them all.
+        names = [*_fallback_models(request.payload), *request.provider.bound_models]
+        candidates = [(name, self.catalog.lookup(name)) for name in names]
+        candidates += [(card.model, card) for card in self._substitutes.get((request.provider.name, request.model), ())]
+        requested = self.catalog.lookup(request.model)
+        if requested is not None or not candidates:
+            candidates.append((request.model, requested))
+        cards: dict[str, PriceCard] = {}
+        for name, card in candidates:
+            if card is None:  # a model that may answer has no price: nothing bounds the request
+                return request_bound(None, body, {"model": name}, embeddings=embeddings, media_tokens=0)
+            cards[card.model] = card
+        bounds = [
+            request_bound(card, body, request.payload, embeddings=embeddings, media_tokens=self.media_tokens)
+            for card in cards.values()
+        ]
+        return max(bounds, key=lambda bound: bound[0])
 
     async def _receive_body(self, receive: Receive, headers: list[tuple[bytes, bytes]]) -> bytes:
         declared = _header(headers, b"content-length")
@@ -396,7 +422,7 @@ class ProxyHandler:
         self._record(request, status, usage, metered, error_type, estimated=estimated)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
-        if isinstance(error, (SpendLimitExceeded, LimitsUnavailable)):
+        if isinstance(error, (SpendLimitExceeded, LimitsUnavailable, CostUnbounded)):
             self.metrics.observe_refusal(scope=error.scope or "", code=error.code or "")
         headers = [
             (b"content-type", b"application/json"),
@@ -420,7 +446,32 @@ class ProxyHandler:
                 self._unpriced_warned.add(model_served)
                 logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
             return None, True
-        return cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
+        cost = cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total)
+        admission = request.admission
+        if admission.leased and cost > admission.bound:
+            self._overran(request, card, cost)
+        return cost, False
+
+    def _overran(self, request: _Request, served: PriceCard, cost: int) -> None:
+        """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed."""
+        bound = request.admission.bound
+        self.metrics.observe_bound_overrun(model=served.model)
+        logger.error(
+            "BOUND EXCEEDED: request %s (model %r, answered as %r) cost $%s, more than its bound of $%s; "
+            "spend may pass a blocking limit by the difference",
+            request.request_id,
+            request.model,
+            served.model,
+            decimal_text(pico_to_usd(cost)),
+            decimal_text(pico_to_usd(bound)),
+        )
+        provider = request.provider
+        if provider is not None and request.model is not None and self.catalog.lookup(request.model) != served:
+            # The provider answered with a dearer model than asked for: from now on, bound by that one too.
+            key = (provider.name, request.model)
+            known = self._substitutes.get(key, ())
+            if served not in known:
+                self._substitutes[key] = (*known, served)
 
     def _record(
         self,
@@ -526,6 +577,12 @@ def _response_headers(headers: Any, request: _Request, *, streamed: bool, manage
     if remaining is not None:
         out.append((b"x-tollgate-limit-remaining-usd", decimal_text(pico_to_usd(max(remaining, 0))).encode()))
     return out
+
+
+def _fallback_models(payload: dict[str, Any]) -> list[str]:
+    """Models a router may fall back to (OpenRouter's ``models`` list), each of which may answer the request."""
+    models = payload.get("models")
+    return [m for m in models if isinstance(m, str) and m][:16] if isinstance(models, list) else []
 
 
 def _model_of(body: bytes) -> str | None:

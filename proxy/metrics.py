@@ -305,6 +305,13 @@ class Metrics:
             "Requests refused by spend limits, by scope and error code.",
             ("scope", "code"),
         )
+        self._bound_overruns = _Counter(
+            "tollgate_bound_overruns_total",
+            "Requests that cost more than the bound they were admitted with under a blocking limit (should be 0).",
+            ("model",),
+            fold=("model",),
+            cap=cap,
+        )
         self._batch_seconds = _Histogram("tollgate_recorder_batch_seconds", "Time to write one batch of usage records.")
         self._batch_rows = _Counter("tollgate_recorder_batch_rows_total", "Usage records written in batches.")
         self._batch_failures = _Counter("tollgate_recorder_batch_failures_total", "Batches whose write failed.")
@@ -355,6 +362,10 @@ class Metrics:
         """Count a request refused by limits (``spend_limit_exceeded``, ``limits_unavailable``)."""
         self._refusals.inc((scope, code))
 
+    def observe_bound_overrun(self, *, model: str) -> None:
+        """Count a request whose cost passed its admission bound: a hole in a hard limit, to be 0."""
+        self._bound_overruns.inc((model,))
+
     def observe_batch(self, *, rows: int, seconds: float, ok: bool) -> None:
         """Time one recorder batch. ``rows`` count as written only when ``ok``: a failed batch is retried."""
         self._batch_seconds.observe((), seconds)
@@ -380,6 +391,7 @@ class Metrics:
             self._latency,
             self._ttfb,
             self._refusals,
+            self._bound_overruns,
         ):
             parts.append(family.header())
             parts.extend(family.samples())

@@ -25,6 +25,7 @@ class Provider:
     read_timeout: float
     retries: int
     retry_max_seconds: float
+    bound_models: tuple[str, ...] = ()
 
     def url(self, path: str, query: bytes) -> str:
         """The provider URL for a Tollgate path under ``/v1``."""
@@ -53,6 +54,7 @@ class ProviderRouter:
                 read_timeout=cfg.read_timeout,
                 retries=cfg.retries,
                 retry_max_seconds=cfg.retry_max_seconds,
+                bound_models=cfg.bound_models,
             )
             self.providers.append((pattern, provider))
         self._cache: dict[str, Provider | None] = {}

@@ -11,6 +11,7 @@ from pricing import Catalog
 from proxy.attribution import Attribution
 from proxy.bounds import request_bound
 from proxy.config import ConfigError, parse_config
+from proxy.errors import CostUnbounded
 from proxy.limits import LimitBook, compile_rules, crossed_thresholds
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
@@ -111,7 +112,12 @@ CATALOG = Catalog.from_entries(
         ({"max_tokens": 10}, b"x" * 100, (100 * 1 + 10 * 2) * 10**6, "100 prompt tokens at most"),
         ({}, b"x" * 100, (100 + 1000 * 2) * 10**6, "the model's maximum output"),
         ({"max_completion_tokens": 10, "n": 3}, b"x" * 100, (100 + 30 * 2) * 10**6, "times 3 choices"),
-        ({"max_output_tokens": 0}, b'{"image_url"}', (13 + 3000) * 10**6, "1 media parts"),
+        (
+            {"max_output_tokens": 0, "input": [{"type": "input_image"}]},
+            b'{"image_url"}',
+            (13 + 3000) * 10**6,
+            "1 media parts",
+        ),
     ],
 )
 def test_request_bound(payload: dict[str, object], body: bytes, expected_pico: int, words: str) -> None:
@@ -120,5 +126,6 @@ def test_request_bound(payload: dict[str, object], body: bytes, expected_pico: i
     assert words in why
 
 
-def test_unpriced_model_has_a_zero_bound() -> None:
-    assert request_bound(None, b"{}", {}, embeddings=False, media_tokens=0)[0] == 0
+def test_unpriced_model_has_no_bound() -> None:
+    with pytest.raises(CostUnbounded, match="has no price"):
+        request_bound(None, b"{}", {"model": "mystery"}, embeddings=False, media_tokens=0)
