@@ -18,9 +18,13 @@ from dataclasses import dataclass, field
 
 from proxy.config import AttributionConfig, KeyConfig, TeamConfig
 from proxy.errors import BadRequest
-from proxy.records import label_problem
+from proxy.records import MAX_LABEL_CHARS, label_problem
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
+
+# Tags are stored on every row: a client must not be able to make rows of any size.
+MAX_TAGS = 32
+MAX_TAG_NAME_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class AttributionReader:
             "agent": config.agent_header,
         }
         self._tag_prefix = config.tag_prefix.lower().encode()
+        self._tag_header = config.tag_prefix
         self.strip = config.strip_headers
 
     def is_attribution_header(self, name: bytes) -> bool:
@@ -70,7 +75,15 @@ class AttributionReader:
                     raise BadRequest(f"The {self._header_of[slot]} header {problem}.")
                 found[slot] = text
             elif name.startswith(prefix) and len(name) > len(prefix):
-                tags[name[len(prefix) :].decode("latin-1")] = value.decode("latin-1")
+                tag, text = name[len(prefix) :].decode("latin-1"), value.decode("latin-1")
+                if len(tag) > MAX_TAG_NAME_CHARS or len(text) > MAX_LABEL_CHARS or "\x00" in text:
+                    raise BadRequest(
+                        f"The tag header {self._tag_header}{tag[:40]} is too long or holds a NUL: a tag name is at "
+                        f"most {MAX_TAG_NAME_CHARS} characters and its value at most {MAX_LABEL_CHARS}."
+                    )
+                tags[tag] = text
+                if len(tags) > MAX_TAGS:
+                    raise BadRequest(f"A request carries at most {MAX_TAGS} {self._tag_header}<name> tag headers.")
         user = found.get("user") or body_user
         problem = label_problem(user) if user is not None and not found.get("user") else None
         if problem is not None:

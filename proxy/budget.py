@@ -122,6 +122,13 @@ class BudgetKeeper:
         remaining = min(lease.remaining for lease in leases)
         return Admission(tuple(counters), bound, tuple(lease.counter.key for lease in leases), remaining)
 
+    def remaining(self, admission: Admission) -> int | None:
+        """What the tightest blocking limit of ``admission`` leaves now, as this worker knows it."""
+        if admission.remaining_pico is None:
+            return None
+        known = [lease.remaining for key in admission.leased if (lease := self._leases.get(key)) is not None]
+        return min(known) if known else admission.remaining_pico
+
     def settle(self, admission: Admission, cost_pico: int) -> tuple[Charge, ...]:
         """The request is done: free its hold, and return the charges for the recorder to write."""
         for key in admission.leased:

@@ -16,6 +16,7 @@ returned, which passes through untouched) is one of these::
     ├── UnsupportedMediaType           415 invalid_request_error, code=unsupported_media_type
     ├── UpstreamUnavailable            502 api_error, code=upstream_unavailable
     ├── LimitsUnavailable              503 api_error, code=limits_unavailable
+    ├── ProviderKeyMissing             503 api_error, code=provider_key_missing
     └── UpstreamTimeout                504 api_error, code=upstream_timeout
 
 ``render_error`` is the one place that turns an error into a response body.
@@ -107,6 +108,17 @@ class LimitsUnavailable(TollgateError):
     status = 503
     type = "api_error"
     code = "limits_unavailable"
+
+
+class ProviderKeyMissing(TollgateError):
+    """A managed key's request cannot go upstream: Tollgate has no key for the provider. Retrying cannot help."""
+
+    status = 503
+    type = "api_error"
+    code = "provider_key_missing"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"x-should-retry": "false"})
 
 
 class UpstreamUnavailable(TollgateError):

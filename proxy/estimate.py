@@ -111,3 +111,30 @@ def estimate_stream(payload: dict[str, Any] | None, kept: Sequence[bytes], total
     if total > len(head) > 0:
         output = math.ceil(output * total / len(head))
     return TokenCounts(input=prompt_tokens(payload), output=output)
+
+
+def answer_text(body: bytes) -> str:
+    """The text a whole JSON answer carries: chat messages, completion text, Responses API output."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    parts: list[str] = []
+    choices = data.get("choices")
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict):
+            parts.extend(_strings(choice.get("message") if isinstance(choice.get("message"), dict) else {}))
+            if isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+    output = data.get("output")
+    for item in output if isinstance(output, list) else ():
+        if isinstance(item, dict):
+            parts.extend(_strings(item))
+    return "".join(parts)
+
+
+def estimate_answer(payload: dict[str, Any] | None, body: bytes) -> TokenCounts:
+    """Estimated usage of a whole answer that carried none."""
+    return TokenCounts(input=prompt_tokens(payload), output=count_tokens(answer_text(body)))

@@ -76,7 +76,9 @@ class _AiohttpResponse:
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except TimeoutError as exc:  # aiohttp's read timeouts are TimeoutErrors too
+            raise UpstreamTimeout("the provider stopped sending its answer and did not finish it in time") from exc
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(f"the provider dropped the response: {type(exc).__name__}") from exc
         finally:
             self._response.release()
@@ -232,6 +234,8 @@ class _Retryable(Exception):
         assert self.error is not None
         if attempts > 1:
             self.error.message += f" after {attempts} attempts"
+        # Tollgate has retried already: an SDK that retried too would multiply the attempts.
+        self.error.headers["x-should-retry"] = "false"
         raise self.error
 
 

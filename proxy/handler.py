@@ -34,6 +34,7 @@ from proxy.bounds import request_bound
 from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.clock import Clock
 from proxy.config import Config
+from proxy.encoding import content_encoding, decoded, decoder_for
 from proxy.errors import (
     CostUnbounded,
     InvalidJSON,
@@ -42,13 +43,14 @@ from proxy.errors import (
     ModelNotFound,
     NotFound,
     PayloadTooLarge,
+    ProviderKeyMissing,
     SpendLimitExceeded,
     TollgateError,
     Unauthorized,
     UnsupportedMediaType,
     render_error,
 )
-from proxy.estimate import estimate_stream
+from proxy.estimate import estimate_answer, estimate_stream
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
 from proxy.limits import LimitBook, compile_rules
@@ -190,6 +192,15 @@ class ProxyHandler:
         request.path, request.canonical = path.text, path.canonical
         if not path.raw.startswith("/v1/"):
             raise NotFound(f"Tollgate does not forward the path {path.text!r}: its /v1 prefix is percent-encoded.")
+        # Authenticated before the body is read: an anonymous client cannot make Tollgate read and parse it.
+        token = bearer_token(_header(headers, b"authorization"))
+        key = self.keys.identify(token) if self.keys else None
+        if key is None and self.managed_only:
+            if token is None:
+                raise Unauthorized("A Tollgate API key is required: send it as 'Authorization: Bearer <key>'.")
+            raise Unauthorized(
+                "The Tollgate API key presented is not valid: check it, or make one with `tollgate keys new`."
+            )
         body = await self._receive_body(receive, headers)
         metered = request.metered = request.method == "POST" and path.canonical in METERED_PATHS
         body_user = None
@@ -198,11 +209,6 @@ class ProxyHandler:
             body, body_user, hide_usage = self._read_metered_body(request, path.canonical, headers, body)
         elif body and _header(headers, b"content-type").startswith(b"application/json"):
             request.model = _model_of(body)
-
-        authorization = _header(headers, b"authorization")
-        key = self.keys.identify(bearer_token(authorization)) if self.keys else None
-        if key is None and self.managed_only:
-            raise Unauthorized("A Tollgate API key is required: send it as 'Authorization: Bearer <key>'.")
         request.attribution = self.attribution.read(headers, body_user, key)
 
         provider = self.router.route(request.model) if request.model else self.router.default
@@ -214,10 +220,15 @@ class ProxyHandler:
             raise ModelNotFound("No provider is configured in Tollgate.")
         request.provider = provider
         request.hide_usage = hide_usage
+        request.managed = key is not None
+        if request.managed and provider.api_key is None:
+            missing = (
+                f"set ${provider.api_key_env} where Tollgate runs" if provider.api_key_env else "set its api_key_env"
+            )
+            raise ProviderKeyMissing(f"Provider '{provider.name}' has no API key in Tollgate: {missing}.")
         if self.limits:
             await self._admit(request, body)
 
-        request.managed = key is not None
         upstream_headers = self._upstream_headers(headers, provider, request.managed, metered)
         return await self.upstream.send(
             request.method,
@@ -337,12 +348,6 @@ class ProxyHandler:
                 continue
             out.append((name.decode("latin-1"), value.decode("latin-1")))
         if managed:
-            if provider.api_key is None:
-                raise TollgateError(
-                    f"Provider '{provider.name}' has no API key: set ${provider.api_key_env} for Tollgate."
-                    if provider.api_key_env
-                    else f"Provider '{provider.name}' has no api_key_env in Tollgate's config."
-                )
             out.append(("authorization", f"Bearer {provider.api_key}"))
         if metered:
             # Usage is read from the body as it passes, so it must arrive uncompressed.
@@ -351,21 +356,26 @@ class ProxyHandler:
         return out
 
     async def _relay_body(self, send: Send, request: _Request, response: UpstreamResponse) -> None:
-        metered = request.metered
         try:
             body = await response.read()
         except TollgateError as error:
             await self._refuse(send, request, error)
             return
         request.ttfb = time.perf_counter() - request.started
-        usage = usage_from_body(body) if metered and response.status < 400 else None
-        headers = _response_headers(response.headers, request, streamed=False, managed=request.managed)
-        if usage is not None and self.cost_header:
-            request.cost = cost_pico, _ = self._price(request, usage)
-            if cost_pico is not None:
-                headers.append((b"x-tollgate-cost-usd", decimal_text(pico_to_usd(cost_pico)).encode()))
-        # Recorded (and journaled) before the answer goes out: a client that has its answer has its row.
-        self._record(request, response.status, usage, metered, None)
+        usage, estimated = None, False
+        if request.metered and response.status < 400:
+            readable = decoded(body, response.headers)  # the client still gets the bytes as they came
+            usage = usage_from_body(readable) if readable is not None else None
+            if usage is None:
+                tokens = estimate_answer(request.payload, readable or b"")
+                usage, estimated = Usage(tokens=tokens, model=request.model), True
+        # Recorded (and journaled) before the answer goes out: a client that has its answer has its row. So the
+        # headers can say what the request cost, and what the limit leaves once it is settled.
+        self._record(request, response.status, usage, request.metered, None, estimated=estimated)
+        headers = _response_headers(response.headers, request, self.budget.remaining(request.admission), streamed=False)
+        cost_pico = request.cost[0] if request.cost is not None else None
+        if cost_pico is not None and self.cost_header:
+            headers.append((b"x-tollgate-cost-usd", decimal_text(pico_to_usd(cost_pico)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -378,14 +388,24 @@ class ProxyHandler:
         # By default a stream is read to its end even when the client has gone, so that its usage arrives;
         # "cancel" stops at once, and the usage is then estimated from what was streamed.
         gone = asyncio.ensure_future(receive()) if self.cancel_on_disconnect else None
+        # A stream the provider compressed anyway is read through a decoder. The client gets the provider's bytes,
+        # unless Tollgate hides usage in it: that needs the events, so the client then gets them decoded.
+        coding = content_encoding(response.headers)
+        decoder = decoder_for(coding) if coding is not None else None
+        if coding is not None and decoder is None:
+            meter.sse = False  # unreadable: relayed as it is, and estimated
         try:
-            headers = _response_headers(response.headers, request, streamed=True, managed=request.managed)
+            headers = _response_headers(response.headers, request, request.admission.remaining_pico, streamed=True)
+            if decoder is not None and request.hide_usage:
+                headers = [(name, value) for name, value in headers if name != b"content-encoding"]
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             try:
                 async for chunk in response.chunks():
                     if request.ttfb is None:
                         request.ttfb = time.perf_counter() - request.started
-                    out = meter.feed(chunk)
+                    out = meter.feed(decoder.decompress(chunk) if decoder is not None else chunk)
+                    if decoder is not None and not request.hide_usage:
+                        out = chunk
                     if held or meter.finished:
                         held += out
                     elif out:
@@ -416,7 +436,9 @@ class ProxyHandler:
         self, request: _Request, status: int, meter: StreamMeter, metered: bool, error_type: str | None
     ) -> None:
         usage, estimated = meter.usage, False
-        if usage is None and metered and status < 400 and meter.received:
+        # No usage from a stream that was answered (even one that hung before its first event): estimated,
+        # never recorded as free.
+        if usage is None and metered and status < 400:
             tokens = estimate_stream(request.payload, meter.received.parts, meter.received.total)
             usage, estimated = Usage(tokens=tokens, model=request.model), True
         self._record(request, status, usage, metered, error_type, estimated=estimated)
@@ -564,7 +586,10 @@ def _is_event_stream(headers: Any) -> bool:
     return False
 
 
-def _response_headers(headers: Any, request: _Request, *, streamed: bool, managed: bool) -> list[tuple[bytes, bytes]]:
+def _response_headers(
+    headers: Any, request: _Request, remaining: int | None, *, streamed: bool
+) -> list[tuple[bytes, bytes]]:
+    managed = request.managed
     out = [
         (name, value)
         for name, value in headers
@@ -573,7 +598,6 @@ def _response_headers(headers: Any, request: _Request, *, streamed: bool, manage
         and not (managed and name in _ACCOUNT_HEADERS)
     ]
     out.append((b"x-tollgate-request-id", request.request_id.encode()))
-    remaining = request.admission.remaining_pico
     if remaining is not None:
         out.append((b"x-tollgate-limit-remaining-usd", decimal_text(pico_to_usd(max(remaining, 0))).encode()))
     return out

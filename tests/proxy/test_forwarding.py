@@ -185,7 +185,8 @@ def test_managed_key_without_provider_key_in_environment_is_a_clear_error(
     keys = f'[[keys]]\nname = "k"\nsha256 = "{hash_key("tg-k")}"\n'
     tollgate: Tollgate = tollgate_factory(keys, 'api_key_env = "FAKE_PROVIDER_KEY_UNSET"')  # type: ignore[operator]
     response = tollgate.client.post(CHAT, content=BODY, headers={"authorization": "Bearer tg-k"})
-    assert response.status_code == 500
+    assert response.status_code == 503  # not a 500, which the SDKs would retry
+    assert response.headers["x-should-retry"] == "false"
     assert "$FAKE_PROVIDER_KEY_UNSET" in response.json()["error"]["message"]
     assert provider.requests == []
 
