@@ -9,6 +9,12 @@ A worker admits a request only inside budget it leased, and a request's cost
 never exceeds the bound it was admitted with, so the recorded spend cannot pass
 the limit. When the recorder writes a request's cost it moves that amount from
 the worker's lease into ``spent`` in the same transaction as the usage row.
+
+A counter counts what its window's rows cost, not only what was charged since the
+limit existed: the first time a worker meets a counter (a new limit, a reload, a
+restart), it brings ``spent`` up to the sum of the costs of the window's rows, under
+the counter's lock. Batches still being written add their own costs once they
+commit, so nothing is counted twice, and ``spent`` never goes down.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from proxy.limits import Counter
-from proxy.store import ALERTS_TABLE, COUNTERS_TABLE, LEASES_TABLE, Store
+from proxy.limits import Counter, CounterWindow, counter_window
+from proxy.store import ALERTS_TABLE, COUNTERS_TABLE, LEASES_TABLE, USAGE_TABLE, Store
+
+# The usage_records column each limit scope counts by; "global" counts every row.
+_SCOPE_COLUMNS = {"user": "user_id", "team": "team_id", "key": "key_name", "agent": "agent", "thread": "thread_id"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,35 @@ class Ledger:
         self.store = store
         self.holder = holder
         self._dialect = store.dialect
+        self._synced: set[str] = set()  # counters this worker has brought up to their rows
+        self._syncing: set[str] = set()  # ... in a recorder transaction not yet committed
+
+    def rows_spent(self, conn: sa.Connection, window: CounterWindow) -> int:
+        """What the rows in a counter's window cost, in picodollars."""
+        t = USAGE_TABLE.c
+        query = sa.select(sa.func.coalesce(sa.func.sum(t.cost_pico), 0)).where(t.started_at >= window.start)
+        if window.end is not None:
+            query = query.where(t.started_at < window.end)
+        column = _SCOPE_COLUMNS.get(window.scope)
+        if column is not None:
+            query = query.where(t[column] == window.scope_id)
+        return int(conn.execute(query).scalar_one())
+
+    def _bring_up_to_rows(self, conn: sa.Connection, key: str, window: CounterWindow, adding: int) -> None:
+        """Set ``spent`` to the larger of (spent + adding) and what the window's rows cost.
+
+        The counter is locked before its rows are summed: a batch that commits meanwhile is then either in
+        the sum and in ``spent`` alike, or waits for the lock and adds its cost after.
+        """
+        c = COUNTERS_TABLE.c
+        if self._dialect == "postgresql":
+            conn.execute(sa.select(c.spent_pico).where(c.counter_key == key).with_for_update())
+        rows = self.rows_spent(conn, window)
+        conn.execute(
+            COUNTERS_TABLE.update()
+            .where(c.counter_key == key)
+            .values(spent_pico=sa.case((c.spent_pico + adding > rows, c.spent_pico + adding), else_=rows))
+        )
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         return postgresql.insert(table) if self._dialect == "postgresql" else sqlite.insert(table)
@@ -64,6 +102,7 @@ class Ledger:
         little is left, so that near a limit one worker does not hold budget another needs.
         """
         c, lease = COUNTERS_TABLE.c, LEASES_TABLE.c
+        syncing = counter_key not in self._synced
         with self.store.write_engine.begin() as conn:
             conn.execute(
                 self._insert(COUNTERS_TABLE).values(counter_key=counter_key, spent_pico=0).on_conflict_do_nothing()
@@ -72,6 +111,9 @@ class Ledger:
             if self._dialect == "postgresql":
                 locked = locked.with_for_update()
             spent = int(conn.execute(locked).scalar_one())
+            if syncing:
+                self._bring_up_to_rows(conn, counter_key, counter_window(counter_key), 0)
+                spent = int(conn.execute(locked).scalar_one())
             others = int(
                 conn.execute(
                     sa.select(sa.func.coalesce(sa.func.sum(lease.amount_pico), 0)).where(
@@ -109,6 +151,8 @@ class Ledger:
                     set_={"amount_pico": mine + grant, "expires_at": now + ttl},
                 )
             )
+        if syncing:
+            self._synced.add(counter_key)
         return LeaseGrant(granted=grant, spent=spent, others=others, mine=mine + grant)
 
     def give_back(self, returns: Mapping[str, int]) -> None:
@@ -140,14 +184,28 @@ class Ledger:
             if charge.leased:
                 leased[charge.counter_key] = leased.get(charge.counter_key, 0) + charge.pico
         c, lease = COUNTERS_TABLE.c, LEASES_TABLE.c
+        windows = {charge.counter_key: charge.counter for charge in charges if charge.counter is not None}
         # Sorted, so that two recorders lock counters in the same order and never deadlock.
         for key in sorted(totals):
-            insert = self._insert(COUNTERS_TABLE).values(counter_key=key, spent_pico=totals[key])
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[c.counter_key], set_={"spent_pico": c.spent_pico + insert.excluded.spent_pico}
+            if key in self._synced:
+                insert = self._insert(COUNTERS_TABLE).values(counter_key=key, spent_pico=totals[key])
+                conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=[c.counter_key], set_={"spent_pico": c.spent_pico + insert.excluded.spent_pico}
+                    )
                 )
-            )
+            else:
+                # First met here: the rows summed include this batch's, written earlier in this transaction.
+                insert = self._insert(COUNTERS_TABLE).values(counter_key=key, spent_pico=0)
+                conn.execute(insert.on_conflict_do_nothing())
+                known = windows.get(key)
+                window = (
+                    CounterWindow(known.scope, known.scope_id, known.start, known.end)
+                    if known is not None
+                    else counter_window(key)
+                )
+                self._bring_up_to_rows(conn, key, window, totals[key])
+                self._syncing.add(key)
             if key in leased:
                 conn.execute(
                     LEASES_TABLE.update()
@@ -158,6 +216,12 @@ class Ledger:
             return {}
         rows = conn.execute(sa.select(c.counter_key, c.spent_pico).where(c.counter_key.in_(sorted(totals))))
         return {key: int(spent) for key, spent in rows}
+
+    def committed(self, ok: bool) -> None:
+        """The recorder's transaction that called ``charge`` committed (or not): remember what it brought up."""
+        if ok:
+            self._synced.update(self._syncing)
+        self._syncing.clear()
 
     def claim_alert(
         self, conn: sa.Connection, counter_key: str, limit_pico: int, threshold: Decimal, now: datetime
@@ -171,7 +235,7 @@ class Ledger:
         return bool(result.rowcount == 1)
 
     def status(self, counter_keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
-        """(spent, held in live leases) of each counter."""
+        """(spent, held in live leases) of each counter; spent is at least what its window's rows cost."""
         if not counter_keys:
             return {}
         c, lease = COUNTERS_TABLE.c, LEASES_TABLE.c
@@ -179,6 +243,8 @@ class Ledger:
             spent = dict(
                 conn.execute(sa.select(c.counter_key, c.spent_pico).where(c.counter_key.in_(counter_keys))).all()
             )
+            for key in counter_keys:
+                spent[key] = max(int(spent.get(key, 0)), self.rows_spent(conn, counter_window(key)))
             held = dict(
                 conn.execute(
                     sa.select(lease.counter_key, sa.func.sum(lease.amount_pico))

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pricing import cost_to_pico, pico_to_usd
 from proxy.attribution import Attribution
 from proxy.config import LimitConfig
-from proxy.windows import window_bounds, window_label
+from proxy.windows import window_bounds, window_label, window_of_label
 
 GLOBAL_ID = "all"
 
@@ -165,6 +165,25 @@ class LimitBook:
             self._counters.clear()
         self._counters[memo_key] = counter
         return counter
+
+
+@dataclass(frozen=True, slots=True)
+class CounterWindow:
+    """What a counter key names: a subject and a window, enough to sum its rows."""
+
+    scope: str
+    scope_id: str
+    start: datetime
+    end: datetime | None
+
+
+def counter_window(key: str) -> CounterWindow:
+    """The subject and window of a counter key (``scope:subject:window[@zone]:label``; a subject may hold colons)."""
+    head, window_and_zone, label = key.rsplit(":", 2)
+    scope, _, subject = head.partition(":")
+    window, _, zone = window_and_zone.partition("@")
+    start, end = window_of_label(window, label, ZoneInfo(zone or "UTC"))
+    return CounterWindow(scope, subject, start, end)
 
 
 def crossed_thresholds(counter: Counter, spent_pico: int) -> list[tuple[LimitRule, Decimal]]:

@@ -325,7 +325,14 @@ class Recorder:
                 spent.update(self._ledger.charge(conn, charged))
                 alerts.extend(self._claim_alerts(conn, charged, spent))
 
-        self._store.insert_records([r for r, _ in batch], after_insert)
+        try:
+            self._store.insert_records([r for r, _ in batch], after_insert)
+        except BaseException:
+            if self._ledger is not None:
+                self._ledger.committed(False)
+            raise
+        if self._ledger is not None:
+            self._ledger.committed(True)
         return spent, alerts, charged
 
     def _claim_alerts(self, conn: sa.Connection, charges: Sequence[Charge], spent: dict[str, int]) -> list[Alert]:

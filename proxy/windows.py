@@ -57,6 +57,24 @@ def window_label(window: str, start: datetime, tz: ZoneInfo | timezone) -> str:
     return f"{local.year}-{local.month:02d}"
 
 
+def window_of_label(window: str, label: str, tz: ZoneInfo | timezone) -> tuple[datetime, datetime | None]:
+    """The window a label names (the inverse of ``window_label``), as (start, end) in UTC."""
+    _check_window(window)
+    if window == "total":
+        return _EPOCH, None
+    if window == "day":
+        first = date.fromisoformat(label)
+    elif window == "week":
+        year, week = label.split("-W")
+        first = date.fromisocalendar(int(year), int(week), 1)
+    else:
+        year, month = label.split("-")
+        first = date(int(year), int(month), 1)
+    # Noon of the window's first local day is inside it, whatever the zone's clock changes.
+    noon = datetime(first.year, first.month, first.day, 12, tzinfo=tz)
+    return window_bounds(window, noon.astimezone(UTC), tz)
+
+
 def seconds_until(end: datetime | None, now: datetime) -> int | None:
     """Whole seconds from ``now`` until the window resets at ``end``, rounded up and at least 1.
 
