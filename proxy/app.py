@@ -123,6 +123,7 @@ def create_app(
             handlers=handlers,
             ledger=ledger,
             on_charged=budget.written,
+            on_dropped=budget.dropped,
             on_alert=alerts.emit,
             clock=clock,
         )

@@ -151,6 +151,13 @@ class BudgetKeeper:
             if charge.counter_key in spent:
                 lease.spent_seen = spent[charge.counter_key]
 
+    def dropped(self, charges: Sequence[Charge]) -> None:
+        """``charges`` will never be written (their record was set aside): stop holding their cost."""
+        for charge in charges:
+            lease = self._leases.get(charge.counter_key)
+            if lease is not None and charge.leased:
+                lease.unwritten -= charge.pico
+
     def _lease(self, counter: Counter) -> _Lease:
         lease = self._leases.get(counter.key)
         if lease is None:

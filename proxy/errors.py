@@ -17,6 +17,7 @@ returned, which passes through untouched) is one of these::
     ├── UpstreamUnavailable            502 api_error, code=upstream_unavailable
     ├── LimitsUnavailable              503 api_error, code=limits_unavailable
     ├── ProviderKeyMissing             503 api_error, code=provider_key_missing
+    ├── RecordingUnavailable           503 api_error, code=recording_unavailable
     └── UpstreamTimeout                504 api_error, code=upstream_timeout
 
 ``render_error`` is the one place that turns an error into a response body.
@@ -119,6 +120,14 @@ class ProviderKeyMissing(TollgateError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, headers={"x-should-retry": "false"})
+
+
+class RecordingUnavailable(TollgateError):
+    """Neither the journal nor the database can take a record: a request would be billed and lost."""
+
+    status = 503
+    type = "api_error"
+    code = "recording_unavailable"
 
 
 class UpstreamUnavailable(TollgateError):

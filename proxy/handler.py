@@ -17,6 +17,7 @@ re-serialised except to turn on ``stream_options.include_usage``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -44,6 +45,7 @@ from proxy.errors import (
     NotFound,
     PayloadTooLarge,
     ProviderKeyMissing,
+    RecordingUnavailable,
     SpendLimitExceeded,
     TollgateError,
     Unauthorized,
@@ -60,7 +62,7 @@ from proxy.providers import Provider, ProviderRouter
 from proxy.recorder import Recorder
 from proxy.records import MAX_LABEL_CHARS, UsageRecord, label_problem
 from proxy.sse import StreamMeter
-from proxy.usage import ESTIMATED, MISSING, REPORTED, Usage, usage_from_body
+from proxy.usage import CLAMPED, ESTIMATED, MISSING, REPORTED, Usage, clamp_usage, usage_from_body
 
 logger = logging.getLogger("tollgate.handler")
 
@@ -118,6 +120,7 @@ class _Request:
     ttfb: float | None = None
     hide_usage: bool = False
     metered: bool = False
+    recorded: bool = False
     canonical: str = ""  # the path as judged (see proxy.paths)
     payload: dict[str, Any] | None = None
     admission: Admission = UNLIMITED
@@ -178,8 +181,13 @@ class ProxyHandler:
             return
         if response.headers and _is_event_stream(response.headers):
             await self._relay_stream(receive, send, request, response)
-        else:
+            return
+        try:
             await self._relay_body(send, request, response)
+        except Exception:
+            # Nothing was sent yet: the client gets an error in the API's shape, never a bare 500.
+            logger.exception("request %s failed inside Tollgate after the provider answered", request.request_id)
+            await self._refuse(send, request, TollgateError("Tollgate failed to relay the answer; see its log."))
 
     async def _forward(self, scope: Scope, receive: Receive, request: _Request) -> UpstreamResponse:
         """Receive, authenticate, attribute, route, admit, and send the request upstream."""
@@ -226,6 +234,11 @@ class ProxyHandler:
                 f"set ${provider.api_key_env} where Tollgate runs" if provider.api_key_env else "set its api_key_env"
             )
             raise ProviderKeyMissing(f"Provider '{provider.name}' has no API key in Tollgate: {missing}.")
+        if not self.recorder.can_record:
+            raise RecordingUnavailable(
+                "Tollgate cannot record usage right now (its journal cannot be written and its database is "
+                "unreachable), so it forwards nothing; try again shortly."
+            )
         if self.limits:
             await self._admit(request, body)
 
@@ -371,7 +384,8 @@ class ProxyHandler:
                 usage, estimated = Usage(tokens=tokens, model=request.model), True
         # Recorded (and journaled) before the answer goes out: a client that has its answer has its row. So the
         # headers can say what the request cost, and what the limit leaves once it is settled.
-        self._record(request, response.status, usage, request.metered, None, estimated=estimated)
+        if not self._record(request, response.status, usage, request.metered, None, estimated=estimated):
+            await self.recorder.write_through()
         headers = _response_headers(response.headers, request, self.budget.remaining(request.admission), streamed=False)
         cost_pico = request.cost[0] if request.cost is not None else None
         if cost_pico is not None and self.cost_header:
@@ -419,8 +433,10 @@ class ProxyHandler:
                 error_type = error.code
             held += meter.finish()
             response.release()
-            self._record_stream(request, response.status, meter, metered, error_type)
+            durable = self._record_stream(request, response.status, meter, metered, error_type)
             recorded = True
+            if not durable:
+                await self.recorder.write_through()
             await send({"type": "http.response.body", "body": held})
         except BaseException:
             # The client went away (or the server is stopping): the request is still recorded.
@@ -434,14 +450,14 @@ class ProxyHandler:
 
     def _record_stream(
         self, request: _Request, status: int, meter: StreamMeter, metered: bool, error_type: str | None
-    ) -> None:
+    ) -> bool:
         usage, estimated = meter.usage, False
         # No usage from a stream that was answered (even one that hung before its first event): estimated,
         # never recorded as free.
         if usage is None and metered and status < 400:
             tokens = estimate_stream(request.payload, meter.received.parts, meter.received.total)
             usage, estimated = Usage(tokens=tokens, model=request.model), True
-        self._record(request, status, usage, metered, error_type, estimated=estimated)
+        return self._record(request, status, usage, metered, error_type, estimated=estimated)
 
     async def _refuse(self, send: Send, request: _Request, error: TollgateError) -> None:
         if isinstance(error, (SpendLimitExceeded, LimitsUnavailable, CostUnbounded)):
@@ -451,7 +467,8 @@ class ProxyHandler:
             (b"x-tollgate-request-id", request.request_id.encode()),
             *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
         ]
-        self._record(request, error.status, None, False, error.code or error.type)
+        if not self._record(request, error.status, None, False, error.code or error.type):
+            await self.recorder.write_through()
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": render_error(error)})
 
@@ -504,9 +521,26 @@ class ProxyHandler:
         error: str | None,
         *,
         estimated: bool = False,
-    ) -> None:
-        tokens = usage.tokens if usage is not None else _NO_TOKENS
+    ) -> bool:
+        """Price, settle and queue the request's record, once; False if it is not on disk yet."""
+        if request.recorded:
+            return True
+        request.recorded = True
         model_served = (usage.model if usage is not None else None) or request.model
+        clamped = False
+        if usage is not None:
+            card = self.catalog.lookup(model_served) if model_served is not None else None
+            usage, clamped = clamp_usage(usage, card)
+            if clamped:
+                logger.error(
+                    "IMPOSSIBLE USAGE: request %s (model %r) reported more tokens than the model can use; "
+                    "counts clamped to %d and the row flagged %r",
+                    request.request_id,
+                    model_served,
+                    max(dataclasses.astuple(usage.tokens)),
+                    CLAMPED,
+                )
+        tokens = usage.tokens if usage is not None else _NO_TOKENS
         if request.cost is None:
             request.cost = self._price(request, usage)
         cost_pico, unpriced = request.cost
@@ -515,7 +549,7 @@ class ProxyHandler:
         charges = self.budget.settle(request.admission, cost_pico or 0) if request.admission.counters else ()
         latency = ended - request.started
         source = (
-            (ESTIMATED if estimated else REPORTED)
+            (CLAMPED if clamped else ESTIMATED if estimated else REPORTED)
             if usage is not None
             else (MISSING if metered and status < 400 else NO_USAGE)
         )
@@ -531,7 +565,7 @@ class ProxyHandler:
             cost_pico=cost_pico,
             usage_source=source,
         )
-        self.recorder.submit(
+        return self.recorder.submit(
             UsageRecord(
                 request_id=request.request_id,
                 started_at=request.started_at,

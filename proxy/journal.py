@@ -18,6 +18,7 @@ past ``max_bytes`` it stops taking records and says so loudly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -57,17 +58,25 @@ class Journal:
         self._sequence = 0
         self._size = sum(p.stat().st_size for p in self.directory.glob("*.jsonl"))
         self._full = False
+        self.failing: str | None = None
+        """Why the last append could not be written (a full disk, say), or None while appends work."""
         self._fd = -1
+        self._segment_size = 0
         self._path = self._open_segment()
 
     def _open_segment(self) -> Path:
         self._sequence += 1
         path = self.directory / f"{self.holder}-{self._sequence:08d}.jsonl"
         self._fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        self._segment_size = 0
         return path
 
-    def append(self, record: UsageRecord, charges: Sequence[Charge]) -> None:
-        """Put a finished record on disk (no fsync: that is per batch, in ``seal``)."""
+    def append(self, record: UsageRecord, charges: Sequence[Charge]) -> bool:
+        """Put a finished record on disk (no fsync: that is per batch, in ``seal``); False if it could not be.
+
+        Never raises: a disk that is full or failing makes the caller write the record through to the
+        database instead (see ``Recorder.submit``).
+        """
         line = _line(record, charges)
         if self._size + len(line) > self.max_bytes:
             if not self._full:
@@ -78,11 +87,36 @@ class Journal:
                     self.directory,
                     self._size,
                 )
-            return
+            return False
         # Written at once, before the response's last bytes go out: once the client has its answer, the
         # record is in the page cache, which survives the process being killed.
-        os.write(self._fd, line)
+        try:
+            written = os.write(self._fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+        except OSError as exc:
+            self._failed(exc)
+            return False
         self._size += len(line)
+        self._segment_size += len(line)
+        if self.failing is not None:
+            logger.warning("journal %s is writable again", self.directory)
+            self.failing = None
+        return True
+
+    def _failed(self, error: OSError) -> None:
+        # Cut off a torn line, so that the next record starts on a line of its own.
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._segment_size)
+        reason = f"{errno.errorcode.get(error.errno or 0, 'error')}: {error.strerror or error}"
+        if self.failing is None:
+            logger.error(
+                "JOURNAL WRITE FAILED in %s (%s): records are written straight to the database before each "
+                "answer goes out, until the journal can be written again. Free the disk.",
+                self.directory,
+                reason,
+            )
+        self.failing = reason
 
     def set_aside(self, record: UsageRecord, charges: Sequence[Charge]) -> Path:
         """Keep a record the database refuses in ``set-aside.ndjson``, in the journal's line format."""

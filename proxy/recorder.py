@@ -74,6 +74,7 @@ class Recorder:
         retry_interval: float = 1.0,
         ledger: Ledger | None = None,
         on_charged: Callable[[Sequence[Charge], dict[str, int]], None] | None = None,
+        on_dropped: Callable[[Sequence[Charge]], None] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         journal: Journal | None = None,
         max_queued: int = 50_000,
@@ -100,6 +101,7 @@ class Recorder:
         self._handler_queue: list[UsageRecord] = []
         self._handler_task: asyncio.Task[None] | None = None
         self._on_charged = on_charged
+        self._on_dropped = on_dropped
         self._on_alert = on_alert
         self._claimed: set[tuple[str, int, Decimal]] = set()
         self._pending: list[tuple[UsageRecord, Sequence[Charge]]] = []
@@ -107,6 +109,7 @@ class Recorder:
         self._flushing = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._closing = False
+        self._database_ok = True  # the last write to the database worked
         self._task: asyncio.Task[None] | None = None
         self.written = 0
 
@@ -117,14 +120,33 @@ class Recorder:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tollgate-recorder")
 
-    def submit(self, record: UsageRecord, charges: Sequence[Charge] = ()) -> None:
-        """Queue ``record`` (and the spend it adds to limit counters) for writing. Never blocks or raises."""
-        if self._journal is not None:
-            self._journal.append(record, charges)
+    def submit(self, record: UsageRecord, charges: Sequence[Charge] = ()) -> bool:
+        """Queue ``record`` (and the spend it adds to limit counters) for writing. Never blocks or raises.
+
+        Returns whether the record is safe on disk (in the journal). When it is not, the caller must
+        ``await write_through()`` before its answer goes out.
+        """
+        journaled = self._journal.append(record, charges) if self._journal is not None else False
         pending = self._pending
         pending.append((record, charges))
         if len(pending) == 1 or len(pending) >= self._batch_size:
             self._wake.set()
+        return journaled or self._journal is None
+
+    async def write_through(self) -> bool:
+        """Write what is queued now, because the journal could not take it; False if the database refused too."""
+        written = await self.flush()
+        if not written:
+            logger.error(
+                "a usage record could be written neither to the journal nor to the database; it is kept in memory "
+                "and Tollgate refuses new requests until one of them works again"
+            )
+        return written
+
+    @property
+    def can_record(self) -> bool:
+        """Whether a new request's record would reach the journal or the database (a request is refused if not)."""
+        return self._journal is None or self._journal.failing is None or self._database_ok
 
     async def close(self) -> None:
         """Stop the background task after writing everything queued."""
@@ -164,7 +186,8 @@ class Recorder:
     async def flush(self) -> bool:
         """Write what is queued; False if the database refused (the records stay queued and journaled)."""
         async with self._flushing:  # one batch in flight at a time, or a batch could be written twice
-            return await self._flush_queued()
+            self._database_ok = await self._flush_queued()
+            return self._database_ok
 
     async def _flush_queued(self) -> bool:
         left = len(self._pending)  # what arrives meanwhile waits for the next round
@@ -232,6 +255,8 @@ class Recorder:
 
     def _set_aside(self, entry: tuple[UsageRecord, Sequence[Charge]], error: Exception) -> None:
         record, charges = entry
+        if charges and self._on_dropped is not None:
+            self._on_dropped(charges)  # its spend is not counted, so it must not stay held in a lease either
         where = self._journal.set_aside(record, charges) if self._journal is not None else None
         logger.error(
             "SET ASIDE: the database refuses usage record %s (%s); it is kept in %s, and its spend is not counted",

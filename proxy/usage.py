@@ -16,18 +16,26 @@ them; pricing takes care never to count them twice.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from pricing import TokenCounts
+from pricing import PriceCard, TokenCounts
 from proxy.records import MAX_TIER_CHARS, label_problem
 
 # Where the usage came from, recorded on every row.
 REPORTED = "reported"
 ESTIMATED = "estimated"
 MISSING = "missing"
+CLAMPED = "clamped"  # the provider's counts, some cut to what the model could have used
+
+# A count no model can reach: ten times the largest context window in the price map. Counts are also held
+# to five times the model's own window (input plus output), which leaves room for maps that lag a provider
+# (a beta that widens the window), and the whole row stays within 64-bit integers.
+MAX_TOKENS = 100_000_000
+_WINDOW_MARGIN = 5
 
 # Responses API stream events that carry the final response with its usage.
 FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -88,6 +96,19 @@ def usage_from_object(obj: Any) -> Usage | None:
             audio_output=_count(out_details, "audio_tokens"),
         )
     return Usage(tokens=tokens, service_tier=service_tier, model=model)
+
+
+def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:
+    """``usage`` with impossible counts cut to what the model could have used, and whether any were."""
+    ceiling = MAX_TOKENS
+    if card is not None and card.max_input_tokens and card.max_output_tokens:
+        ceiling = min(ceiling, _WINDOW_MARGIN * (card.max_input_tokens + card.max_output_tokens))
+    tokens = usage.tokens
+    counts = dataclasses.astuple(tokens)
+    if max(counts) <= ceiling:
+        return usage, False
+    clamped = TokenCounts(*(min(count, ceiling) for count in counts))
+    return dataclasses.replace(usage, tokens=clamped), True
 
 
 def usage_from_body(body: bytes) -> Usage | None:

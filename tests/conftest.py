@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from proxy.app import create_app
 from proxy.config import Config, parse_config
-from proxy.store import Store
+from proxy.store import Store, engine_url
 from tests.fakeprovider import Canned, FakeProvider, ServerThread
 
 POSTGRES_URL = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
@@ -136,12 +138,6 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(
             "PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
-    import uuid
-
-    import sqlalchemy as sa
-
-    from proxy.store import engine_url
-
     schema = f"tollgate_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(engine_url(POSTGRES_URL))
     with admin.begin() as conn:
@@ -153,6 +149,37 @@ def postgres_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, so that it can be taken away and given back."""
+    if not POSTGRES_URL:
+        pytest.skip(
+            "PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    name = f"tollgate_fault_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(engine_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def database_available(url: str, available: bool) -> None:
+    """Let connections into a database made by ``own_database``, or keep them out and end those open."""
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(engine_url(url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'true' if available else 'false'}"))
+        if not available:
+            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

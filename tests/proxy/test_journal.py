@@ -10,8 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +19,8 @@ import sqlalchemy as sa
 
 from proxy.journal import SET_ASIDE_FILE, Journal, read_segment
 from proxy.recorder import Recorder
-from proxy.store import COUNTERS_TABLE, USAGE_TABLE, Store, engine_url
-from tests.conftest import POSTGRES_URL, Tollgate, chat_completion, json_answer
+from proxy.store import COUNTERS_TABLE, USAGE_TABLE, Store
+from tests.conftest import Tollgate, chat_completion, database_available, json_answer
 from tests.fakeprovider import FakeProvider, free_port
 from tests.proxy.test_store import _BASE
 
@@ -132,36 +130,6 @@ def test_records_survive_kill_9_and_are_replayed_once_at_the_next_start(provider
     assert list((tmp_path / "journal").glob("*.jsonl")) == []
 
 
-@pytest.fixture
-def own_database() -> Iterator[str]:
-    """A PostgreSQL database of this test's own, so that it can be taken away and given back."""
-    if not POSTGRES_URL:
-        pytest.skip(
-            "PostgreSQL tests need $TOLLGATE_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        )
-    name = f"tollgate_fault_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(engine_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
-
-
-def _database_available(url: str, available: bool) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = sa.create_engine(engine_url(url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'true' if available else 'false'}"))
-        if not available:
-            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-    admin.dispose()
-
-
 @pytest.mark.postgres
 def test_proxy_keeps_serving_while_the_database_is_down_and_loses_nothing(
     provider: FakeProvider, own_database: str, tmp_path: Path
@@ -185,11 +153,11 @@ def test_proxy_keeps_serving_while_the_database_is_down_and_loses_nothing(
     try:
         assert asyncio.run(burst(10)) == [200] * 10
         _wait_rows(own_database, 10)
-        _database_available(own_database, False)
+        database_available(own_database, False)
         assert asyncio.run(burst(30)) == [200] * 30  # served, with the database away
         time.sleep(0.5)
         assert list((tmp_path / "journal").glob("*.jsonl"))
-        _database_available(own_database, True)
+        database_available(own_database, True)
         rows, ids, _ = _wait_rows(own_database, 40)
     finally:
         server.terminate()
