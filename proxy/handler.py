@@ -35,6 +35,7 @@ from proxy.bounds import request_bound
 from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.clock import Clock
 from proxy.config import Config
+from proxy.deferred import PENDING, Deferred, Finished, Queued, finished_status, queued_response, retrieved_response
 from proxy.encoding import content_encoding, decoded, decoder_for
 from proxy.errors import (
     CostUnbounded,
@@ -121,6 +122,7 @@ class _Request:
     hide_usage: bool = False
     metered: bool = False
     recorded: bool = False
+    retrieves: str | None = None  # the stored response a GET /v1/responses/{id} (or its cancel) fetches
     canonical: str = ""  # the path as judged (see proxy.paths)
     payload: dict[str, Any] | None = None
     admission: Admission = UNLIMITED
@@ -211,6 +213,7 @@ class ProxyHandler:
             )
         body = await self._receive_body(receive, headers)
         metered = request.metered = request.method == "POST" and path.canonical in METERED_PATHS
+        request.retrieves = retrieved_response(request.method, path.text)
         body_user = None
         hide_usage = False
         if metered:
@@ -376,15 +379,25 @@ class ProxyHandler:
             return
         request.ttfb = time.perf_counter() - request.started
         usage, estimated = None, False
+        deferred: Deferred | None = None
+        readable = decoded(body, response.headers) if response.status < 400 else None  # the client gets the bytes
         if request.metered and response.status < 400:
-            readable = decoded(body, response.headers)  # the client still gets the bytes as they came
             usage = usage_from_body(readable) if readable is not None else None
-            if usage is None:
+            queued = queued_response(readable) if usage is None and readable is not None else None
+            if queued is not None:  # a background response: its usage comes when it is fetched
+                keys = tuple(counter.key for counter in request.admission.counters)
+                deferred = Queued(queued, request.request_id, request.admission.bound, keys)
+            elif usage is None:
                 tokens = estimate_answer(request.payload, readable or b"")
                 usage, estimated = Usage(tokens=tokens, model=request.model), True
+        elif request.retrieves is not None and response.status == 200 and readable is not None:
+            if finished_status(readable) is not None:
+                deferred = self._finished(request.retrieves, usage_from_body(readable))
         # Recorded (and journaled) before the answer goes out: a client that has its answer has its row. So the
         # headers can say what the request cost, and what the limit leaves once it is settled.
-        if not self._record(request, response.status, usage, request.metered, None, estimated=estimated):
+        if not self._record(
+            request, response.status, usage, request.metered, None, estimated=estimated, deferred=deferred
+        ):
             await self.recorder.write_through()
         headers = _response_headers(response.headers, request, self.budget.remaining(request.admission), streamed=False)
         cost_pico = request.cost[0] if request.cost is not None else None
@@ -451,6 +464,9 @@ class ProxyHandler:
     def _record_stream(
         self, request: _Request, status: int, meter: StreamMeter, metered: bool, error_type: str | None
     ) -> bool:
+        if request.retrieves is not None and meter.usage is not None:  # a streamed fetch of a background response
+            finished = self._finished(request.retrieves, meter.usage)
+            return self._record(request, status, None, False, error_type, deferred=finished)
         usage, estimated = meter.usage, False
         # No usage from a stream that was answered (even one that hung before its first event): estimated,
         # never recorded as free.
@@ -474,22 +490,36 @@ class ProxyHandler:
 
     def _price(self, request: _Request, usage: Usage | None) -> tuple[int | None, bool]:
         """(cost in picodollars, unpriced) of a request's usage; (None, False) when it has none."""
-        model_served = (usage.model if usage is not None else None) or request.model
+        card, cost, unpriced = self._cost(usage, request.model)
+        admission = request.admission
+        if card is not None and cost is not None and admission.leased and cost > admission.bound:
+            self._overran(request, card, cost)
+        return cost, unpriced
+
+    def _cost(self, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
+        """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
+        model_served = (usage.model if usage is not None else None) or requested
         if usage is None or model_served is None:
-            return None, False
+            return None, None, False
         card = self.catalog.lookup(model_served)
-        if card is None and request.model is not None and request.model != model_served:
-            card = self.catalog.lookup(request.model)
+        if card is None and requested is not None and requested != model_served:
+            card = self.catalog.lookup(requested)
         if card is None:
             if model_served not in self._unpriced_warned:
                 self._unpriced_warned.add(model_served)
                 logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
-            return None, True
-        cost = cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total)
-        admission = request.admission
-        if admission.leased and cost > admission.bound:
-            self._overran(request, card, cost)
-        return cost, False
+            return None, None, True
+        return card, cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
+
+    def _finished(self, response_id: str, usage: Usage | None) -> Finished:
+        """A finished background response's usage, priced, to complete the row of the request that made it."""
+        usage = usage if usage is not None else Usage(tokens=_NO_TOKENS)
+        card = self.catalog.lookup(usage.model) if usage.model is not None else None
+        usage, _ = clamp_usage(usage, card)
+        _, cost, unpriced = self._cost(usage, None)
+        if usage.model is None and usage.tokens == _NO_TOKENS:
+            cost, unpriced = 0, False  # finished before it ran: nothing to pay
+        return Finished(response_id, usage.tokens, usage.model, usage.service_tier, cost, unpriced)
 
     def _overran(self, request: _Request, served: PriceCard, cost: int) -> None:
         """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed."""
@@ -521,6 +551,7 @@ class ProxyHandler:
         error: str | None,
         *,
         estimated: bool = False,
+        deferred: Deferred | None = None,
     ) -> bool:
         """Price, settle and queue the request's record, once; False if it is not on disk yet."""
         if request.recorded:
@@ -546,11 +577,15 @@ class ProxyHandler:
         cost_pico, unpriced = request.cost
         attribution = request.attribution
         ended = time.perf_counter()
-        charges = self.budget.settle(request.admission, cost_pico or 0) if request.admission.counters else ()
+        # A background create holds its bound on the limits until its usage arrives (see proxy.deferred).
+        held = request.admission.bound if isinstance(deferred, Queued) else (cost_pico or 0)
+        charges = self.budget.settle(request.admission, held) if request.admission.counters else ()
         latency = ended - request.started
         source = (
             (CLAMPED if clamped else ESTIMATED if estimated else REPORTED)
             if usage is not None
+            else PENDING
+            if isinstance(deferred, Queued)
             else (MISSING if metered and status < 400 else NO_USAGE)
         )
         self.metrics.observe_request(
@@ -600,6 +635,7 @@ class ProxyHandler:
                 error_type=error,
             ),
             charges,
+            deferred,
         )
 
 

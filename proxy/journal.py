@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from proxy.deferred import Deferred, as_json, from_json
 from proxy.ledger import Charge
 from proxy.records import UsageRecord
 
@@ -42,8 +43,11 @@ SET_ASIDE_FILE = "set-aside.ndjson"  # records the database refused, kept for a 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """One finished request: its record, the spend it adds to limit counters, and usage it defers or completes."""
+
     record: UsageRecord
-    charges: tuple[Charge, ...]
+    charges: tuple[Charge, ...] = ()
+    deferred: Deferred | None = None
 
 
 class Journal:
@@ -71,13 +75,13 @@ class Journal:
         self._segment_size = 0
         return path
 
-    def append(self, record: UsageRecord, charges: Sequence[Charge]) -> bool:
+    def append(self, record: UsageRecord, charges: Sequence[Charge] = (), deferred: Deferred | None = None) -> bool:
         """Put a finished record on disk (no fsync: that is per batch, in ``seal``); False if it could not be.
 
         Never raises: a disk that is full or failing makes the caller write the record through to the
         database instead (see ``Recorder.submit``).
         """
-        line = _line(record, charges)
+        line = _line(Entry(record, tuple(charges), deferred))
         if self._size + len(line) > self.max_bytes:
             if not self._full:
                 self._full = True
@@ -118,11 +122,11 @@ class Journal:
             )
         self.failing = reason
 
-    def set_aside(self, record: UsageRecord, charges: Sequence[Charge]) -> Path:
+    def set_aside(self, entry: Entry) -> Path:
         """Keep a record the database refuses in ``set-aside.ndjson``, in the journal's line format."""
         path = self.directory / SET_ASIDE_FILE
         with path.open("ab") as file:
-            file.write(_line(record, charges))
+            file.write(_line(entry))
         return path
 
     @property
@@ -185,11 +189,14 @@ class Journal:
                 (self.directory / f"{self.holder}.lock").unlink()
 
 
-def _line(record: UsageRecord, charges: Sequence[Charge]) -> bytes:
-    return orjson.dumps(
-        {"record": record, "charges": [(c.counter_key, c.pico, c.leased) for c in charges]},
-        option=orjson.OPT_APPEND_NEWLINE,
-    )
+def _line(entry: Entry) -> bytes:
+    data: dict[str, Any] = {
+        "record": entry.record,
+        "charges": [(c.counter_key, c.pico, c.leased) for c in entry.charges],
+    }
+    if entry.deferred is not None:
+        data["deferred"] = as_json(entry.deferred)
+    return orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def read_segment(path: Path, *, own: bool) -> Iterator[Entry]:
@@ -206,7 +213,8 @@ def read_segment(path: Path, *, own: bool) -> Iterator[Entry]:
                     fields[name] = datetime.fromisoformat(fields[name])
                 record = UsageRecord(**fields)
                 charges = tuple(Charge(key, int(pico), bool(leased) and own) for key, pico, leased in data["charges"])
+                deferred = from_json(data["deferred"]) if "deferred" in data else None
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 logger.error("journal %s line %d is unreadable; skipped", path.name, number)
                 continue
-            yield Entry(record, charges)
+            yield Entry(record, charges, deferred)

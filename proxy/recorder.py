@@ -31,7 +31,8 @@ from pricing import pico_to_usd
 from proxy.alerts import Alert
 from proxy.background import background_thread
 from proxy.clock import Clock, system_clock
-from proxy.journal import Journal, read_segment
+from proxy.deferred import Deferred, apply_deferred
+from proxy.journal import Entry, Journal, read_segment
 from proxy.ledger import Charge, Ledger
 from proxy.limits import crossed_thresholds
 from proxy.records import UsageRecord
@@ -104,7 +105,7 @@ class Recorder:
         self._on_dropped = on_dropped
         self._on_alert = on_alert
         self._claimed: set[tuple[str, int, Decimal]] = set()
-        self._pending: list[tuple[UsageRecord, Sequence[Charge]]] = []
+        self._pending: list[Entry] = []
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -120,15 +121,17 @@ class Recorder:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tollgate-recorder")
 
-    def submit(self, record: UsageRecord, charges: Sequence[Charge] = ()) -> bool:
-        """Queue ``record`` (and the spend it adds to limit counters) for writing. Never blocks or raises.
+    def submit(self, record: UsageRecord, charges: Sequence[Charge] = (), deferred: Deferred | None = None) -> bool:
+        """Queue ``record`` (with the spend it adds to limit counters, and any usage it defers or completes)
+        for writing. Never blocks or raises.
 
         Returns whether the record is safe on disk (in the journal). When it is not, the caller must
         ``await write_through()`` before its answer goes out.
         """
-        journaled = self._journal.append(record, charges) if self._journal is not None else False
+        entry = Entry(record, tuple(charges), deferred)
+        journaled = self._journal.append(record, charges, deferred) if self._journal is not None else False
         pending = self._pending
-        pending.append((record, charges))
+        pending.append(entry)
         if len(pending) == 1 or len(pending) >= self._batch_size:
             self._wake.set()
         return journaled or self._journal is None
@@ -216,13 +219,13 @@ class Recorder:
             if self._on_batch is not None:
                 self._on_batch(len(batch), elapsed, True)
             logger.debug("wrote %d usage records in %.1f ms", len(batch), elapsed * 1e3)
-            self._after_write([record for record, _ in batch], charges, spent, alerts)
+            self._after_write([entry.record for entry in batch], charges, spent, alerts)
         if self._sealed and not await self._replay_sealed():
             return False
         return True
 
     async def _write_or_set_aside(
-        self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]], sealed: Sequence[Path]
+        self, batch: Sequence[Entry], sealed: Sequence[Path]
     ) -> tuple[dict[str, int], list[Alert], list[Charge]]:
         """Write ``batch`` on the writer thread. If the database refuses its data (not a fault of the
         connection), write it one record at a time and set aside each record it still refuses, so that
@@ -253,11 +256,11 @@ class Recorder:
             charges.extend(one_charges)
         return spent, alerts, charges
 
-    def _set_aside(self, entry: tuple[UsageRecord, Sequence[Charge]], error: Exception) -> None:
-        record, charges = entry
-        if charges and self._on_dropped is not None:
-            self._on_dropped(charges)  # its spend is not counted, so it must not stay held in a lease either
-        where = self._journal.set_aside(record, charges) if self._journal is not None else None
+    def _set_aside(self, entry: Entry, error: Exception) -> None:
+        record = entry.record
+        if entry.charges and self._on_dropped is not None:
+            self._on_dropped(entry.charges)  # its spend is not counted, so it must not stay held in a lease either
+        where = self._journal.set_aside(entry) if self._journal is not None else None
         logger.error(
             "SET ASIDE: the database refuses usage record %s (%s); it is kept in %s, and its spend is not counted",
             record.request_id,
@@ -297,8 +300,8 @@ class Recorder:
                 self._journal.forget_holder(segment)
 
     async def _replay(self, segment: Path, *, own: bool) -> bool:
-        entries = await asyncio.to_thread(lambda: list(read_segment(segment, own=own)))
-        batch = [(e.record, e.charges) for e in entries]
+        batch = await asyncio.to_thread(lambda: list(read_segment(segment, own=own)))
+        entries = batch
         replayed = 0
         for start in range(0, len(batch), self._batch_size):
             chunk = batch[start : start + self._batch_size]
@@ -308,7 +311,7 @@ class Recorder:
                 logger.error("replaying journal %s failed (%s); retrying later", segment.name, type(exc).__name__)
                 return False
             replayed += len(chunk)
-            self._after_write([r for r, _ in chunk], charges, spent, alerts)
+            self._after_write([entry.record for entry in chunk], charges, spent, alerts)
         if entries:
             logger.warning("replayed %d journaled usage records from %s", replayed, segment.name)
         return True
@@ -332,7 +335,7 @@ class Recorder:
             await self._call_handlers(records)
 
     def _write(
-        self, batch: Sequence[tuple[UsageRecord, Sequence[Charge]]], sealed: Sequence[Path]
+        self, batch: Sequence[Entry], sealed: Sequence[Path]
     ) -> tuple[dict[str, int], list[Alert], list[Charge]]:
         """Runs on a worker thread: one transaction for the rows, their rollups, their spend and its alerts.
 
@@ -345,13 +348,17 @@ class Recorder:
         charged: list[Charge] = []
 
         def after_insert(conn: sa.Connection, inserted: set[str]) -> None:
-            charged.extend(c for record, cs in batch if record.request_id in inserted for c in cs)
+            charged.extend(c for entry in batch if entry.record.request_id in inserted for c in entry.charges)
             if charged and self._ledger is not None:
                 spent.update(self._ledger.charge(conn, charged))
                 alerts.extend(self._claim_alerts(conn, charged, spent))
+            # Deferred usage moves with its request's row: written once, as the row is.
+            deferred = [e.deferred for e in batch if e.deferred is not None and e.record.request_id in inserted]
+            if deferred:
+                apply_deferred(conn, self._store.dialect, deferred)
 
         try:
-            self._store.insert_records([r for r, _ in batch], after_insert)
+            self._store.insert_records([entry.record for entry in batch], after_insert)
         except BaseException:
             if self._ledger is not None:
                 self._ledger.committed(False)

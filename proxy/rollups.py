@@ -35,8 +35,12 @@ _Key = tuple[str, str, str, str, str, str, str]
 K = TypeVar("K")
 
 
-def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
-    """Per (period, start, user, team, agent, model, provider): what ``records`` add to each sum."""
+def rollup_increments(records: Iterable[UsageRecord], *, count_requests: bool = True) -> dict[_Key, list[int]]:
+    """Per (period, start, user, team, agent, model, provider): what ``records`` add to each sum.
+
+    ``count_requests=False`` adds their tokens and cost only: a row already counted, completed later.
+    """
+    request = 1 if count_requests else 0
     # Summed per day first; the months are then summed from the days, which are few.
     days: dict[tuple[date, str, str, str, str, str], list[int]] = {}
     for r in records:
@@ -50,7 +54,7 @@ def rollup_increments(records: Iterable[UsageRecord]) -> dict[_Key, list[int]]:
             r.provider or "",
         )
         values = (
-            1,
+            request,
             r.input_tokens,
             r.cached_input_tokens,
             r.cache_write_tokens + r.cache_write_1h_tokens,
@@ -83,9 +87,11 @@ def _add(sums: dict[K, list[int]], key: K, values: Sequence[int]) -> None:
             kept[i] += v
 
 
-def apply_rollups(conn: sa.Connection, dialect: str, records: Iterable[UsageRecord]) -> None:
+def apply_rollups(
+    conn: sa.Connection, dialect: str, records: Iterable[UsageRecord], *, count_requests: bool = True
+) -> None:
     """Add ``records`` to the rollups, inside the caller's transaction."""
-    totals = rollup_increments(records)
+    totals = rollup_increments(records, count_requests=count_requests)
     if not totals:
         return
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)

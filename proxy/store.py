@@ -123,7 +123,25 @@ class UsageRollupRow(SQLModel, table=True):
     unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
 
 
+class BackgroundResponseRow(SQLModel, table=True):
+    """A background Response whose usage comes later: the create's half, the finished half, or both.
+
+    See ``proxy.deferred``: once both halves are in, the usage row is completed and this one marked
+    ``completed``, so that a later fetch of the same response changes nothing.
+    """
+
+    __tablename__ = "background_responses"
+
+    response_id: str = Field(primary_key=True, max_length=128)
+    request_id: str | None = Field(default=None, max_length=64)
+    provisional_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
+    counter_keys: str | None = None  # JSON list of the spend counters charged provisionally
+    finished: str | None = None  # JSON of the finished response's priced usage
+    completed: bool = False
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
+BACKGROUND_TABLE: sa.Table = BackgroundResponseRow.__table__  # type: ignore[attr-defined]
 ROLLUPS_TABLE: sa.Table = UsageRollupRow.__table__  # type: ignore[attr-defined]
 COUNTERS_TABLE: sa.Table = SpendCounterRow.__table__  # type: ignore[attr-defined]
 LEASES_TABLE: sa.Table = BudgetLeaseRow.__table__  # type: ignore[attr-defined]
