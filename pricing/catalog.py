@@ -50,6 +50,7 @@ OVERRIDE_RATE_KEYS: Final[Mapping[str, str]] = MappingProxyType(
         "reasoning": "output_cost_per_reasoning_token",
         "audio_input": "input_cost_per_audio_token",
         "audio_output": "output_cost_per_audio_token",
+        "cache_write_12h": "cache_creation_input_token_cost_above_12hr",
     }
 )
 _LIMIT_KEYS: Final = ("max_output_tokens", "max_input_tokens")

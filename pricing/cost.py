@@ -38,6 +38,7 @@ _OUTPUT: Final = "output_cost_per_token"
 _CACHE_READ: Final = "cache_read_input_token_cost"
 _CACHE_WRITE: Final = "cache_creation_input_token_cost"
 _CACHE_WRITE_1H: Final = "cache_creation_input_token_cost_above_1hr"
+_CACHE_WRITE_12H: Final = "cache_creation_input_token_cost_above_12hr"
 _REASONING: Final = "output_cost_per_reasoning_token"
 _AUDIO_INPUT: Final = "input_cost_per_audio_token"
 _AUDIO_OUTPUT: Final = "output_cost_per_audio_token"
@@ -64,10 +65,12 @@ class TokenCounts:
     reasoning: int = 0
     audio_input: int = 0
     audio_output: int = 0
+    cache_write_12h: int = 0
+    """OpenAI's 12-hour cache writes; ``cache_write`` holds the short lifetime (Anthropic's 5 minutes, OpenAI's 30)."""
 
     def __post_init__(self) -> None:
-        inputs = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.audio_input)
-        if min(*inputs, self.output, self.reasoning, self.audio_output) < 0:
+        inputs = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.cache_write_12h)
+        if min(*inputs, self.audio_input, self.output, self.reasoning, self.audio_output) < 0:
             raise ValueError(f"token counts must not be negative, got {self}")
 
 
@@ -131,14 +134,18 @@ def price_tokens(card: PriceCard, tokens: TokenCounts, service_tier: str | None 
     output_rate = pick.rate(_OUTPUT, ZERO)
     cache_write_rate = pick.rate(_CACHE_WRITE, input_rate)
     # Cached, cache-written and audio tokens are parts of input: take them out, so none is paid twice.
-    uncached = tokens.input - tokens.cached_input - tokens.cache_write - tokens.cache_write_1h - tokens.audio_input
+    writes = tokens.cache_write + tokens.cache_write_1h + tokens.cache_write_12h
+    uncached = tokens.input - tokens.cached_input - writes - tokens.audio_input
     text_output = tokens.output - tokens.reasoning - tokens.audio_output
     mul, add = EXACT.multiply, EXACT.add
     cost_input = mul(max(uncached, 0), input_rate)
     cached_input = mul(tokens.cached_input, pick.rate(_CACHE_READ, input_rate))
     cache_write = add(
         mul(tokens.cache_write, cache_write_rate),
-        mul(tokens.cache_write_1h, pick.rate(_CACHE_WRITE_1H, cache_write_rate)),
+        add(
+            mul(tokens.cache_write_1h, pick.rate(_CACHE_WRITE_1H, cache_write_rate)),
+            mul(tokens.cache_write_12h, pick.rate(_CACHE_WRITE_12H, cache_write_rate)),
+        ),
     )
     cost_output = mul(max(text_output, 0), output_rate)
     reasoning = mul(tokens.reasoning, pick.rate(_REASONING, output_rate))

@@ -622,6 +622,7 @@ class ProxyHandler:
                 cached_input_tokens=tokens.cached_input,
                 cache_write_tokens=tokens.cache_write,
                 cache_write_1h_tokens=tokens.cache_write_1h,
+                cache_write_12h_tokens=tokens.cache_write_12h,
                 output_tokens=tokens.output,
                 reasoning_tokens=tokens.reasoning,
                 audio_input_tokens=tokens.audio_input,

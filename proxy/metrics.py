@@ -163,7 +163,7 @@ class _TokenCounter(_Family):
         # The order of TOKEN_KINDS. Adding zeros is cheaper than testing for them; render skips them.
         row[0] += tokens.input
         row[1] += tokens.cached_input
-        row[2] += tokens.cache_write + tokens.cache_write_1h
+        row[2] += tokens.cache_write + tokens.cache_write_1h + tokens.cache_write_12h
         row[3] += tokens.output
         row[4] += tokens.reasoning
         row[5] += tokens.audio_input

@@ -63,6 +63,7 @@ class UsageRecord:
     latency_ms: float
     ttfb_ms: float | None
     error_type: str | None
+    cache_write_12h_tokens: int = 0  # last, with a default: journals and archives from before it still read
 
     @property
     def cost_usd(self) -> Decimal | None:

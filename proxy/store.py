@@ -62,6 +62,7 @@ class UsageRow(SQLModel, table=True):
     latency_ms: float
     ttfb_ms: float | None = None
     error_type: str | None = Field(default=None, max_length=64)
+    cache_write_12h_tokens: int = 0
 
 
 class SpendCounterRow(SQLModel, table=True):
@@ -365,6 +366,7 @@ class InvoiceLineRow(SQLModel, table=True):
     cached_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     cache_write_1h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     reasoning_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     audio_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)

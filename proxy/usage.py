@@ -74,10 +74,12 @@ def usage_from_object(obj: Any) -> Usage | None:
     if "input_tokens" in usage or "output_tokens" in usage:
         in_details = usage.get("input_tokens_details")
         out_details = usage.get("output_tokens_details")
+        short, long = _cache_writes(in_details)
         tokens = TokenCounts(
             input=_count(usage, "input_tokens"),
             cached_input=_count(in_details, "cached_tokens"),
-            cache_write=_count(in_details, "cache_creation_tokens"),
+            cache_write=short,
+            cache_write_12h=long,
             audio_input=_count(in_details, "audio_tokens"),
             output=_count(usage, "output_tokens"),
             reasoning=_count(out_details, "reasoning_tokens"),
@@ -86,16 +88,31 @@ def usage_from_object(obj: Any) -> Usage | None:
     else:
         in_details = usage.get("prompt_tokens_details")
         out_details = usage.get("completion_tokens_details")
+        short, long = _cache_writes(in_details)
         tokens = TokenCounts(
             input=_count(usage, "prompt_tokens"),
             cached_input=_count(in_details, "cached_tokens") or _count(usage, "cache_read_input_tokens"),
-            cache_write=_count(in_details, "cache_creation_tokens") or _count(usage, "cache_creation_input_tokens"),
+            cache_write=short or _count(usage, "cache_creation_input_tokens"),
+            cache_write_12h=long,
             audio_input=_count(in_details, "audio_tokens"),
             output=_count(usage, "completion_tokens"),
             reasoning=_count(out_details, "reasoning_tokens"),
             audio_output=_count(out_details, "audio_tokens"),
         )
     return Usage(tokens=tokens, service_tier=service_tier, model=model)
+
+
+def _cache_writes(details: Any) -> tuple[int, int]:
+    """(30-minute, 12-hour) cache writes from OpenAI's token details.
+
+    ``cache_write_tokens`` is every write; ``cache_write_tokens_details`` may split off the 12-hour ones,
+    and what the split leaves is priced at the 30-minute rate, never dropped. ``cache_creation_tokens`` is
+    the older name.
+    """
+    total = _count(details, "cache_write_tokens") or _count(details, "cache_creation_tokens")
+    split = details.get("cache_write_tokens_details") if isinstance(details, dict) else None
+    long = min(_count(split, "ttl_12h_tokens"), total)
+    return total - long, long
 
 
 def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:
