@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from proxy.migrations import HEAD
 from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
@@ -209,12 +210,25 @@ class Store:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """Create missing tables; safe when several workers or instances start at once."""
-        with self.write_engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: let one instance at a time in.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7240125)"))
-            SQLModel.metadata.create_all(conn)
+        """Upgrade the database to the newest schema revision; safe when several workers or instances start at once.
+
+        A current database costs one SELECT; a new one gets every migration; one made by Tollgate 0.1.0
+        is stamped as the baseline, then upgraded. Raises ``UpgradeRefused``, naming the database and
+        what to do, when it cannot be upgraded (see ``proxy.migrations``).
+        """
+        if self._at_head():
+            return
+        from proxy.migrations.schema import upgrade_database  # loads alembic: only when behind
+
+        upgrade_database(self)
+
+    def _at_head(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                revisions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        except sa.exc.DBAPIError:
+            return False  # no version table yet, or no database: the upgrade reads it properly and says which
+        return revisions == [HEAD]
 
     def ping(self) -> bool:
         try:
