@@ -15,6 +15,7 @@ This module imports nothing heavy: the server imports it on every start.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,6 +25,12 @@ __all__ = ["BASELINE", "HEAD", "SCRIPT_LOCATION", "UpgradeRefused", "database_na
 BASELINE = "0001"
 HEAD = "0001"
 SCRIPT_LOCATION = str(Path(__file__).parent)
+
+# alembic logs at INFO on every use (its plugins, its "context impl", each step); Tollgate logs what an
+# upgrade does itself, in two lines (proxy.migrations.schema). A level the operator sets wins.
+for _logger in ("alembic.runtime.plugins", "alembic.runtime.migration"):
+    if logging.getLogger(_logger).level == logging.NOTSET:
+        logging.getLogger(_logger).setLevel(logging.WARNING)
 
 
 class UpgradeRefused(Exception):

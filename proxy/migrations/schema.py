@@ -13,7 +13,9 @@ stamped ``BASELINE`` (its schema is that revision), then upgraded like any other
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import time
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -29,9 +31,6 @@ from proxy.migrations import BASELINE, HEAD, SCRIPT_LOCATION, UpgradeRefused, da
 from proxy.store import Store
 
 logger = logging.getLogger("tollgate.migrations")
-# alembic announces each of its plugins at INFO on every start that upgrades; its "Running upgrade" lines stay.
-if logging.getLogger("alembic.runtime.plugins").level == logging.NOTSET:
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 # Held by whoever creates or alters Tollgate's tables (also before migrations, by 0.1.0's create_tables).
 _LOCK_KEY = 7240125
@@ -97,7 +96,9 @@ def alembic_config(conn: sa.Connection) -> Config:
     return config
 
 
+@functools.cache
 def scripts() -> ScriptDirectory:
+    """The migration scripts, loaded once."""
     return ScriptDirectory(SCRIPT_LOCATION)
 
 
@@ -105,6 +106,11 @@ def describe(revision: str) -> Revision:
     script = scripts().get_revision(revision)
     assert script is not None
     return Revision(revision, script.doc.splitlines()[0].rstrip(".") if script.doc else "")
+
+
+def pending(revision: str | None) -> list[Revision]:
+    """The migrations that lead from ``revision`` (None: an empty database) to ``HEAD``, oldest first."""
+    return [describe(s.revision) for s in reversed(list(scripts().iterate_revisions(HEAD, revision or "base")))]
 
 
 def read_revision(conn: sa.Connection) -> str | None:
@@ -117,6 +123,7 @@ def read_revision(conn: sa.Connection) -> str | None:
 
 def upgrade_database(store: Store) -> Upgrade:
     """Bring the store's database to ``HEAD``; raises ``UpgradeRefused`` naming it when that cannot be done."""
+    started = time.monotonic()
     try:
         with store.write_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
@@ -129,30 +136,33 @@ def upgrade_database(store: Store) -> Upgrade:
             "(or run `tollgate db upgrade` once as a user who may), then start Tollgate again"
         ) from exc
     if done.before != done.after:
-        found = f"Tollgate 0.1.0's tables (stamped {BASELINE})" if done.stamped else done.before or "an empty database"
-        logger.info("upgraded database %s from %s to %s", database_name(store.url), found, done.after)
+        logger.info("upgraded database %s to %s in %.2f s", database_name(store.url), HEAD, time.monotonic() - started)
     return done
 
 
 def _upgrade(conn: sa.Connection) -> Upgrade:
     before = read_revision(conn)
-    if before is not None and before != HEAD:
-        _check_known(conn, before)
+    if before == HEAD:
+        return Upgrade(before, HEAD, stamped=False)  # another process upgraded it while this one waited
     stamped = False
-    config = alembic_config(conn)
     if before is None:
         present = BASELINE_TABLES & set(sa.inspect(conn).get_table_names())
-        if present == BASELINE_TABLES:
-            command.stamp(config, BASELINE)
-            stamped = True
-        elif present:
+        if present and present != BASELINE_TABLES:
             raise UpgradeRefused(
                 f"database {_name(conn)} has some of Tollgate's tables ({', '.join(sorted(present))}) but not "
                 f"{', '.join(sorted(BASELINE_TABLES - present))}, and no schema revision: it was not made by a "
                 "released Tollgate. Point [database] url at Tollgate's own database, or at an empty one"
             )
-    if before != HEAD:
-        command.upgrade(config, "head")
+        stamped = present == BASELINE_TABLES
+    else:
+        _check_known(conn, before)
+    steps = "; ".join(str(step) for step in pending(BASELINE if stamped else before))
+    found = f"Tollgate 0.1.0's tables (stamped {BASELINE})" if stamped else before or "an empty database"
+    logger.info("upgrading database %s from %s to %s: %s", _name(conn), found, HEAD, steps or "nothing to run")
+    config = alembic_config(conn)
+    if stamped:
+        command.stamp(config, BASELINE)
+    command.upgrade(config, "head")
     after = read_revision(conn)
     assert after == HEAD, f"the migrations end at {after}, not at proxy.migrations.HEAD ({HEAD})"
     return Upgrade(before, after, stamped)
