@@ -131,7 +131,7 @@ def upgrade_database(store: Store) -> Upgrade:
             done = _upgrade(conn)
     except sa.exc.SQLAlchemyError as exc:
         raise UpgradeRefused(
-            f"could not upgrade database {database_name(store.url)} to schema revision {HEAD}: {_first_line(exc)}. "
+            f"could not upgrade database {database_name(store.url)} to schema revision {HEAD}: {describe_error(exc)}. "
             "Check that [database] url names a reachable database whose user may create and alter tables "
             "(or run `tollgate db upgrade` once as a user who may), then start Tollgate again"
         ) from exc
@@ -182,6 +182,7 @@ def _name(conn: sa.Connection) -> str:
     return database_name(conn.engine.url)
 
 
-def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
+def describe_error(exc: sa.exc.SQLAlchemyError) -> str:
+    """The database's own words for what went wrong, on one line (SQLAlchemy's adds the statement)."""
     original = getattr(exc, "orig", None)
     return (str(original) if original is not None else str(exc)).strip().splitlines()[0]
