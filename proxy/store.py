@@ -48,14 +48,15 @@ class UsageRow(SQLModel, table=True):
     agent: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     key_name: str | None = Field(default=None, max_length=256)
     tags: str | None = None
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    audio_input_tokens: int = 0
-    audio_output_tokens: int = 0
+    # BIGINT: a provider may report more than 2**31 tokens (an INTEGER would fail the whole batch).
+    input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     service_tier: str | None = Field(default=None, max_length=MAX_TIER_CHARS)
     cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
     unpriced: bool = False

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from proxy.cli import main
 from proxy.migrations import HEAD, database_name
-from proxy.migrations.schema import describe
+from proxy.migrations.schema import alembic_config, describe, pending
 from proxy.store import Store
 from tests.migrations.conftest import create_released_schema
 
@@ -36,7 +37,23 @@ def test_current_on_a_released_database_says_what_upgrade_will_do(
     code, out, _ = _db(tmp_path, db_url, "current", capsys)
     assert code == 1
     assert out.startswith(f"{db_url}: Tollgate 0.1.0's tables, with no revision recorded: 0001 (Baseline: the schema")
-    assert f"not the newest, {describe(HEAD)}: `tollgate db upgrade` records it" in out
+    steps = ", ".join(step.id for step in pending("0001"))
+    assert out.endswith(f"; not the newest, {describe(HEAD)}: `tollgate db upgrade` records it and runs {steps}\n")
+
+
+def test_current_on_a_database_at_an_older_revision_names_both(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = Store(db_url)
+    with store.write_engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    store.dispose()
+    code, out, _ = _db(tmp_path, db_url, "current", capsys)
+    assert code == 1
+    assert out == (
+        f"{db_url}: 0001 (Baseline: the schema of Tollgate 0.1.0); not the newest, {describe(HEAD)}: "
+        f"`tollgate db upgrade` runs {', '.join(step.id for step in pending('0001'))}\n"
+    )
 
 
 def test_upgrade_brings_a_released_database_to_the_newest(

@@ -38,6 +38,17 @@ def test_baseline_makes_the_schema_of_the_released_code(any_db_url: str, make_st
     assert describe_schema(any_db_url) == released
 
 
+def test_every_migration_downgrades_and_upgrades_again(any_db_url: str, make_store: Callable[[str], Store]) -> None:
+    store = make_store(any_db_url)
+    store.create_tables()
+    newest = describe_schema(any_db_url)
+    with store.write_engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert describe_schema(any_db_url) == {}
+    store.create_tables()
+    assert describe_schema(any_db_url) == newest
+
+
 def _differences(store: Store, metadata: sa.MetaData) -> list[object]:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts=CONTEXT_OPTIONS)
