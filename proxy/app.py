@@ -39,6 +39,7 @@ from proxy.journal import Journal
 from proxy.ledger import Ledger
 from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.metrics import Metrics
+from proxy.migrations import UpgradeRefused
 from proxy.recorder import Recorder, load_handlers
 from proxy.reload import ConfigReloader
 from proxy.store import Store
@@ -108,7 +109,14 @@ def create_app(
         # stall requests that long; 0.5 ms bounds that stall at a small cost in throughput.
         sys.setswitchinterval(_SWITCH_INTERVAL_S)
         store = Store(config.database.url)
-        await asyncio.to_thread(store.create_tables)
+        try:
+            await asyncio.to_thread(store.create_tables)
+        except UpgradeRefused as exc:
+            store.dispose()
+            # One clear line first (it names the database and what to do); uvicorn then prints the short
+            # traceback of the raise below and exits with status 3, and stops its other workers too.
+            logger.error("tollgate cannot start: %s", exc)
+            raise UpgradeRefused(f"tollgate cannot start: {exc}") from None
         ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
         budget = BudgetKeeper(ledger, config.budget, clock=lambda: clock().timestamp())
         alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)

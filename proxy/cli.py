@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from proxy.config import ConfigError, load_config
+from proxy.db_cli import add_db_commands
 from proxy.invoice_cli import add_invoice_commands
 
 logger = logging.getLogger("tollgate.cli")
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     archive.set_defaults(run=_archive)
 
     add_invoice_commands(commands, _config_option)
+    add_db_commands(commands, _config_option)
 
     rollups = commands.add_parser("rollups", help="daily and monthly usage rollups")
     rollup_commands = rollups.add_subparsers(required=True, metavar="ACTION")

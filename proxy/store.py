@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from proxy.migrations import HEAD
 from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
@@ -47,14 +48,15 @@ class UsageRow(SQLModel, table=True):
     agent: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     key_name: str | None = Field(default=None, max_length=256)
     tags: str | None = None
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    audio_input_tokens: int = 0
-    audio_output_tokens: int = 0
+    # BIGINT: a provider may report more than 2**31 tokens (an INTEGER would fail the whole batch).
+    input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cached_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    reasoning_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_input_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_output_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     service_tier: str | None = Field(default=None, max_length=MAX_TIER_CHARS)
     cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
     unpriced: bool = False
@@ -228,12 +230,25 @@ class Store:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """Create missing tables; safe when several workers or instances start at once."""
-        with self.write_engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # Concurrent CREATE TABLEs collide in PostgreSQL's catalog: let one instance at a time in.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7240125)"))
-            SQLModel.metadata.create_all(conn)
+        """Upgrade the database to the newest schema revision; safe when several workers or instances start at once.
+
+        A current database costs one SELECT; a new one gets every migration; one made by Tollgate 0.1.0
+        is stamped as the baseline, then upgraded. Raises ``UpgradeRefused``, naming the database and
+        what to do, when it cannot be upgraded (see ``proxy.migrations``).
+        """
+        if self._at_head():
+            return
+        from proxy.migrations.schema import upgrade_database  # loads alembic: only when behind
+
+        upgrade_database(self)
+
+    def _at_head(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                revisions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+        except sa.exc.DBAPIError:
+            return False  # no version table yet, or no database: the upgrade reads it properly and says which
+        return revisions == [HEAD]
 
     def ping(self) -> bool:
         try:
