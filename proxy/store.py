@@ -64,7 +64,7 @@ class UsageRow(SQLModel, table=True):
     latency_ms: float
     ttfb_ms: float | None = None
     error_type: str | None = Field(default=None, max_length=64)
-    cache_write_12h_tokens: int = 0
+    cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
 
 
 class SpendCounterRow(SQLModel, table=True):

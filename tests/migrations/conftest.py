@@ -187,8 +187,8 @@ def insert_rows(url: str, rows: dict[str, list[dict[str, Any]]]) -> None:
         engine.dispose()
 
 
-def read_rows(url: str, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of each table with plain SQL, in primary key order."""
+def read_rows(url: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of each table with plain SQL, in primary key order, as column -> value."""
     engine = sa.create_engine(engine_url(url))
     try:
         with engine.connect() as conn:
@@ -196,7 +196,17 @@ def read_rows(url: str, tables: list[str]) -> dict[str, list[tuple[Any, ...]]]:
             out = {}
             for table in tables:
                 order = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"])
-                out[table] = [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))]
+                query = sa.text(f"SELECT * FROM {table} ORDER BY {order}")
+                out[table] = [dict(r._mapping) for r in conn.execute(query)]
             return out
     finally:
         engine.dispose()
+
+
+def kept(before: dict[str, list[dict[str, Any]]], after: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    """``after`` reduced to the columns ``before`` had: later migrations may add columns, never lose values."""
+    return {
+        table: [{column: row[column] for column in old} for row, old in zip(after[table], rows, strict=False)]
+        + after[table][len(rows) :]
+        for table, rows in before.items()
+    }

@@ -19,6 +19,7 @@ TOKEN_COLUMNS = (
     "reasoning_tokens",
     "audio_input_tokens",
     "audio_output_tokens",
+    "cache_write_12h_tokens",
 )
 HUGE = 3_000_000_000
 
