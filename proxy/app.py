@@ -14,11 +14,12 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +31,7 @@ from proxy.budget import BudgetKeeper
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
 from proxy.dashboard import dashboard_routes
-from proxy.errors import NotFound, render_error
+from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.invoice_api import invoice_routes
@@ -79,9 +80,49 @@ async def _metrics(request: Request) -> Response:
     return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    error = NotFound(f"Tollgate has no route {request.method} {request.url.path}; the OpenAI API is under /v1.")
-    return Response(render_error(error), status_code=404, media_type="application/json")
+class _MethodNotAllowed(TollgateError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+def _error_response(error: TollgateError, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(render_error(error), status_code=status, headers=headers, media_type="application/json")
+
+
+async def _tollgate_error(request: Request, exc: Exception) -> Response:
+    """A ``TollgateError`` raised by a route: its own status and headers (such as ``WWW-Authenticate``)."""
+    assert isinstance(exc, TollgateError)
+    return _error_response(exc, exc.status, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, a method the route does not take), with their status and headers."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    error: TollgateError
+    if exc.status_code == 404:
+        error = NotFound(f"Tollgate has no route {where}; the OpenAI API is under /v1.")
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "another method")
+        error = _MethodNotAllowed(f"{request.url.path} does not answer {request.method}; it answers {allowed}.")
+    elif exc.status_code < 500:
+        error = BadRequest(f"{where}: {exc.detail}")
+    else:
+        error = TollgateError(f"{where}: {exc.detail}")
+    return _error_response(error, exc.status_code, exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """Any other exception: a 500 whose message points at the log line that holds the traceback."""
+    incident = secrets.token_hex(4)
+    where = f"{request.method} {request.url.path}"
+    logger.error("error %s: %s failed (%s)", incident, where, type(exc).__name__, exc_info=exc)
+    message = (
+        f"Tollgate failed to answer {where} ({type(exc).__name__}). "
+        f"The server log has the traceback, under 'error {incident}'."
+    )
+    return _error_response(TollgateError(message), 500)
 
 
 def create_app(
@@ -166,7 +207,7 @@ def create_app(
             await alerts.close()
             store.dispose()
 
-    return TollgateApp(
+    app = TollgateApp(
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
@@ -175,9 +216,14 @@ def create_app(
             *invoice_routes(lambda endpoint: guarded(admin_key, endpoint)),
             *dashboard_routes(),
         ],
-        exception_handlers={404: _not_found},
+        exception_handlers={
+            TollgateError: _tollgate_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
         lifespan=lifespan,
     )
+    return app
 
 
 def app_from_environment() -> Starlette:
