@@ -223,6 +223,9 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # A redirect from /admin/usage/ to /admin/usage would build its Location from the Host header,
+    # which any client sets: a trailing slash gets the one-shape 404 instead.
+    app.router.redirect_slashes = False
     return app
 
 

@@ -68,3 +68,10 @@ def test_every_error_outside_v1_has_the_openai_shape(
     assert crashed["type"] == "server_error" and "log" in (crashed["message"] or "")
     assert "Traceback" in caplog.text and "usage_rollups" in caplog.text
 
+
+def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_host_header(client: TestClient) -> None:
+    response = client.get("/admin/usage/", headers={**ADMIN, "host": "evil.example"}, follow_redirects=False)
+    error = _assert_one_shape(response, 404)
+    assert "location" not in response.headers
+    assert "/admin/usage/" in (error["message"] or "")
+    assert "evil.example" not in response.text
