@@ -13,7 +13,8 @@ Costs are summed in SQL as integer picodollars (exact on both engines) and becom
 so an invoice always adds up as printed. Agent lines cut the same usage another way and are
 each rounded on their own, so their sum may differ from the subtotal by rounding; the exact
 cost is kept on every line and on the invoice (``cost_usd``). Unpriced requests cost nothing
-here and are counted in ``unpriced_requests``: never silently zero. Unit prices on model
+here and are counted in ``unpriced_requests`` (rows flagged ``unpriced``: usage with no price,
+never a failed request or a model listing, which have no usage): never silently zero. Unit prices on model
 lines are the price card's base rates at generation time, for reading only: amounts come
 from the recorded costs, which also reflect size and service tiers.
 
@@ -436,7 +437,9 @@ def _usage_by(store: Store, entity: str, key: str, start: datetime, end: datetim
     """Usage per entity id and ``key`` column value over ``[start, end)``, summed in SQL (exact integers)."""
     t = USAGE_TABLE.c
     group = sa.func.coalesce(t[key], "")
-    unpriced = sa.or_(t.unpriced, t.cost_pico.is_(None))
+    # The row's flag, as in reports and rollups: a failed request or a model listing has no cost and no usage,
+    # which is not the same as usage without a price.
+    unpriced = t.unpriced.is_(True)
     query = (
         sa.select(
             t[entity],
