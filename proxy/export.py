@@ -26,6 +26,20 @@ from proxy.store import USAGE_TABLE, Store
 COLUMNS = tuple(c.name for c in USAGE_TABLE.columns)
 _DELETE_BATCH = 1_000
 _TIME_COLUMNS = ("started_at", "ended_at")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection"). A leading
+# quote is escaped too, so that dropping one leading quote always gives back the value that was stored.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: text starting like a formula gets a leading ``'``.
+
+    Any client can choose its user id in pass-through mode, so ids, agents, models and tags are
+    untrusted text. Numbers are left as they are.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def iter_usage(store: Store, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
@@ -52,7 +66,9 @@ def write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+        writer.writerow(
+            {k: (v.isoformat() if isinstance(v, datetime) else spreadsheet_cell(v)) for k, v in row.items()}
+        )
         count += 1
     return count
 

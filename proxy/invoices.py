@@ -52,6 +52,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import Catalog, decimal_text, pico_to_usd
 from proxy.clock import Clock, system_clock
+from proxy.export import spreadsheet_cell
 from proxy.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
 
 logger = logging.getLogger("tollgate.invoices")
@@ -350,18 +351,21 @@ def export_invoices(invoices: Sequence[Invoice], fmt: str) -> str:
     if fmt != "csv":
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: the csv module then quotes a cell holding a lone \r, which would otherwise end the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for invoice in invoices:
         head = invoice.as_json()
         for line in head["lines"]:
             prices = line["unit_prices_per_million"]
-            writer.writerow(
+            cells = (
                 [head[name] for name in ("id", "entity_type", "entity_id", "period", "currency", "status")]
                 + [head["subtotal"], head["markup"], head["total"], head["unpriced_requests"]]
                 + [line[name] for name in ("kind", "key", "requests", "unpriced_requests", *TOKEN_KINDS)]
                 + [line["cost_usd"], line["amount"], "" if prices is None else orjson.dumps(prices).decode()]
             )
+            # Entity ids and model names come from clients; amounts are non-negative decimals, never escaped.
+            writer.writerow([spreadsheet_cell(cell) for cell in cells])
     return out.getvalue()
 
 
