@@ -16,6 +16,7 @@ import logging
 import operator
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -168,6 +169,15 @@ def engine_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, made absolute; None for PostgreSQL, in-memory SQLite and URI filenames."""
+    parsed = sa.engine.make_url(engine_url(url))
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
 
 
 def _sqlite_take_transactions(dbapi_connection: Any, _record: Any) -> None:

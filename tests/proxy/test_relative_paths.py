@@ -1,4 +1,4 @@
-"""Relative paths in a config file mean the file's folder."""
+"""Relative paths in a config file mean the file's folder; read-only commands never make an empty database."""
 
 from __future__ import annotations
 
@@ -57,3 +57,24 @@ def test_usage_run_from_another_folder_reads_the_configs_database(
     assert [row["group"] for row in orjson.loads(capsys.readouterr().out)] == [_BASE.user_id]
     assert list(elsewhere.iterdir()) == []
 
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["usage"],
+        ["limits"],
+        ["export", "usage", "--format", "csv"],
+        ["invoices", "list"],
+        ["invoices", "show", "inv_2026-10_user_alice"],
+        ["invoices", "export", "--format", "csv"],
+    ],
+)
+def test_read_only_commands_say_there_is_no_database_and_make_none(
+    tmp_path: Path, elsewhere: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    config = _config(tmp_path / "deploy")
+    database = tmp_path / "deploy" / "data" / "tollgate.db"
+    (tmp_path / "deploy" / "data").mkdir()
+    assert main([*command, "--config", str(config)]) == 1
+    assert capsys.readouterr().err == f"tollgate: no database at {database} yet: nothing has been recorded there\n"
+    assert not database.exists() and list(elsewhere.iterdir()) == []
