@@ -35,7 +35,7 @@ from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.invoice_api import invoice_routes
-from proxy.invoices import InvoiceScheduler, settings_from_config
+from proxy.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
 from proxy.journal import Journal
 from proxy.ledger import Ledger
 from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -174,9 +174,14 @@ def create_app(
         upstream = upstream_factory()
         metrics.set_queue_depth(lambda: recorder.queued)
         handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics, clock)
-        reloader = ConfigReloader(config, handler.configure)
+        billing = CurrentBilling(settings_from_config(config))
+
+        def reconfigure(new: Config, new_catalog: Catalog) -> None:
+            handler.configure(new, new_catalog)
+            billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
+
+        reloader = ConfigReloader(config, reconfigure)
         reloader.start()
-        billing = settings_from_config(config)
         invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
         invoicing.start()
         logger.info(
@@ -195,6 +200,7 @@ def create_app(
                 "alerts": alerts,
                 "reloader": reloader,
                 "billing": billing,
+                "invoicing": invoicing,
                 "catalog": catalog,
                 "clock": clock,
             }

@@ -134,6 +134,21 @@ class BillingSettings:
         return amount.quantize(Decimal(1).scaleb(-self.decimals), rounding=self.rounding, context=_QUANTIZE)
 
 
+class CurrentBilling:
+    """The ``[billing]`` settings in force, read at each use by the admin routes and the scheduler.
+
+    One holder per app, shared by both: a config reload swaps ``settings`` and both see the new ones.
+    """
+
+    def __init__(self, settings: BillingSettings) -> None:
+        self.settings = settings
+
+
+def current_settings(billing: BillingSettings | CurrentBilling) -> BillingSettings:
+    """The settings themselves, from settings or from the holder of the ones in force."""
+    return billing.settings if isinstance(billing, CurrentBilling) else billing
+
+
 def settings_from_config(config: object) -> BillingSettings:
     """``config.billing`` as ``BillingSettings`` (its attributes of the same names); defaults without one."""
     billing = getattr(config, "billing", None)
@@ -380,19 +395,24 @@ class InvoiceScheduler:
     def __init__(
         self,
         store: Store,
-        settings: BillingSettings,
+        settings: BillingSettings | CurrentBilling,
         *,
         prices: Catalog | None = None,
         clock: Clock = system_clock,
         interval: float = 300.0,
     ) -> None:
-        self.settings = settings
+        self._billing = settings if isinstance(settings, CurrentBilling) else CurrentBilling(settings)
         self._store = store
         self._prices = prices
         self._clock = clock
         self._interval = interval
         self._done: str | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def settings(self) -> BillingSettings:
+        """The settings in force now (a reload may have changed them since the start)."""
+        return self._billing.settings
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tollgate-invoices")
@@ -409,12 +429,11 @@ class InvoiceScheduler:
     async def run_once(self) -> Generation | None:
         """Generate the due period if this process has not yet; None when there was nothing to do."""
         now = self._clock()
-        period = due_period(now, self.settings)
+        settings = self.settings  # one reading, so a reload cannot change them mid-run
+        period = due_period(now, settings)
         if period is None or period == self._done:
             return None
-        result = await asyncio.to_thread(
-            generate_invoices, self._store, self.settings, period, now, prices=self._prices
-        )
+        result = await asyncio.to_thread(generate_invoices, self._store, settings, period, now, prices=self._prices)
         self._done = period
         return result
 
