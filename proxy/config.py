@@ -62,7 +62,7 @@ class RecorderConfig:
     journal_dir: str = _setting(
         "./tollgate-journal",
         "Folder of the journal that keeps finished records until the database has them, "
-        "relative to the config file's folder.",
+        "relative to the config file's folder; $TOLLGATE_JOURNAL_DIR overrides it.",
     )
     journal_max_bytes: int = _setting(256 * 1024 * 1024, "Largest the journal may grow while the database is away.")
 
@@ -351,9 +351,13 @@ def _check(config: Config, reader: _Reader) -> None:
 
 
 def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
+    """``$TOLLGATE_DATABASE_URL`` and ``$TOLLGATE_JOURNAL_DIR`` over the file's values (a container sets them)."""
     url = env.get("TOLLGATE_DATABASE_URL")
     if url:
-        return dataclasses.replace(config, database=DatabaseConfig(url=url))
+        config = dataclasses.replace(config, database=DatabaseConfig(url=url))
+    journal_dir = env.get("TOLLGATE_JOURNAL_DIR")
+    if journal_dir:
+        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder, journal_dir=journal_dir))
     return config
 
 
