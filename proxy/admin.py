@@ -112,6 +112,7 @@ def admin_routes(admin_key: str | None) -> list[Route]:
     return [
         Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
         Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
-        Route("/admin/users/{id}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
+        # A user id is whatever a client sent, "/" included (as %2F, which the router sees decoded).
+        Route("/admin/users/{id:path}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
         Route("/admin/openapi.json", guarded(admin_key, _openapi), methods=["GET"]),
     ]
