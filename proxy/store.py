@@ -1,7 +1,7 @@
 """The usage store: tables, the engine, and the statements that touch them.
 
-SQLite (the embedded default, in WAL mode) and PostgreSQL (for fleets) run the
-same code. Handlers never build queries; they go through ``Store``.
+SQLite (the embedded default, with a rollback journal: see ``_sqlite_pragmas``) and
+PostgreSQL (for fleets) run the same code. Handlers never build queries; they go through ``Store``.
 
 Money is stored as integer picodollars (10**12 per USD) so that sums in SQL
 are exact on both engines; ``pricing.pico_to_usd`` turns them back into
@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import logging
 import operator
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlmodel import Field, SQLModel
 from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
+_STILL_WAL: set[str] = set()  # SQLite files said to be still in WAL mode, so that it is said once
 
 
 class UsageRow(SQLModel, table=True):
@@ -193,10 +195,28 @@ def _sqlite_begin_immediate(conn: sa.Connection) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (reports, /readyz) run while the recorder writes; several workers share the file.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # No memory-mapped I/O, and a rollback journal rather than WAL. WAL keeps its index in the -shm file,
+    # mapped into memory, and a write to that mapping once the file is immutable (chattr +i: ext4 then
+    # flushes the pages read-only) or cut short is a SIGBUS, which kills the process with every request in
+    # it. Through read() and write() alone, a file SQLite cannot write is an error: the recorder keeps the
+    # records in its journal, and writes them when the file is writable again. The cost: a long read holds
+    # back a write's commit (busy_timeout makes it wait), so exports read in short pages.
+    cursor.execute("PRAGMA mmap_size=0")
+    try:
+        cursor.execute("PRAGMA journal_mode=TRUNCATE")
+    except sqlite3.OperationalError:
+        # A database made in WAL mode (before this change) leaves it only when no other connection has it open.
+        (_seq, _name, path) = cursor.execute("PRAGMA database_list").fetchone()
+        if path not in _STILL_WAL:
+            _STILL_WAL.add(path)
+            logger.warning(
+                "the SQLite database %s stays in WAL mode for now: another process has it open. Stop every "
+                "Tollgate process and command using it, then start one, which switches it to a rollback journal. "
+                "Until then, making its files read-only or immutable can crash Tollgate (SIGBUS).",
+                path,
+            )
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
