@@ -70,6 +70,9 @@ async def _healthz(request: Request) -> Response:
 
 async def _readyz(request: Request) -> Response:
     store: Store = request.state.store
+    problem = store.file_problem()  # one os.stat: a deleted SQLite file still answers every query
+    if problem is not None:
+        return JSONResponse({"status": "database file lost", "reason": problem}, status_code=503)
     if await asyncio.to_thread(store.ping):
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "database unreachable"}, status_code=503)

@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import logging
 import operator
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -220,12 +221,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class DatabaseFileLost(sa.exc.SQLAlchemyError):
+    """The SQLite file was deleted or replaced while the store had it open; the message says what to do."""
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = engine_url(url)
         self.engine = sa.create_engine(self.url, pool_pre_ping=not self.url.startswith("sqlite"))
         self.write_engine = self.engine
         self._insert_statements: dict[int, str] = {}
+        self.file = sqlite_file(url)  # None: in memory, or not SQLite
+        self._file_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file when first opened
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.url.rstrip("/") not in ("sqlite:", "sqlite:/", "sqlite://"):
@@ -233,6 +240,47 @@ class Store:
                 sa.event.listen(self.write_engine, "connect", _sqlite_pragmas)
                 sa.event.listen(self.write_engine, "connect", _sqlite_take_transactions)
                 sa.event.listen(self.write_engine, "begin", _sqlite_begin_immediate)
+        if self.file is not None:
+            for engine in {self.engine, self.write_engine}:
+                sa.event.listen(engine, "connect", self._remember_file)
+            # First of the "begin" listeners: refused before BEGIN IMMEDIATE takes a lock.
+            sa.event.listen(self.write_engine, "begin", self._refuse_a_lost_file, insert=True)
+
+    def _remember_file(self, _dbapi_connection: Any, _record: Any) -> None:
+        if self._file_identity is None:
+            assert self.file is not None
+            found = os.stat(self.file)
+            self._file_identity = (found.st_dev, found.st_ino)
+
+    def _refuse_a_lost_file(self, _conn: sa.Connection) -> None:
+        # What a write to a deleted or replaced file holds is gone at the next start: refused, every writer
+        # takes it as the database being away (the recorder keeps the records in its journal).
+        problem = self.file_problem()
+        if problem is not None:
+            raise DatabaseFileLost(problem)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file at the store's path is not the one it opened (deleted, or replaced); None if it is.
+
+        Open connections keep using the file they opened, deleted or not, so what they write
+        would be gone after a restart. One ``os.stat``: cheap enough for every ``/readyz`` and
+        every batch. In-memory SQLite and PostgreSQL have no file, and no problem here.
+        """
+        if self.file is None or self._file_identity is None:
+            return None
+        advice = "Restart Tollgate: the journal keeps every record since, and the restart writes them to"
+        try:
+            found = os.stat(self.file)
+        except FileNotFoundError:
+            return f"the SQLite file {self.file} was deleted while Tollgate had it open. {advice} a new database there."
+        except OSError:
+            return None  # cannot tell; the database's own errors will say more
+        if (found.st_dev, found.st_ino) != self._file_identity:
+            return (
+                f"the SQLite file {self.file} was replaced (or deleted and made again) while Tollgate had it "
+                f"open, and Tollgate still writes to the old one. {advice} the file now there."
+            )
+        return None
 
     @property
     def dialect(self) -> str:
