@@ -31,15 +31,20 @@ def _error(error: TollgateError) -> Response:
 
 
 def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` behind the admin key; a refusal is raised, and the app's error handler renders it."""
+
     async def check(request: Request) -> Response:
         if not admin_key:
-            return _error(NotFound("The admin API is off: set $TOLLGATE_ADMIN_KEY to turn it on."))
+            raise NotFound("The admin API is off: set $TOLLGATE_ADMIN_KEY to turn it on.")
         token = bearer_token(request.headers.get("authorization", "").encode("latin-1")) or ""
         if not hmac.compare_digest(token.encode(), admin_key.encode()):
-            return _error(Unauthorized("The admin API needs 'Authorization: Bearer <$TOLLGATE_ADMIN_KEY>'."))
+            raise Unauthorized(
+                "The admin API needs 'Authorization: Bearer <$TOLLGATE_ADMIN_KEY>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         values = [*request.query_params.values(), *map(str, request.path_params.values())]
         if any("\x00" in value for value in values):
-            return _error(BadRequest("Query and path values may not hold a NUL character (%00)."))
+            raise BadRequest("Query and path values may not hold a NUL character (%00).")
         return await endpoint(request)
 
     return check
@@ -107,6 +112,7 @@ def admin_routes(admin_key: str | None) -> list[Route]:
     return [
         Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
         Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
-        Route("/admin/users/{id}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
+        # A user id is whatever a client sent, "/" included (as %2F, which the router sees decoded).
+        Route("/admin/users/{id:path}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
         Route("/admin/openapi.json", guarded(admin_key, _openapi), methods=["GET"]),
     ]

@@ -276,7 +276,7 @@ def _paths() -> dict[str, Schema]:
                 "One user's usage this month and all time",
                 "usage",
                 "UserSummary",
-                parameters=(_path_id("The user id."),),
+                parameters=(_path_id("The user id: any id, percent-encoded ('/' as %2F)."),),
             )
         },
         "/admin/invoices": {

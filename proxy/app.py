@@ -14,11 +14,12 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,11 +31,11 @@ from proxy.budget import BudgetKeeper
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
 from proxy.dashboard import dashboard_routes
-from proxy.errors import NotFound, render_error
+from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.invoice_api import invoice_routes
-from proxy.invoices import InvoiceScheduler, settings_from_config
+from proxy.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
 from proxy.journal import Journal
 from proxy.ledger import Ledger
 from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -70,6 +71,9 @@ async def _healthz(request: Request) -> Response:
 
 async def _readyz(request: Request) -> Response:
     store: Store = request.state.store
+    problem = store.file_problem()  # one os.stat: a deleted SQLite file still answers every query
+    if problem is not None:
+        return JSONResponse({"status": "database file lost", "reason": problem}, status_code=503)
     if await asyncio.to_thread(store.ping):
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "database unreachable"}, status_code=503)
@@ -80,9 +84,49 @@ async def _metrics(request: Request) -> Response:
     return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    error = NotFound(f"Tollgate has no route {request.method} {request.url.path}; the OpenAI API is under /v1.")
-    return Response(render_error(error), status_code=404, media_type="application/json")
+class _MethodNotAllowed(TollgateError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+def _error_response(error: TollgateError, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(render_error(error), status_code=status, headers=headers, media_type="application/json")
+
+
+async def _tollgate_error(request: Request, exc: Exception) -> Response:
+    """A ``TollgateError`` raised by a route: its own status and headers (such as ``WWW-Authenticate``)."""
+    assert isinstance(exc, TollgateError)
+    return _error_response(exc, exc.status, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, a method the route does not take), with their status and headers."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    error: TollgateError
+    if exc.status_code == 404:
+        error = NotFound(f"Tollgate has no route {where}; the OpenAI API is under /v1.")
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "another method")
+        error = _MethodNotAllowed(f"{request.url.path} does not answer {request.method}; it answers {allowed}.")
+    elif exc.status_code < 500:
+        error = BadRequest(f"{where}: {exc.detail}")
+    else:
+        error = TollgateError(f"{where}: {exc.detail}")
+    return _error_response(error, exc.status_code, exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """Any other exception: a 500 whose message points at the log line that holds the traceback."""
+    incident = secrets.token_hex(4)
+    where = f"{request.method} {request.url.path}"
+    logger.error("error %s: %s failed (%s)", incident, where, type(exc).__name__, exc_info=exc)
+    message = (
+        f"Tollgate failed to answer {where} ({type(exc).__name__}). "
+        f"The server log has the traceback, under 'error {incident}'."
+    )
+    return _error_response(TollgateError(message), 500)
 
 
 def create_app(
@@ -142,9 +186,14 @@ def create_app(
         upstream = upstream_factory()
         metrics.set_queue_depth(lambda: recorder.queued)
         handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics, clock)
-        reloader = ConfigReloader(config, handler.configure)
+        billing = CurrentBilling(settings_from_config(config))
+
+        def reconfigure(new: Config, new_catalog: Catalog) -> None:
+            handler.configure(new, new_catalog)
+            billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
+
+        reloader = ConfigReloader(config, reconfigure)
         reloader.start()
-        billing = settings_from_config(config)
         invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
         invoicing.start()
         logger.info(
@@ -163,6 +212,7 @@ def create_app(
                 "alerts": alerts,
                 "reloader": reloader,
                 "billing": billing,
+                "invoicing": invoicing,
                 "catalog": catalog,
                 "clock": clock,
             }
@@ -175,7 +225,7 @@ def create_app(
             await alerts.close()
             store.dispose()
 
-    return TollgateApp(
+    app = TollgateApp(
         routes=[
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
@@ -184,9 +234,17 @@ def create_app(
             *invoice_routes(lambda endpoint: guarded(admin_key, endpoint)),
             *dashboard_routes(),
         ],
-        exception_handlers={404: _not_found},
+        exception_handlers={
+            TollgateError: _tollgate_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
         lifespan=lifespan,
     )
+    # A redirect from /admin/usage/ to /admin/usage would build its Location from the Host header,
+    # which any client sets: a trailing slash gets the one-shape 404 instead.
+    app.router.redirect_slashes = False
+    return app
 
 
 def app_from_environment() -> Starlette:

@@ -10,12 +10,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from proxy.config import ConfigError, load_config
 from proxy.db_cli import add_db_commands
 from proxy.invoice_cli import add_invoice_commands
+
+if TYPE_CHECKING:
+    from proxy.store import Store
 
 logger = logging.getLogger("tollgate.cli")
 
@@ -122,6 +126,23 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def recorded_store(url: str) -> Store | None:
+    """The store a read-only command reads; None, said on stderr, when its SQLite file does not exist.
+
+    Opening it would create an empty database there, and the command would report an empty
+    table as if nothing had been recorded anywhere.
+    """
+    from proxy.store import Store, sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        sys.stderr.write(f"tollgate: no database at {path} yet: nothing has been recorded there\n")
+        return None
+    store = Store(url)
+    store.create_tables()
+    return store
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -165,11 +186,11 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def _usage(args: argparse.Namespace) -> int:
     from pricing import decimal_text
     from proxy.report import usage_report
-    from proxy.store import Store
 
     config = load_config(args.config)
-    store = Store(config.database.url)
-    store.create_tables()
+    store = recorded_store(config.database.url)
+    if store is None:
+        return 1
     filters = {name: getattr(args, name) for name in ("user", "team", "agent", "thread", "model")}
     rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until)
     if args.json:
@@ -196,11 +217,11 @@ def _limits(args: argparse.Namespace) -> int:
     from proxy.ledger import Ledger
     from proxy.limit_report import limit_states
     from proxy.limits import LimitBook, compile_rules
-    from proxy.store import Store
 
     config = load_config(args.config)
-    store = Store(config.database.url)
-    store.create_tables()
+    store = recorded_store(config.database.url)
+    if store is None:
+        return 1
     book = LimitBook(compile_rules(config.limits))
     states = limit_states(book, Ledger(store, holder="cli"), datetime.now(UTC), args.user, args.team)
     if args.json:
@@ -238,10 +259,10 @@ def _print_table(rows: Sequence[Sequence[str]], left: int = 1) -> None:
 
 def _export_usage(args: argparse.Namespace) -> int:
     from proxy.export import iter_usage, write_csv, write_jsonl
-    from proxy.store import Store
 
-    store = Store(load_config(args.config).database.url)
-    store.create_tables()
+    store = recorded_store(load_config(args.config).database.url)
+    if store is None:
+        return 1
     rows = iter_usage(store, args.since, args.until)
     if args.format == "csv":
         write_csv(rows, sys.stdout)

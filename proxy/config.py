@@ -49,7 +49,9 @@ class ServerConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = _setting(
-        "sqlite:///./tollgate.db", "SQLAlchemy URL of the usage store; $TOLLGATE_DATABASE_URL overrides it."
+        "sqlite:///./tollgate.db",
+        "SQLAlchemy URL of the usage store, a relative SQLite path under the config file's folder; "
+        "$TOLLGATE_DATABASE_URL overrides it.",
     )
 
 
@@ -58,7 +60,9 @@ class RecorderConfig:
     batch_size: int = _setting(500, "Most usage rows written in one transaction.")
     flush_interval: float = _setting(0.2, "Seconds the recorder waits to fill a batch before it writes.")
     journal_dir: str = _setting(
-        "./tollgate-journal", "Folder of the journal that keeps finished records until the database has them."
+        "./tollgate-journal",
+        "Folder of the journal that keeps finished records until the database has them, "
+        "relative to the config file's folder; $TOLLGATE_JOURNAL_DIR overrides it.",
     )
     journal_max_bytes: int = _setting(256 * 1024 * 1024, "Largest the journal may grow while the database is away.")
 
@@ -213,6 +217,9 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
 
     The path is ``path``, else ``$TOLLGATE_CONFIG``, else ``./config.toml``. A
     missing default file means "all defaults"; a missing named file is an error.
+    Relative paths of the file (and the defaults') mean its folder, so that every
+    command given the same file finds the same database and journal, wherever it
+    runs; ``$TOLLGATE_DATABASE_URL`` is taken as it is, relative to the current folder.
     """
     env = os.environ if environ is None else environ
     explicit = path is not None or "TOLLGATE_CONFIG" in env
@@ -223,7 +230,29 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
         if explicit:
             raise ConfigError(f"{file}: config file not found") from None
         return _apply_env(Config(), env)
-    return _apply_env(parse_config(text, str(file)), env)
+    return _apply_env(_relative_to(parse_config(text, str(file)), file.absolute().parent), env)
+
+
+def _relative_to(config: Config, folder: Path) -> Config:
+    """``config`` with its relative SQLite file and journal folder made absolute, under ``folder``."""
+    journal = Path(config.recorder.journal_dir)
+    return dataclasses.replace(
+        config,
+        database=DatabaseConfig(url=_sqlite_url_under(config.database.url, folder)),
+        recorder=dataclasses.replace(config.recorder, journal_dir=str(folder / journal)),
+    )
+
+
+def _sqlite_url_under(url: str, folder: Path) -> str:
+    """A ``sqlite:///relative/path.db`` URL (any driver, any query) as an absolute one; others unchanged."""
+    scheme, found, rest = url.partition(":///")
+    if not found or not scheme.startswith("sqlite"):
+        return url
+    database, query_mark, query = rest.partition("?")
+    # An empty path and ":memory:" are in memory; "file:" is a URI filename, which SQLite reads itself.
+    if database in ("", ":memory:") or database.startswith(("/", "file:")):
+        return url
+    return f"{scheme}:///{folder / database}{query_mark}{query}"
 
 
 def parse_config(text: str, source: str = "config.toml") -> Config:
@@ -325,9 +354,13 @@ def _check(config: Config, reader: _Reader) -> None:
 
 
 def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
+    """``$TOLLGATE_DATABASE_URL`` and ``$TOLLGATE_JOURNAL_DIR`` over the file's values (a container sets them)."""
     url = env.get("TOLLGATE_DATABASE_URL")
     if url:
-        return dataclasses.replace(config, database=DatabaseConfig(url=url))
+        config = dataclasses.replace(config, database=DatabaseConfig(url=url))
+    journal_dir = env.get("TOLLGATE_JOURNAL_DIR")
+    if journal_dir:
+        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder, journal_dir=journal_dir))
     return config
 
 

@@ -1,10 +1,11 @@
 """Usage rows out of the database: streamed exports, and archives of old rows.
 
-Exports stream from a server-side cursor, a thousand rows at a time, so a table
-of any size is never loaded whole. An archive moves rows older than a date into a
-gzip-compressed JSON-lines file, written and fsynced before any row is deleted,
-then deletes them in batches; rollups and invoices stay as they were. An archive
-can be imported back (the rollups already count its rows, so they are left alone).
+Exports read a thousand rows at a time, each page its own short read, so a table
+of any size is never loaded whole, nor held for the length of an export. An archive
+moves rows older than a date into a gzip-compressed JSON-lines file, written and
+fsynced before any row is deleted, then deletes them in batches; rollups and
+invoices stay as they were. An archive can be imported back (the rollups already
+count its rows, so they are left alone).
 """
 
 from __future__ import annotations
@@ -25,26 +26,56 @@ from proxy.store import USAGE_TABLE, Store
 
 COLUMNS = tuple(c.name for c in USAGE_TABLE.columns)
 _DELETE_BATCH = 1_000
+_PAGE_ROWS = 1_000
 _TIME_COLUMNS = ("started_at", "ended_at")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection"). A leading
+# quote is escaped too, so that dropping one leading quote always gives back the value that was stored.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: text starting like a formula gets a leading ``'``.
+
+    Any client can choose its user id in pass-through mode, so ids, agents, models and tags are
+    untrusted text. Numbers are left as they are.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def iter_usage(store: Store, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Every usage row in the window, oldest first, streamed."""
+    """Every usage row in the window, oldest first, a page of rows at a time.
+
+    Each page is its own short read, after the last row of the one before (by start time, then
+    request id): on SQLite a read that lasted the whole export would hold back the recorder's
+    commits for as long.
+    """
     t = USAGE_TABLE.c
-    query = sa.select(USAGE_TABLE).order_by(t.started_at, t.request_id)
+    query = sa.select(USAGE_TABLE).order_by(t.started_at, t.request_id).limit(_PAGE_ROWS)
     if since is not None:
         query = query.where(t.started_at >= since)
     if until is not None:
         query = query.where(t.started_at < until)
-    with store.engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=1_000).execute(query)
-        for row in result:
-            data = dict(row._mapping)
-            for name in _TIME_COLUMNS:
-                value = data[name]
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    data[name] = value.replace(tzinfo=UTC)  # SQLite keeps UTC without an offset
-            yield data
+    page = query
+    while True:
+        with store.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(page)]
+        for data in rows:
+            yield _with_utc_times(data)
+        if len(rows) < _PAGE_ROWS:
+            return
+        last_started, last_id = rows[-1]["started_at"], rows[-1]["request_id"]
+        after = sa.or_(t.started_at > last_started, sa.and_(t.started_at == last_started, t.request_id > last_id))
+        page = query.where(after)
+
+
+def _with_utc_times(data: dict[str, Any]) -> dict[str, Any]:
+    for name in _TIME_COLUMNS:
+        value = data[name]
+        if isinstance(value, datetime) and value.tzinfo is None:
+            data[name] = value.replace(tzinfo=UTC)  # SQLite keeps UTC without an offset
+    return data
 
 
 def write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
@@ -52,7 +83,9 @@ def write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()})
+        writer.writerow(
+            {k: (v.isoformat() if isinstance(v, datetime) else spreadsheet_cell(v)) for k, v in row.items()}
+        )
         count += 1
     return count
 

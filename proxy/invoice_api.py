@@ -1,9 +1,9 @@
 """The admin invoice routes: list, show, generate a period, and change an invoice's status.
 
-Handlers read the store from ``request.state.store``, the ``BillingSettings`` from
-``request.state.billing``, the app's clock from ``request.state.clock`` and, optionally, a
-price ``Catalog`` from ``request.state.catalog`` (for unit prices on model lines). Bad input
-gets an OpenAI-style error body.
+Handlers read the store from ``request.state.store``, the ``BillingSettings`` in force from
+``request.state.billing`` (a ``CurrentBilling``, or plain settings), the app's clock from
+``request.state.clock`` and, optionally, a price ``Catalog`` from ``request.state.catalog``
+(for unit prices on model lines). Bad input gets an OpenAI-style error body.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from proxy.errors import BadRequest, InvalidJSON, NotFound, TollgateError, rende
 from proxy.invoices import (
     STATUSES,
     InvoiceNotFound,
+    current_settings,
     generate_invoices,
     get_invoice,
     list_invoices,
@@ -71,7 +72,7 @@ async def _show(request: Request) -> Response:
 
 async def _generate(request: Request) -> Response:
     """``POST /admin/invoices/generate?period=YYYY-MM``: last month when no period is given."""
-    settings = request.state.billing
+    settings = current_settings(request.state.billing)  # read now: a config reload may have changed them
     now = request.state.clock()
     period = request.query_params.get("period") or previous_period(now)
     catalog = getattr(request.state, "catalog", None)

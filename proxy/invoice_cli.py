@@ -72,10 +72,11 @@ def _period(text: str) -> str:
     return text
 
 
-def _open_store(args: argparse.Namespace) -> Store:
-    store = Store(load_config(args.config).database.url)
-    store.create_tables()
-    return store
+def _open_store(args: argparse.Namespace) -> Store | None:
+    """The store to read invoices from; None (said on stderr) when its SQLite file does not exist yet."""
+    from proxy.cli import recorded_store  # here: proxy.cli imports this module
+
+    return recorded_store(load_config(args.config).database.url)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -107,6 +108,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     store = _open_store(args)
+    if store is None:
+        return 1
     found = list_invoices(store, period=args.period, status=args.status)
     store.dispose()
     if args.json:
@@ -118,6 +121,8 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     store = _open_store(args)
+    if store is None:
+        return 1
     invoice = get_invoice(store, args.id)
     store.dispose()
     if invoice is None:
@@ -140,6 +145,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     store = _open_store(args)
+    if store is None:
+        return 1
     text = export_invoices(list_invoices(store, period=args.period), args.format)
     store.dispose()
     if args.output is None:

@@ -13,7 +13,8 @@ Costs are summed in SQL as integer picodollars (exact on both engines) and becom
 so an invoice always adds up as printed. Agent lines cut the same usage another way and are
 each rounded on their own, so their sum may differ from the subtotal by rounding; the exact
 cost is kept on every line and on the invoice (``cost_usd``). Unpriced requests cost nothing
-here and are counted in ``unpriced_requests``: never silently zero. Unit prices on model
+here and are counted in ``unpriced_requests`` (rows flagged ``unpriced``: usage with no price,
+never a failed request or a model listing, which have no usage): never silently zero. Unit prices on model
 lines are the price card's base rates at generation time, for reading only: amounts come
 from the recorded costs, which also reflect size and service tiers.
 
@@ -51,6 +52,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import Catalog, decimal_text, pico_to_usd
 from proxy.clock import Clock, system_clock
+from proxy.export import spreadsheet_cell
 from proxy.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
 
 logger = logging.getLogger("tollgate.invoices")
@@ -132,6 +134,21 @@ class BillingSettings:
     def round(self, amount: Decimal) -> Decimal:
         """``amount`` rounded to ``decimals`` places with ``rounding``: the one rounding of each amount."""
         return amount.quantize(Decimal(1).scaleb(-self.decimals), rounding=self.rounding, context=_QUANTIZE)
+
+
+class CurrentBilling:
+    """The ``[billing]`` settings in force, read at each use by the admin routes and the scheduler.
+
+    One holder per app, shared by both: a config reload swaps ``settings`` and both see the new ones.
+    """
+
+    def __init__(self, settings: BillingSettings) -> None:
+        self.settings = settings
+
+
+def current_settings(billing: BillingSettings | CurrentBilling) -> BillingSettings:
+    """The settings themselves, from settings or from the holder of the ones in force."""
+    return billing.settings if isinstance(billing, CurrentBilling) else billing
 
 
 def settings_from_config(config: object) -> BillingSettings:
@@ -351,18 +368,21 @@ def export_invoices(invoices: Sequence[Invoice], fmt: str) -> str:
     if fmt != "csv":
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: the csv module then quotes a cell holding a lone \r, which would otherwise end the row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(_CSV_COLUMNS)
     for invoice in invoices:
         head = invoice.as_json()
         for line in head["lines"]:
             prices = line["unit_prices_per_million"]
-            writer.writerow(
+            cells = (
                 [head[name] for name in ("id", "entity_type", "entity_id", "period", "currency", "status")]
                 + [head["subtotal"], head["markup"], head["total"], head["unpriced_requests"]]
                 + [line[name] for name in ("kind", "key", "requests", "unpriced_requests", *TOKEN_KINDS)]
                 + [line["cost_usd"], line["amount"], "" if prices is None else orjson.dumps(prices).decode()]
             )
+            # Entity ids and model names come from clients; amounts are non-negative decimals, never escaped.
+            writer.writerow([spreadsheet_cell(cell) for cell in cells])
     return out.getvalue()
 
 
@@ -377,19 +397,24 @@ class InvoiceScheduler:
     def __init__(
         self,
         store: Store,
-        settings: BillingSettings,
+        settings: BillingSettings | CurrentBilling,
         *,
         prices: Catalog | None = None,
         clock: Clock = system_clock,
         interval: float = 300.0,
     ) -> None:
-        self.settings = settings
+        self._billing = settings if isinstance(settings, CurrentBilling) else CurrentBilling(settings)
         self._store = store
         self._prices = prices
         self._clock = clock
         self._interval = interval
         self._done: str | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def settings(self) -> BillingSettings:
+        """The settings in force now (a reload may have changed them since the start)."""
+        return self._billing.settings
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tollgate-invoices")
@@ -406,12 +431,11 @@ class InvoiceScheduler:
     async def run_once(self) -> Generation | None:
         """Generate the due period if this process has not yet; None when there was nothing to do."""
         now = self._clock()
-        period = due_period(now, self.settings)
+        settings = self.settings  # one reading, so a reload cannot change them mid-run
+        period = due_period(now, settings)
         if period is None or period == self._done:
             return None
-        result = await asyncio.to_thread(
-            generate_invoices, self._store, self.settings, period, now, prices=self._prices
-        )
+        result = await asyncio.to_thread(generate_invoices, self._store, settings, period, now, prices=self._prices)
         self._done = period
         return result
 
@@ -438,7 +462,9 @@ def _usage_by(store: Store, entity: str, key: str, start: datetime, end: datetim
     """Usage per entity id and ``key`` column value over ``[start, end)``, summed in SQL (exact integers)."""
     t = USAGE_TABLE.c
     group = sa.func.coalesce(t[key], "")
-    unpriced = sa.or_(t.unpriced, t.cost_pico.is_(None))
+    # The row's flag, as in reports and rollups: a failed request or a model listing has no cost and no usage,
+    # which is not the same as usage without a price.
+    unpriced = t.unpriced.is_(True)
     query = (
         sa.select(
             t[entity],

@@ -45,6 +45,7 @@ UsageHandler = Callable[[UsageRecord], Any]
 # little CPU and records back up past this many batches, a thread at normal priority takes over.
 _BACKLOG_BATCHES = 4
 _ORPHAN_CHECK_INTERVAL = 10.0  # seconds between looks for journals left by dead workers
+_FILE_PROBLEM_REPEAT = 60.0  # seconds between repeats of the error that the SQLite file is lost
 
 
 def load_handlers(specs: Sequence[str]) -> list[UsageHandler]:
@@ -99,6 +100,7 @@ class Recorder:
         self._sealed: list[Path] = []  # journal segments whose records the database may not have yet
         self._replay_needed = False
         self._orphans_checked = time.monotonic()
+        self._file_problem_said = -_FILE_PROBLEM_REPEAT
         self._handler_queue: list[UsageRecord] = []
         self._handler_task: asyncio.Task[None] | None = None
         self._on_charged = on_charged
@@ -285,17 +287,29 @@ class Recorder:
                 if not await self._replay(segment, own=True):
                     return False
             self._replay_needed = False
-        for segment in self._sealed:
-            self._journal.discard(segment)
+        if not self._database_file_lost():
+            for segment in self._sealed:
+                self._journal.discard(segment)
+        # Kept segments stay on disk, for the next start to replay; this process is done with them.
         self._sealed.clear()
         return True
+
+    def _database_file_lost(self) -> bool:
+        """Whether the rows just written went to a SQLite file that is no longer the database's (said loudly)."""
+        problem = self._store.file_problem()
+        if problem is not None and time.monotonic() - self._file_problem_said > _FILE_PROBLEM_REPEAT:
+            self._file_problem_said = time.monotonic()
+            logger.error("DATABASE FILE LOST: %s Journal segments are kept from now on.", problem)
+        return problem is not None
 
     async def replay_orphans(self) -> None:
         """Replay the journals of workers that died (``kill -9``) before their records reached the database."""
         if self._journal is None:
             return
         for segment in await asyncio.to_thread(self._journal.orphans):
-            if await self._replay(segment, own=False):
+            if self._database_file_lost():
+                return  # replayed into a lost file, they would be lost again: the next start replays them
+            if await self._replay(segment, own=False) and not self._database_file_lost():
                 self._journal.discard(segment)
                 self._journal.forget_holder(segment)
 

@@ -4,7 +4,8 @@ A new config is validated whole (the file, the price overrides) before anything
 changes. An invalid one is refused with an error naming the key and the file,
 and the old config stays in force. Settings read only at start (the database,
 the listening address, the recorder and budget tuning) need a restart; a reload
-that changes them says so.
+that changes them says so. ``[billing]`` reloads: the app's ``apply`` swaps it in
+the holder that the invoice routes and the scheduler read.
 """
 
 from __future__ import annotations

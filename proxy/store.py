@@ -1,7 +1,7 @@
 """The usage store: tables, the engine, and the statements that touch them.
 
-SQLite (the embedded default, in WAL mode) and PostgreSQL (for fleets) run the
-same code. Handlers never build queries; they go through ``Store``.
+SQLite (the embedded default, with a rollback journal: see ``_sqlite_pragmas``) and
+PostgreSQL (for fleets) run the same code. Handlers never build queries; they go through ``Store``.
 
 Money is stored as integer picodollars (10**12 per USD) so that sums in SQL
 are exact on both engines; ``pricing.pico_to_usd`` turns them back into
@@ -14,8 +14,11 @@ import dataclasses
 import itertools
 import logging
 import operator
+import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +28,7 @@ from proxy.migrations import HEAD
 from proxy.records import MAX_LABEL_CHARS, MAX_TIER_CHARS, UsageRecord
 
 logger = logging.getLogger("tollgate.store")
+_STILL_WAL: set[str] = set()  # SQLite files said to be still in WAL mode, so that it is said once
 
 
 class UsageRow(SQLModel, table=True):
@@ -191,6 +195,15 @@ def engine_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, made absolute; None for PostgreSQL, in-memory SQLite and URI filenames."""
+    parsed = sa.engine.make_url(engine_url(url))
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
 def _sqlite_take_transactions(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite would start them itself).
     dbapi_connection.isolation_level = None
@@ -204,11 +217,33 @@ def _sqlite_begin_immediate(conn: sa.Connection) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (reports, /readyz) run while the recorder writes; several workers share the file.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # No memory-mapped I/O, and a rollback journal rather than WAL. WAL keeps its index in the -shm file,
+    # mapped into memory, and a write to that mapping once the file is immutable (chattr +i: ext4 then
+    # flushes the pages read-only) or cut short is a SIGBUS, which kills the process with every request in
+    # it. Through read() and write() alone, a file SQLite cannot write is an error: the recorder keeps the
+    # records in its journal, and writes them when the file is writable again. The cost: a long read holds
+    # back a write's commit (busy_timeout makes it wait), so exports read in short pages.
+    cursor.execute("PRAGMA mmap_size=0")
+    try:
+        cursor.execute("PRAGMA journal_mode=TRUNCATE")
+    except sqlite3.OperationalError:
+        # A database made in WAL mode (before this change) leaves it only when no other connection has it open.
+        (_seq, _name, path) = cursor.execute("PRAGMA database_list").fetchone()
+        if path not in _STILL_WAL:
+            _STILL_WAL.add(path)
+            logger.warning(
+                "the SQLite database %s stays in WAL mode for now: another process has it open. Stop every "
+                "Tollgate process and command using it, then start one, which switches it to a rollback journal. "
+                "Until then, making its files read-only or immutable can crash Tollgate (SIGBUS).",
+                path,
+            )
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+class DatabaseFileLost(sa.exc.SQLAlchemyError):
+    """The SQLite file was deleted or replaced while the store had it open; the message says what to do."""
 
 
 class Store:
@@ -217,6 +252,8 @@ class Store:
         self.engine = sa.create_engine(self.url, pool_pre_ping=not self.url.startswith("sqlite"))
         self.write_engine = self.engine
         self._insert_statements: dict[int, str] = {}
+        self.file = sqlite_file(url)  # None: in memory, or not SQLite
+        self._file_identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file when first opened
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if self.url.rstrip("/") not in ("sqlite:", "sqlite:/", "sqlite://"):
@@ -224,6 +261,47 @@ class Store:
                 sa.event.listen(self.write_engine, "connect", _sqlite_pragmas)
                 sa.event.listen(self.write_engine, "connect", _sqlite_take_transactions)
                 sa.event.listen(self.write_engine, "begin", _sqlite_begin_immediate)
+        if self.file is not None:
+            for engine in {self.engine, self.write_engine}:
+                sa.event.listen(engine, "connect", self._remember_file)
+            # First of the "begin" listeners: refused before BEGIN IMMEDIATE takes a lock.
+            sa.event.listen(self.write_engine, "begin", self._refuse_a_lost_file, insert=True)
+
+    def _remember_file(self, _dbapi_connection: Any, _record: Any) -> None:
+        if self._file_identity is None:
+            assert self.file is not None
+            found = os.stat(self.file)
+            self._file_identity = (found.st_dev, found.st_ino)
+
+    def _refuse_a_lost_file(self, _conn: sa.Connection) -> None:
+        # What a write to a deleted or replaced file holds is gone at the next start: refused, every writer
+        # takes it as the database being away (the recorder keeps the records in its journal).
+        problem = self.file_problem()
+        if problem is not None:
+            raise DatabaseFileLost(problem)
+
+    def file_problem(self) -> str | None:
+        """Why the SQLite file at the store's path is not the one it opened (deleted, or replaced); None if it is.
+
+        Open connections keep using the file they opened, deleted or not, so what they write
+        would be gone after a restart. One ``os.stat``: cheap enough for every ``/readyz`` and
+        every batch. In-memory SQLite and PostgreSQL have no file, and no problem here.
+        """
+        if self.file is None or self._file_identity is None:
+            return None
+        advice = "Restart Tollgate: the journal keeps every record since, and the restart writes them to"
+        try:
+            found = os.stat(self.file)
+        except FileNotFoundError:
+            return f"the SQLite file {self.file} was deleted while Tollgate had it open. {advice} a new database there."
+        except OSError:
+            return None  # cannot tell; the database's own errors will say more
+        if (found.st_dev, found.st_ino) != self._file_identity:
+            return (
+                f"the SQLite file {self.file} was replaced (or deleted and made again) while Tollgate had it "
+                f"open, and Tollgate still writes to the old one. {advice} the file now there."
+            )
+        return None
 
     @property
     def dialect(self) -> str:

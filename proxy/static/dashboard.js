@@ -249,11 +249,22 @@ async function showUser(user, scroll = false) {
   section.hidden = false;
   section.dataset.state = "loading";
   document.getElementById("user-name").textContent = user;
-  const [summary, models, limits] = await Promise.all([
-    api(`admin/users/${encodeURIComponent(user)}/summary`),
-    api("admin/usage", { group_by: "model", user }),
-    api("admin/limits", { user }),
-  ]);
+  let summary, models, limits;
+  try {
+    // Any id a client sent, "/" and "?" included: encoded as one path segment, and as query values.
+    [summary, models, limits] = await Promise.all([
+      api(`admin/users/${encodeURIComponent(user)}/summary`),
+      api("admin/usage", { group_by: "model", user }),
+      api("admin/limits", { user }),
+    ]);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) throw error; // the whole page asks for the key
+    // One user's failure is shown in its own section, with the API's message; the board stays.
+    section.dataset.state = "error";
+    document.getElementById("user-summary").replaceChildren(el("p", { class: "error" }, error.message));
+    document.getElementById("user-models").replaceChildren();
+    return;
+  }
   const month = summary.this_month;
   const all = summary.all_time;
   const facts = [
@@ -310,8 +321,9 @@ function failed(error) {
     askForKey("The proxy refused that admin key.");
     return;
   }
+  // The API's own message says what is wrong (the admin API off, a bad value...): shown as it is.
   document.body.dataset.state = "error";
-  setStatus(error instanceof ApiError && error.status === 404 ? `The admin API is off: ${error.message}` : error.message, true);
+  setStatus(error.message, true);
 }
 
 async function start() {

@@ -8,9 +8,10 @@ from proxy.config import ConfigError, load_config, parse_config
 
 
 def test_example_config_file_is_valid() -> None:
-    config = load_config(Path(__file__).parents[2] / "config.toml", environ={})
+    folder = Path(__file__).parents[2]
+    config = load_config(folder / "config.toml", environ={})
     assert config.providers[0].name == "openai"
-    assert config.database.url == "sqlite:///./tollgate.db"
+    assert config.database.url == f"sqlite:///{folder / 'tollgate.db'}"  # ./tollgate.db, beside the file
 
 
 def test_database_url_from_environment_wins(tmp_path: Path) -> None:
