@@ -75,10 +75,12 @@ class Target:
 def lineup(environ: Mapping[str, str]) -> list[Target]:
     serve = ("{tollgate}", "serve", "--config", "{config}", "--host", "127.0.0.1", "--port", "{port}")
     bare = ("{python}", "-m", "tests.bench.bare", "--port", "{port}", "--upstream", "{upstream}")
+    lean = ("{python}", "-m", "tests.bench.lean", "--port", "{port}", "--upstream", "{upstream}")
     no_postgres = None if environ.get(POSTGRES_URL_ENV) else f"${POSTGRES_URL_ENV} is not set"
     return [
         Target("direct", command=()),
         # Any answer means uvicorn is up; GET / is relayed to nginx.
+        Target("lean", lean, ready_path="/", ready_on_any_status=True),
         Target("bare", bare, ready_path="/", ready_on_any_status=True),
         Target("tollgate", serve, TOLLGATE_CONFIG, database="sqlite"),
         Target("tollgate-nolimits", serve, TOLLGATE_CONFIG_WITHOUT_LIMITS, database="sqlite"),
