@@ -25,25 +25,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pricing import Catalog
-from proxy.admin import admin_routes, guarded
-from proxy.alerts import AlertDispatcher, load_alert_handlers
-from proxy.budget import BudgetKeeper
+from proxy.admin.dashboard import dashboard_routes
+from proxy.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from proxy.admin.metrics import Metrics
+from proxy.admin.routes import admin_routes, guarded
+from proxy.billing.api import invoice_routes
+from proxy.billing.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
-from proxy.dashboard import dashboard_routes
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.handler import ProxyHandler, Receive, Scope, Send
-from proxy.invoice_api import invoice_routes
-from proxy.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
-from proxy.journal import Journal
-from proxy.ledger import Ledger
-from proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from proxy.metrics import Metrics
-from proxy.migrations import UpgradeRefused
-from proxy.recorder import Recorder, load_handlers
+from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
+from proxy.limits.budget import BudgetKeeper
+from proxy.limits.ledger import Ledger
+from proxy.recording.journal import Journal
+from proxy.recording.migrations import UpgradeRefused
+from proxy.recording.recorder import Recorder, load_handlers
+from proxy.recording.store import Store
 from proxy.reload import ConfigReloader
-from proxy.store import Store
 
 logger = logging.getLogger("tollgate.app")
 _SWITCH_INTERVAL_S = 0.0005

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from proxy.config import AttributionConfig, KeyConfig, TeamConfig
 from proxy.errors import BadRequest
-from proxy.records import MAX_LABEL_CHARS, label_problem
+from proxy.recording.records import MAX_LABEL_CHARS, label_problem
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 

@@ -6,7 +6,7 @@ Every ``/v1/...`` request goes through ``ProxyHandler``:
             -> relay while reading usage -> price -> settle and record
 
 Admission reserves the request's largest possible cost on every blocking spend
-limit it counts against (``proxy.budget``); a refused request never reaches the
+limit it counts against (``proxy.limits.budget``); a refused request never reaches the
 provider.
 
 It is a plain ASGI app (no Request/Response objects) because it is the hot path:
@@ -30,12 +30,10 @@ from typing import Any
 import orjson
 
 from pricing import Catalog, PriceCard, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
+from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
-from proxy.bounds import request_bound
-from proxy.budget import UNLIMITED, Admission, BudgetKeeper
 from proxy.clock import Clock
 from proxy.config import Config
-from proxy.deferred import PENDING, Deferred, Finished, Queued, finished_status, queued_response, retrieved_response
 from proxy.encoding import content_encoding, decoded, decoder_for
 from proxy.errors import (
     CostUnbounded,
@@ -56,12 +54,22 @@ from proxy.errors import (
 from proxy.estimate import estimate_answer, estimate_stream
 from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing, bearer_token
-from proxy.limits import LimitBook, compile_rules
-from proxy.metrics import Metrics
+from proxy.limits.bounds import request_bound
+from proxy.limits.budget import UNLIMITED, Admission, BudgetKeeper
+from proxy.limits.rules import LimitBook, compile_rules
 from proxy.paths import read_path
 from proxy.providers import Provider, ProviderRouter
-from proxy.recorder import Recorder
-from proxy.records import MAX_LABEL_CHARS, UsageRecord, label_problem
+from proxy.recording.deferred import (
+    PENDING,
+    Deferred,
+    Finished,
+    Queued,
+    finished_status,
+    queued_response,
+    retrieved_response,
+)
+from proxy.recording.recorder import Recorder
+from proxy.recording.records import MAX_LABEL_CHARS, UsageRecord, label_problem
 from proxy.sse import StreamMeter
 from proxy.usage import CLAMPED, ESTIMATED, MISSING, REPORTED, Usage, clamp_usage, usage_from_body
 
@@ -272,7 +280,7 @@ class ProxyHandler:
         request.admission = await self.budget.admit(counters, bound, why)
 
     def _bound(self, request: _Request, body: bytes) -> tuple[int, str]:
-        """The request's cost bound, over every model that may answer it (see ``proxy.bounds``)."""
+        """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
         assert request.payload is not None and request.model is not None and request.provider is not None
         embeddings = request.canonical == "/v1/embeddings"
         # A provider may answer with another model than asked for: a router's fallbacks ("models"), the
@@ -577,7 +585,7 @@ class ProxyHandler:
         cost_pico, unpriced = request.cost
         attribution = request.attribution
         ended = time.perf_counter()
-        # A background create holds its bound on the limits until its usage arrives (see proxy.deferred).
+        # A background create holds its bound on the limits until its usage arrives (see proxy.recording.deferred).
         held = request.admission.bound if isinstance(deferred, Queued) else (cost_pico or 0)
         charges = self.budget.settle(request.admission, held) if request.admission.counters else ()
         latency = ended - request.started

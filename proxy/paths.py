@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from proxy.errors import NotFound
-from proxy.records import MAX_LABEL_CHARS, label_problem
+from proxy.recording.records import MAX_LABEL_CHARS, label_problem
 
 # Printable ASCII without space: what a client's request line holds once it percent-encodes.
 _RAW_OK = re.compile(rb"[\x21-\x7e]*")

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from pricing import PriceCard, TokenCounts
-from proxy.records import MAX_TIER_CHARS, label_problem
+from proxy.recording.records import MAX_TIER_CHARS, label_problem
 
 # Where the usage came from, recorded on every row.
 REPORTED = "reported"

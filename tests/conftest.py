@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from proxy.app import create_app
 from proxy.config import Config, parse_config
-from proxy.store import Store, engine_url
+from proxy.recording.store import Store, engine_url
 from tests.fakeprovider import Canned, FakeProvider, ServerThread
 
 POSTGRES_URL = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
@@ -232,7 +232,7 @@ class Tollgate:
 
     def rows(self, expected: int = 1) -> list[dict[str, Any]]:
         """Every recorded row, once at least ``expected`` are written (a stream may still be finishing)."""
-        from proxy.store import USAGE_TABLE
+        from proxy.recording.store import USAGE_TABLE
 
         deadline = time.monotonic() + 5
         while True:

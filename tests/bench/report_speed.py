@@ -18,9 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from proxy.records import UsageRecord
-from proxy.report import usage_report
-from proxy.store import Store
+from proxy.recording.records import UsageRecord
+from proxy.recording.reports import usage_report
+from proxy.recording.store import Store
 
 _START = datetime(2026, 9, 1, tzinfo=UTC)
 _MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "o4-mini", "text-embedding-3-small")

@@ -40,7 +40,7 @@ from pathlib import Path
 import uvloop
 
 from proxy.config import parse_config
-from proxy.limits import LimitBook, compile_rules
+from proxy.limits.rules import LimitBook, compile_rules
 from tests.bench.processes import Spawned, free_port, spawn
 from tests.bench.soak_checks import judge, owing_rows
 from tests.bench.soak_database import PostgresDatabase, SoakDatabase, SqliteDatabase, count_rows, read_back

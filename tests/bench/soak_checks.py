@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from proxy.attribution import Attribution
-from proxy.limits import LimitBook
+from proxy.limits.rules import LimitBook
 from tests.bench.soak_database import Row
 from tests.bench.soak_load import Outcome
 

@@ -3,7 +3,7 @@
 PostgreSQL: a database of the soak's own on the server named by
 ``$TOLLGATE_TEST_POSTGRES_URL``, so that it can be made unavailable without
 touching anyone else's: ``ALLOW_CONNECTIONS false`` and every backend terminated,
-then given back (as ``tests/proxy/test_journal.py`` does).
+then given back (as ``tests/recording/test_journal.py`` does).
 
 SQLite: a file in the run's folder. There is no server to take away, so another
 connection holds ``BEGIN EXCLUSIVE`` for the outage; Tollgate's writers then wait
@@ -25,7 +25,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from proxy.store import COUNTERS_TABLE, USAGE_TABLE, engine_url
+from proxy.recording.store import COUNTERS_TABLE, USAGE_TABLE, engine_url
 
 logger = logging.getLogger("tests.bench.soak_database")
 

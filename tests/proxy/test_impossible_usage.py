@@ -13,17 +13,17 @@ import pytest
 
 from pricing import Catalog, TokenCounts
 from proxy.attribution import Attribution
-from proxy.budget import BudgetKeeper
 from proxy.config import BudgetConfig, LimitConfig
-from proxy.journal import Journal
-from proxy.ledger import Ledger
-from proxy.limits import LimitBook, compile_rules
-from proxy.recorder import Recorder
-from proxy.store import Store
+from proxy.limits.budget import BudgetKeeper
+from proxy.limits.ledger import Ledger
+from proxy.limits.rules import LimitBook, compile_rules
+from proxy.recording.journal import Journal
+from proxy.recording.recorder import Recorder
+from proxy.recording.store import Store
 from proxy.usage import MAX_TOKENS, Usage, clamp_usage
 from tests.conftest import Tollgate, json_answer
 from tests.fakeprovider import FakeProvider
-from tests.proxy.test_store import _BASE
+from tests.recording.test_store import _BASE
 
 _BASE_ATTRIBUTION = Attribution(user=_BASE.user_id)
 

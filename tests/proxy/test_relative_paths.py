@@ -9,8 +9,8 @@ import pytest
 
 from proxy.cli import main
 from proxy.config import load_config
-from proxy.store import Store
-from tests.proxy.test_store import _BASE
+from proxy.recording.store import Store
+from tests.recording.test_store import _BASE
 
 
 @pytest.fixture

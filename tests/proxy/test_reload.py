@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from proxy.app import create_app
 from proxy.config import load_config
 from tests.fakeprovider import FakeProvider
-from tests.proxy.test_limits import BODY, CHAT, COST, PRICES, _answer
+from tests.limits.test_limits import BODY, CHAT, COST, PRICES, _answer
 
 
 def _write(path: Path, provider: FakeProvider, db_url: str, max_usd: str) -> None:

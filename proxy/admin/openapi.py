@@ -1,0 +1,370 @@
+"""The OpenAPI 3.1 description of the admin API, served at ``GET /admin/openapi.json``.
+
+The document is a plain dict built once. Enums come from the constants the handlers
+check against (``GROUPS``, ``STATUSES``, ...), so the two cannot disagree, and each
+response schema follows the ``as_json`` method that writes that body. Money is a
+decimal string in positional notation, never a JSON number nor an exponent
+(``"0.0000005"``, not ``"5E-7"``). Every operation needs the admin
+key as a bearer token and answers 401 without it, or 404 when the admin API is off.
+``tests/proxy/test_admin_openapi.py`` checks that this document and the mounted
+``/admin`` routes describe the same operations, and that real bodies validate.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import orjson
+
+from proxy.billing.invoices import ENTITIES, STATUSES, TOKEN_KINDS
+from proxy.limits.windows import WINDOWS
+from proxy.recording.reports import GROUPS
+
+Schema = dict[str, Any]
+
+# pricing.decimal_text: digits and an optional fraction, never an exponent.
+_DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+_PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+_UNPRICED = "Requests with no price, which cost nothing here."
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _money(description: str) -> Schema:
+    return {**_ref("Decimal"), "description": description}
+
+
+def _count(description: str) -> Schema:
+    return {"type": "integer", "minimum": 0, "description": description}
+
+
+def _text(description: str, *, nullable: bool = False, **constraints: str) -> Schema:
+    return {"type": ["string", "null"] if nullable else "string", **constraints, "description": description}
+
+
+def _choice(values: tuple[str, ...], description: str) -> Schema:
+    return {"type": "string", "enum": list(values), "description": description}
+
+
+def _or_null(schema: Schema, description: str) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}], "description": description}
+
+
+def _list_of(schema: Schema, description: str = "") -> Schema:
+    return {"type": "array", "items": schema, **({"description": description} if description else {})}
+
+
+def _object(properties: dict[str, Schema], description: str) -> Schema:
+    """An object with exactly ``properties``, all of them always present (as the handlers write them)."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _schemas() -> dict[str, Schema]:
+    return {
+        "Decimal": {
+            "type": "string",
+            "format": "decimal",
+            "pattern": _DECIMAL_PATTERN,
+            "description": 'An exact decimal as a string, e.g. "0.000042", never with an exponent.',
+            "examples": ["0.000042", "12.50", "0.0000005"],
+        },
+        "Error": _object(
+            {
+                "error": _object(
+                    {
+                        "message": _text("What went wrong, and how to fix it."),
+                        "type": _text("OpenAI's error type, e.g. invalid_request_error."),
+                        "param": _text("The parameter at fault, if any.", nullable=True),
+                        "code": _text("A stable code, e.g. invalid_api_key or not_found.", nullable=True),
+                    },
+                    "The error.",
+                )
+            },
+            "An error in OpenAI's shape.",
+        ),
+        "ReportRow": _object(
+            {
+                "group": _text(
+                    'The group\'s value ("all" when not grouped); null if the usage has none.', nullable=True
+                ),
+                "requests": _count("Requests recorded."),
+                "input_tokens": _count("Input tokens, cached ones included."),
+                "output_tokens": _count("Output tokens, reasoning ones included."),
+                "cached_input_tokens": _count("Input tokens read from the provider's cache."),
+                "reasoning_tokens": _count("Reasoning tokens."),
+                "cost_usd": _money("Exact cost in USD."),
+                "unpriced_requests": _count(_UNPRICED),
+            },
+            "Usage of one group.",
+        ),
+        "Usage": _object(
+            {
+                "group_by": {"type": ["string", "null"], "enum": [*GROUPS, None], "description": "As asked, or null."},
+                "rows": _list_of(_ref("ReportRow"), "Largest cost first; by date for day and month."),
+            },
+            "A usage report, as `tollgate usage` gives it.",
+        ),
+        "UserSummary": _object(
+            {
+                "user": _text("The user id."),
+                "this_month": _or_null(_ref("ReportRow"), "Since the 1st (UTC); null without usage."),
+                "all_time": _or_null(_ref("ReportRow"), "Everything recorded; null without usage."),
+                "average_daily_cost_usd_this_month": _money("This month's cost / days so far, to 12 places."),
+            },
+            "One user's usage.",
+        ),
+        "LimitState": _object(
+            {
+                "scope": _text("What the limit counts: user, team, key, agent, thread or global."),
+                "id": _text('The subject within the scope ("all" for global).'),
+                "window": _choice(WINDOWS, "The calendar window."),
+                "window_label": _text("This window, e.g. 2026-11-25, 2026-W48, 2026-11 or total."),
+                "action": _text("block (refuses requests past the limit with 429) or warn (only alerts)."),
+                "resets_at": _text("When this window ends; null for total.", nullable=True, format="date-time"),
+                "spent_usd": _money("Recorded spend in this window."),
+                "held_usd": _money("Budget held by requests in flight."),
+                "limit_usd": _money("The limit."),
+                "remaining_usd": _money("What is left: limit - spent - held, never below 0."),
+            },
+            "One spend limit's counter, now.",
+        ),
+        "Limits": _object({"limits": _list_of(_ref("LimitState"))}, "The limits' counters."),
+        "InvoiceLine": _object(
+            {
+                "kind": _text("model (lines that add up to the subtotal) or agent (the same usage per agent)."),
+                "key": _text("The model or agent; empty when unknown."),
+                "requests": _count("Requests."),
+                "unpriced_requests": _count(_UNPRICED),
+                **{kind: _count(f"Tokens: {kind}.") for kind in TOKEN_KINDS},
+                "cost_usd": _money("Exact cost in USD."),
+                "amount": _money("In the invoice currency, rounded once."),
+                "unit_prices_per_million": {
+                    "type": ["object", "null"],
+                    "additionalProperties": _ref("Decimal"),
+                    "description": "Base prices per million tokens by token kind, in the invoice currency, "
+                    "at generation time; null on agent lines and unknown models.",
+                },
+            },
+            "Usage of one model or one agent on an invoice.",
+        ),
+        "Invoice": _object(
+            {
+                "id": _text("A stable id, e.g. inv_2026-11_user_alice."),
+                "entity_type": _choice(ENTITIES, "Who is invoiced."),
+                "entity_id": _text("The user or team id."),
+                "period": _text("The UTC month, YYYY-MM.", pattern=_PERIOD_PATTERN),
+                "currency": _text("The currency label of the amounts."),
+                "status": _choice(STATUSES, "The invoice's status."),
+                "cost_usd": _money("Exact usage cost in USD, before exchange, rounding and markup."),
+                "exchange_rate": _money("Units of the currency per USD."),
+                "subtotal": _money("The sum of the model lines' amounts."),
+                "markup_percent": _money("Markup on the subtotal, in percent."),
+                "markup": _money("The markup, rounded once."),
+                "total": _money("subtotal + markup."),
+                "requests": _count("Requests."),
+                "unpriced_requests": _count(_UNPRICED),
+                "created_at": _text("When it was generated.", format="date-time"),
+                "updated_at": _text("When it last changed.", format="date-time"),
+                "lines": _list_of(_ref("InvoiceLine")),
+            },
+            "One entity's invoice for one month; amounts never change after generation.",
+        ),
+        "Invoices": _object({"invoices": _list_of(_ref("Invoice"), "Newest period first.")}, "Invoices."),
+        "Generation": _object(
+            {
+                "period": _text("The month, YYYY-MM.", pattern=_PERIOD_PATTERN),
+                "created": _list_of(_ref("Invoice"), "The invoices this run created."),
+                "skipped": _list_of({"type": "string"}, "Ids of invoices that existed, left unchanged."),
+            },
+            "What one run of invoice generation did.",
+        ),
+        "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"], "description": "This document."},
+        "StatusChange": {
+            "type": "object",
+            "properties": {"status": _choice(STATUSES, "The new status.")},
+            "required": ["status"],
+        },
+    }
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: Schema | None = None) -> Schema:
+    return {"name": name, "in": "query", "description": description, "schema": schema or {"type": "string"}}
+
+
+def _path_id(description: str) -> Schema:
+    return {"name": "id", "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    ok: str,
+    *,
+    parameters: tuple[Schema, ...] = (),
+    bad_request: str | None = None,
+    not_found: str | None = None,
+    body: str | None = None,
+) -> Schema:
+    """One operation answering 200 with the schema named ``ok``, and 401 (no or wrong key) and 404 (admin API off)."""
+    responses = {"200": _json(_ref(ok), summary)}
+    reasons = [bad_request] if bad_request else []
+    if parameters:
+        reasons.append("A query or path value with a NUL character (%00).")
+    if reasons:
+        responses["400"] = _json(_ref("Error"), " ".join(reasons))
+    responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+    off = {"$ref": "#/components/responses/AdminOff"}
+    responses["404"] = _json(_ref("Error"), f"{not_found}, or the admin API is off.") if not_found else off
+    operation: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if parameters:
+        operation["parameters"] = list(parameters)
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return {**operation, "responses": responses}
+
+
+def _paths() -> dict[str, Schema]:
+    invoice_id = _path_id("The invoice id, e.g. inv_2026-11_user_alice.")
+    period = _text("A month.", pattern=_PERIOD_PATTERN)
+    filters = (_query(name, f"Only usage of this {name}.") for name in ("user", "team", "agent", "thread", "model"))
+    return {
+        "/admin/limits": {
+            "get": _operation(
+                "listLimits",
+                "The state of the spend limits, one entry per counter",
+                "limits",
+                "Limits",
+                parameters=(
+                    _query("user", "Only the limits that apply to this user (with team, to either)."),
+                    _query("team", "Only the limits that apply to this team."),
+                ),
+            )
+        },
+        "/admin/usage": {
+            "get": _operation(
+                "getUsage",
+                "Usage and cost per group, as `tollgate usage` gives them",
+                "usage",
+                "Usage",
+                parameters=(
+                    _query("group_by", "What to group by; one row in all when absent.", _choice(GROUPS, "A group.")),
+                    _query("from", "Usage from this ISO date or time (UTC unless it has a zone), inclusive."),
+                    _query("to", "Usage before this ISO date or time (UTC unless it has a zone), exclusive."),
+                    *filters,
+                ),
+                bad_request="An unknown group_by, or from or to that is not an ISO date or time.",
+            )
+        },
+        "/admin/users/{id}/summary": {
+            "get": _operation(
+                "getUserSummary",
+                "One user's usage this month and all time",
+                "usage",
+                "UserSummary",
+                parameters=(_path_id("The user id: any id, percent-encoded ('/' as %2F)."),),
+            )
+        },
+        "/admin/invoices": {
+            "get": _operation(
+                "listInvoices",
+                "Invoices with their lines, newest period first",
+                "invoices",
+                "Invoices",
+                parameters=(
+                    _query("period", "Only this month, YYYY-MM.", period),
+                    _query("status", "Only invoices with this status.", _choice(STATUSES, "A status.")),
+                    _query("entity", "Only this user's or team's invoices."),
+                ),
+                bad_request="A period that is not YYYY-MM, or an unknown status.",
+            )
+        },
+        "/admin/invoices/generate": {
+            "post": _operation(
+                "generateInvoices",
+                "Create the missing invoices of an ended month; existing ones are never changed",
+                "invoices",
+                "Generation",
+                parameters=(_query("period", "The month, YYYY-MM; last month when absent.", period),),
+                bad_request="A period that is not YYYY-MM, or one that has not ended.",
+            )
+        },
+        "/admin/invoices/{id}": {
+            "get": _operation(
+                "getInvoice",
+                "One invoice with its lines",
+                "invoices",
+                "Invoice",
+                parameters=(invoice_id,),
+                not_found="No such invoice",
+            ),
+            "patch": _operation(
+                "setInvoiceStatus",
+                "Change an invoice's status; amounts never change",
+                "invoices",
+                "Invoice",
+                parameters=(invoice_id,),
+                body="StatusChange",
+                bad_request="A body that is not JSON or holds no status, an unknown status, or a move that "
+                "is not allowed (pending to paid, failed or void; failed to pending, paid or void; paid to void).",
+                not_found="No such invoice",
+            ),
+        },
+        "/admin/openapi.json": {
+            "get": _operation("getAdminOpenapi", "This OpenAPI 3.1 document", "meta", "OpenAPI"),
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return version("tollgate")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+@functools.cache
+def admin_openapi() -> dict[str, Any]:
+    """The document, built on first use and shared afterwards: callers must not change it."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tollgate admin API",
+            "version": _version(),
+            "description": "Usage, spend limits and invoices. Every route needs "
+            "`Authorization: Bearer $TOLLGATE_ADMIN_KEY`; without that variable the admin API is off (404).",
+        },
+        "security": [{"adminKey": []}],
+        "tags": [{"name": name} for name in ("usage", "limits", "invoices", "meta")],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "responses": {
+                "Unauthorized": _json(_ref("Error"), "No admin key, or the wrong one."),
+                "AdminOff": _json(_ref("Error"), "The admin API is off: $TOLLGATE_ADMIN_KEY is not set."),
+            },
+            "securitySchemes": {
+                "adminKey": {"type": "http", "scheme": "bearer", "description": "The value of $TOLLGATE_ADMIN_KEY."}
+            },
+        },
+    }
+
+
+@functools.cache
+def admin_openapi_json() -> bytes:
+    """The document as JSON bytes, rendered once."""
+    return orjson.dumps(admin_openapi())

@@ -1,0 +1,118 @@
+"""The admin HTTP API under ``/admin``, closed without ``$TOLLGATE_ADMIN_KEY``.
+
+The key is compared in constant time. With no key set, the admin API is off and
+its routes answer 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from pricing import decimal_text
+from proxy.admin.openapi import admin_openapi_json
+from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
+from proxy.keys import bearer_token
+from proxy.limits.state import limit_states
+from proxy.recording.reports import GROUPS, usage_report
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _error(error: TollgateError) -> Response:
+    return Response(render_error(error), status_code=error.status, media_type="application/json")
+
+
+def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` behind the admin key; a refusal is raised, and the app's error handler renders it."""
+
+    async def check(request: Request) -> Response:
+        if not admin_key:
+            raise NotFound("The admin API is off: set $TOLLGATE_ADMIN_KEY to turn it on.")
+        token = bearer_token(request.headers.get("authorization", "").encode("latin-1")) or ""
+        if not hmac.compare_digest(token.encode(), admin_key.encode()):
+            raise Unauthorized(
+                "The admin API needs 'Authorization: Bearer <$TOLLGATE_ADMIN_KEY>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        values = [*request.query_params.values(), *map(str, request.path_params.values())]
+        if any("\x00" in value for value in values):
+            raise BadRequest("Query and path values may not hold a NUL character (%00).")
+        return await endpoint(request)
+
+    return check
+
+
+async def _limits(request: Request) -> Response:
+    handler = request.state.handler
+    user = request.query_params.get("user")
+    team = request.query_params.get("team")
+    now = request.state.clock()
+    states = await asyncio.to_thread(limit_states, handler.limits, handler.budget.ledger, now, user, team)
+    return JSONResponse({"limits": [s.as_json() for s in states]})
+
+
+def _when(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _usage(request: Request) -> Response:
+    """``GET /admin/usage``: the same answers as ``tollgate usage``."""
+    params = request.query_params
+    group_by = params.get("group_by")
+    if group_by is not None and group_by not in GROUPS:
+        return _error(BadRequest(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}."))
+    try:
+        since, until = _when(request, "from"), _when(request, "to")
+    except ValueError:
+        return _error(BadRequest("from and to must be ISO dates or times, e.g. 2026-11-01 or 2026-11-01T12:00."))
+    filters = {name: params.get(name) for name in ("user", "team", "agent", "thread", "model")}
+    store = request.state.store
+    rows = await asyncio.to_thread(usage_report, store, group_by, filters=filters, since=since, until=until)
+    return JSONResponse({"group_by": group_by, "rows": [r.as_json() for r in rows]})
+
+
+async def _user_summary(request: Request) -> Response:
+    """``GET /admin/users/{id}/summary``: this month, all time, and the average daily cost this month."""
+    user = request.path_params["id"]
+    now = request.state.clock()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    store = request.state.store
+    month = await asyncio.to_thread(usage_report, store, None, filters={"user": user}, since=month_start)
+    total = await asyncio.to_thread(usage_report, store, None, filters={"user": user})
+    month_cost = month[0].cost_usd if month else Decimal(0)
+    days = now.day  # days of this month so far, today included
+    return JSONResponse(
+        {
+            "user": user,
+            "this_month": month[0].as_json() if month else None,
+            "all_time": total[0].as_json() if total else None,
+            "average_daily_cost_usd_this_month": decimal_text((month_cost / days).quantize(Decimal("1e-12"))),
+        }
+    )
+
+
+async def _openapi(request: Request) -> Response:
+    """``GET /admin/openapi.json``: the OpenAPI 3.1 description of the admin API."""
+    return Response(admin_openapi_json(), media_type="application/json")
+
+
+def admin_routes(admin_key: str | None) -> list[Route]:
+    return [
+        Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
+        Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
+        # A user id is whatever a client sent, "/" included (as %2F, which the router sees decoded).
+        Route("/admin/users/{id:path}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
+        Route("/admin/openapi.json", guarded(admin_key, _openapi), methods=["GET"]),
+    ]

@@ -1,0 +1,181 @@
+"""``tollgate invoices generate|list|show|export``: invoices from the command line (and cron).
+
+``python -m proxy.billing.cli invoices ...`` runs the same commands on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from proxy.billing.invoices import (
+    EXPORT_FORMATS,
+    STATUSES,
+    Invoice,
+    export_invoices,
+    generate_invoices,
+    get_invoice,
+    list_invoices,
+    parse_period,
+    previous_period,
+    settings_from_config,
+)
+from proxy.config import ConfigError, load_config
+from proxy.recording.store import Store
+
+logger = logging.getLogger("tollgate.invoices")
+
+
+def add_invoice_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    config_option: Callable[[argparse.ArgumentParser], object],
+) -> None:
+    """Add ``invoices`` and its actions; ``config_option`` adds ``--config`` to a parser."""
+    invoices = subparsers.add_parser("invoices", help="generate, list, show and export invoices")
+    actions = invoices.add_subparsers(required=True, metavar="ACTION")
+
+    generate = actions.add_parser("generate", help="create the missing invoices of a month (safe to re-run)")
+    config_option(generate)
+    generate.add_argument("--period", type=_period, help="YYYY-MM, UTC (default: last month)")
+    generate.set_defaults(run=_generate)
+
+    list_ = actions.add_parser("list", help="list invoices")
+    config_option(list_)
+    list_.add_argument("--period", type=_period, help="only this month (YYYY-MM)")
+    list_.add_argument("--status", choices=STATUSES, help="only invoices with this status")
+    list_.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
+    list_.set_defaults(run=_list)
+
+    show = actions.add_parser("show", help="show one invoice with its lines")
+    config_option(show)
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
+    show.set_defaults(run=_show)
+
+    export = actions.add_parser("export", help="write invoices as CSV (one row per line) or JSON")
+    config_option(export)
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    export.add_argument("--period", type=_period, help="only this month (YYYY-MM)")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(run=_export)
+
+
+def _period(text: str) -> str:
+    try:
+        parse_period(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _open_store(args: argparse.Namespace) -> Store | None:
+    """The store to read invoices from; None (said on stderr) when its SQLite file does not exist yet."""
+    from proxy.cli import recorded_store  # here: proxy.cli imports this module
+
+    return recorded_store(load_config(args.config).database.url)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from pricing import Catalog
+
+    config = load_config(args.config)
+    store = Store(config.database.url)
+    store.create_tables()
+    now = datetime.now(UTC)
+    try:
+        prices: Catalog | None = Catalog.load(config.pricing_models)
+    except FileNotFoundError:
+        logger.warning("no price map (is litellm installed?): model lines will have no unit prices")
+        prices = None
+    try:
+        result = generate_invoices(
+            store, settings_from_config(config), args.period or previous_period(now), now, prices=prices
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"tollgate: {exc}\n")
+        return 2
+    finally:
+        store.dispose()
+    for invoice in result.created:
+        sys.stdout.write(f"created {_summary(invoice)}\n")
+    sys.stdout.write(f"{result.period}: {len(result.created)} created, {len(result.skipped)} already there\n")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    if store is None:
+        return 1
+    found = list_invoices(store, period=args.period, status=args.status)
+    store.dispose()
+    if args.json:
+        sys.stdout.write(export_invoices(found, "json"))
+    else:
+        sys.stdout.write("".join(_summary(invoice) + "\n" for invoice in found) or "no invoices\n")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    if store is None:
+        return 1
+    invoice = get_invoice(store, args.id)
+    store.dispose()
+    if invoice is None:
+        sys.stderr.write(f"tollgate: no invoice {args.id!r}\n")
+        return 1
+    if args.json:
+        sys.stdout.write(export_invoices([invoice], "json"))
+        return 0
+    out = [
+        _summary(invoice),
+        f"  {invoice.entity_type} {invoice.entity_id}, {invoice.period}, {invoice.requests} requests",
+    ]
+    for line in invoice.lines:
+        unpriced = f" (+{line.unpriced_requests} unpriced)" if line.unpriced_requests else ""
+        out.append(f"  {line.kind:<5} {line.key or '(none)':<40} {line.requests:>9} req {line.amount:>14}{unpriced}")
+    out.append(f"  subtotal {invoice.subtotal}, markup {invoice.markup} ({invoice.markup_percent}%)")
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    if store is None:
+        return 1
+    text = export_invoices(list_invoices(store, period=args.period), args.format)
+    store.dispose()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8", newline="")
+    return 0
+
+
+def _summary(invoice: Invoice) -> str:
+    unpriced = f"  (+{invoice.unpriced_requests} unpriced requests)" if invoice.unpriced_requests else ""
+    return f"{invoice.id}  {invoice.status:<7}  {invoice.total} {invoice.currency}{unpriced}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tollgate")
+    add_invoice_commands(
+        parser.add_subparsers(required=True, metavar="COMMAND"),
+        lambda p: p.add_argument("--config", help="config file (default: $TOLLGATE_CONFIG, else ./config.toml)"),
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"tollgate: invalid config: {exc}\n")
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Admission against blocking spend limits: reserve before forwarding, settle after.
+
+Each worker process keeps a *lease* per counter: budget it took from the
+database (``proxy.limits.ledger``). A request is admitted when every blocking counter
+it touches has room in the lease for the request's cost bound; that check is
+local, so most requests cost no database round trip. When a lease runs short
+the worker asks the database for more, sized to its recent traffic and never
+more than half of what the limit still leaves. A background task renews the
+leases and gives back budget that sits idle, so that other workers can use it.
+
+Refusals are ``SpendLimitExceeded`` (429, an OpenAI quota error that the SDKs
+do not retry); when the database cannot be reached, ``LimitsUnavailable``
+(503), unless ``limits_when_db_down = "allow"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from pricing import pico_to_usd
+from proxy.config import BudgetConfig
+from proxy.errors import LimitsUnavailable, SpendLimitExceeded
+from proxy.limits.ledger import Charge, Ledger
+from proxy.limits.rules import Counter
+from proxy.limits.windows import seconds_until
+from proxy.threads import background_thread
+
+logger = logging.getLogger("tollgate.budget")
+
+
+@dataclass(slots=True)
+class _Lease:
+    counter: Counter
+    granted: int = 0  # picodollars this worker holds on the counter in the database
+    in_flight: int = 0  # bounds of admitted requests still running
+    unwritten: int = 0  # costs of finished requests the recorder has not written yet
+    spent_seen: int = 0  # the counter's spend at the last visit to the database
+    others_seen: int = 0  # other workers' leases at that visit
+    admitted: int = 0  # bounds admitted since the last sync, to size the next lease
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def available(self) -> int:
+        return self.granted - self.in_flight - self.unwritten
+
+    @property
+    def remaining(self) -> int:
+        """What the limit still leaves, as far as this worker knows."""
+        assert self.counter.block_pico is not None
+        return self.counter.block_pico - self.spent_seen - self.others_seen - self.in_flight - self.unwritten
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a request was admitted with; settled once its cost is known."""
+
+    counters: tuple[Counter, ...]
+    bound: int
+    leased: tuple[str, ...]
+    """Keys of the counters whose leases hold ``bound`` for this request."""
+    remaining_pico: int | None
+    """Budget left on the tightest blocking limit, or None when no blocking limit applies."""
+
+
+UNLIMITED = Admission(counters=(), bound=0, leased=(), remaining_pico=None)
+
+
+class BudgetKeeper:
+    def __init__(self, ledger: Ledger, config: BudgetConfig, clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.config = config
+        self.clock = clock
+        self._leases: dict[str, _Lease] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._last_sync = clock()
+        self.extensions = 0  # database round trips taken on the request path, for the log and the benchmark
+        self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
+
+    async def close(self) -> None:
+        logger.info("budget leases: %d extensions taken on the request path", self.extensions)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        returns = {key: lease.available for key, lease in self._leases.items() if lease.available > 0}
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            await asyncio.to_thread(self.ledger.give_back, returns)
+        self._syncer.shutdown()
+
+    async def admit(self, counters: Sequence[Counter], bound: int, explain_bound: str) -> Admission:
+        """Reserve ``bound`` on every blocking counter, or raise ``SpendLimitExceeded``."""
+        blocking = [c for c in counters if c.block_pico is not None]
+        if not blocking:
+            return Admission(tuple(counters), bound, (), None)
+        leases = [self._lease(c) for c in blocking]
+        # A request that costs nothing (a model listing) still needs the limit not to be spent: past a limit,
+        # everything is refused.
+        need = max(bound, 1)
+        for lease in leases:
+            if lease.available < need:
+                await self._extend(lease, need, explain_bound)
+        # Reserve on all of them at once: nothing awaits between the checks above and here... except the
+        # extensions, so check again and retry the (rare) case where a concurrent request took the room.
+        while any(lease.available < need for lease in leases):
+            for lease in leases:
+                if lease.available < need:
+                    await self._extend(lease, need, explain_bound)
+        for lease in leases:
+            lease.in_flight += bound
+            lease.admitted += bound
+        remaining = min(lease.remaining for lease in leases)
+        return Admission(tuple(counters), bound, tuple(lease.counter.key for lease in leases), remaining)
+
+    def remaining(self, admission: Admission) -> int | None:
+        """What the tightest blocking limit of ``admission`` leaves now, as this worker knows it."""
+        if admission.remaining_pico is None:
+            return None
+        known = [lease.remaining for key in admission.leased if (lease := self._leases.get(key)) is not None]
+        return min(known) if known else admission.remaining_pico
+
+    def settle(self, admission: Admission, cost_pico: int) -> tuple[Charge, ...]:
+        """The request is done: free its hold, and return the charges for the recorder to write."""
+        for key in admission.leased:
+            lease = self._leases.get(key)
+            if lease is not None:
+                lease.in_flight -= admission.bound
+                lease.unwritten += cost_pico
+        leased = set(admission.leased)
+        return tuple(Charge(c.key, cost_pico, c.key in leased, c) for c in admission.counters)
+
+    def written(self, charges: Sequence[Charge], spent: dict[str, int]) -> None:
+        """The recorder wrote ``charges``: the database moved them from this worker's leases into spend."""
+        for charge in charges:
+            lease = self._leases.get(charge.counter_key)
+            if lease is None:
+                continue
+            if charge.leased:
+                lease.granted -= charge.pico
+                lease.unwritten -= charge.pico
+            if charge.counter_key in spent:
+                lease.spent_seen = spent[charge.counter_key]
+
+    def dropped(self, charges: Sequence[Charge]) -> None:
+        """``charges`` will never be written (their record was set aside): stop holding their cost."""
+        for charge in charges:
+            lease = self._leases.get(charge.counter_key)
+            if lease is not None and charge.leased:
+                lease.unwritten -= charge.pico
+
+    def _lease(self, counter: Counter) -> _Lease:
+        lease = self._leases.get(counter.key)
+        if lease is None:
+            lease = self._leases[counter.key] = _Lease(counter)
+        elif lease.counter is not counter:
+            lease.counter = counter  # the config was reloaded: the limit on this counter may have changed
+        return lease
+
+    async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
+        async with lease.lock:
+            need = bound - lease.available
+            if need <= 0:
+                return
+            elapsed = max(self.clock() - self._last_sync, 0.05)
+            rate = lease.admitted / elapsed  # picodollars of bounds per second lately
+            want = max(need, int(rate * self.config.lease_seconds), bound * 4)
+            counter = lease.counter
+            assert counter.block_pico is not None
+            self.extensions += 1
+            try:
+                grant = await asyncio.to_thread(
+                    self.ledger.lease, counter.key, counter.block_pico, need, want, self.clock(), self.config.lease_ttl
+                )
+            except sa.exc.SQLAlchemyError as exc:
+                if self.config.limits_when_db_down == "allow":
+                    logger.error("spend limits unchecked: the database is unreachable (%s)", type(exc).__name__)
+                    lease.granted += need  # admitted on trust; never written to the database
+                    return
+                raise LimitsUnavailable(
+                    "Tollgate cannot check spend limits because its database is unreachable; try again shortly.",
+                    scope=counter.scope,
+                ) from None
+            # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
+            # committing right now, and each is applied to the local figure by its own path exactly once.
+            lease.granted += grant.granted
+            lease.spent_seen = grant.spent
+            lease.others_seen = grant.others
+            if grant.granted == 0:
+                raise self._refusal(lease, bound, explain_bound)
+
+    def _refusal(self, lease: _Lease, bound: int, explain_bound: str) -> SpendLimitExceeded:
+        counter = lease.counter
+        assert counter.block_pico is not None
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        retry_after = seconds_until(counter.end, now)
+        spent = pico_to_usd(lease.spent_seen + lease.in_flight + lease.unwritten)
+        held = pico_to_usd(lease.others_seen)
+        limit = pico_to_usd(counter.block_pico)
+        remaining = max(lease.remaining, 0)
+        resets = f"resets at {counter.end:%Y-%m-%dT%H:%M:%SZ}" if counter.end is not None else "never resets"
+        message = (
+            f"Spend limit reached for {counter.describe()}: ${_money(spent)} spent and ${_money(held)} held by "
+            f"requests in flight, of a ${_money(limit)} limit; the window {resets}. This request could cost up to "
+            f"${_money(pico_to_usd(bound))} ({explain_bound}), more than the ${_money(pico_to_usd(remaining))} left. "
+            "Limits are hard, so a request is admitted only if its largest possible cost fits: "
+            "set max_tokens (or max_completion_tokens / max_output_tokens) to lower the bound."
+        )
+        headers = {"x-should-retry": "false", "x-tollgate-limit-remaining-usd": _money(pico_to_usd(remaining))}
+        if retry_after is not None:
+            headers["retry-after"] = str(retry_after)
+        return SpendLimitExceeded(message, headers=headers, scope=counter.scope)
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sync_interval)
+            try:
+                await self.sync()
+            except sa.exc.SQLAlchemyError as exc:
+                logger.warning("budget lease sync failed: %s", type(exc).__name__)
+
+    async def sync(self) -> None:
+        """Renew leases, give back idle budget, forget leases of windows that ended."""
+        now = self.clock()
+        returns: dict[str, int] = {}
+        ended = datetime.fromtimestamp(now, UTC)
+        for key, lease in list(self._leases.items()):
+            idle = lease.admitted == 0
+            target = int(lease.admitted / max(now - self._last_sync, 0.05) * self.config.lease_seconds)
+            excess = lease.available if idle else lease.available - 2 * target
+            if excess > 0 and lease.lock.locked() is False:
+                returns[key] = excess
+                lease.granted -= excess
+            lease.admitted = 0
+            window_over = lease.counter.end is not None and lease.counter.end <= ended
+            if (window_over or idle) and lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0:
+                del self._leases[key]
+        self._last_sync = now
+        await asyncio.get_running_loop().run_in_executor(self._syncer, self._write_sync, returns, now)
+
+    def _write_sync(self, returns: dict[str, int], now: float) -> None:
+        self.ledger.give_back(returns)
+        self.ledger.renew(now, self.config.lease_ttl)
+
+
+def _money(amount: object) -> str:
+    """Dollars for messages: at least cents, more digits when the amount is smaller."""
+    text = f"{amount:f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}" if frac else f"{whole}.00"

@@ -1,0 +1,147 @@
+"""Daily and monthly rollups of usage, kept in step with the raw rows.
+
+The recorder adds each batch's inserted rows to ``usage_rollups`` in the same
+transaction as the rows themselves, so reports can answer from the rollups
+without scanning millions of raw rows, and the two never disagree.
+``rebuild_rollups`` recomputes them from the raw rows (``tollgate rollups rebuild``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from proxy.recording.records import UsageRecord
+from proxy.recording.store import ROLLUPS_TABLE, USAGE_TABLE, Store
+
+_DIMENSIONS = ("user_id", "team_id", "agent", "model", "provider")
+_SUMS = (
+    "requests",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "cost_pico",
+    "unpriced_requests",
+)
+_Key = tuple[str, str, str, str, str, str, str]
+K = TypeVar("K")
+
+
+def rollup_increments(records: Iterable[UsageRecord], *, count_requests: bool = True) -> dict[_Key, list[int]]:
+    """Per (period, start, user, team, agent, model, provider): what ``records`` add to each sum.
+
+    ``count_requests=False`` adds their tokens and cost only: a row already counted, completed later.
+    """
+    request = 1 if count_requests else 0
+    # Summed per day first; the months are then summed from the days, which are few.
+    days: dict[tuple[date, str, str, str, str, str], list[int]] = {}
+    for r in records:
+        started = r.started_at if r.started_at.tzinfo is UTC else r.started_at.astimezone(UTC)
+        day_key = (
+            started.date(),
+            r.user_id or "",
+            r.team_id or "",
+            r.agent or "",
+            r.model_requested or "",
+            r.provider or "",
+        )
+        values = (
+            request,
+            r.input_tokens,
+            r.cached_input_tokens,
+            r.cache_write_tokens + r.cache_write_1h_tokens + r.cache_write_12h_tokens,
+            r.output_tokens,
+            r.reasoning_tokens,
+            r.audio_input_tokens,
+            r.audio_output_tokens,
+            r.cost_pico or 0,
+            1 if r.unpriced else 0,
+        )
+        _add(days, day_key, values)
+    totals: dict[_Key, list[int]] = {}
+    for (day, user, team, agent, model, provider), day_sums in days.items():
+        text = day.isoformat()
+        for key in (
+            ("day", text, user, team, agent, model, provider),
+            ("month", text[:7], user, team, agent, model, provider),
+        ):
+            _add(totals, key, day_sums)
+    return totals
+
+
+def _add(sums: dict[K, list[int]], key: K, values: Sequence[int]) -> None:
+    """Add ``values`` to the sums kept under ``key``, starting them if ``key`` is new."""
+    kept = sums.get(key)
+    if kept is None:
+        sums[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            kept[i] += v
+
+
+def apply_rollups(
+    conn: sa.Connection, dialect: str, records: Iterable[UsageRecord], *, count_requests: bool = True
+) -> None:
+    """Add ``records`` to the rollups, inside the caller's transaction."""
+    totals = rollup_increments(records, count_requests=count_requests)
+    if not totals:
+        return
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)
+    statement = insert.on_conflict_do_update(
+        index_elements=["period", "period_start", *_DIMENSIONS],
+        set_={name: ROLLUPS_TABLE.c[name] + insert.excluded[name] for name in _SUMS},
+    )
+    rows = [
+        {
+            "period": key[0],
+            "period_start": key[1],
+            **dict(zip(_DIMENSIONS, key[2:], strict=True)),
+            **dict(zip(_SUMS, sums, strict=True)),
+        }
+        # Sorted, so that concurrent recorders lock rollup rows in the same order.
+        for key, sums in sorted(totals.items())
+    ]
+    conn.execute(statement, rows)
+
+
+def rebuild_rollups(store: Store) -> int:
+    """Recompute every rollup from the raw rows; returns the number of rollup rows."""
+    t = USAGE_TABLE.c
+    if store.dialect == "postgresql":
+        day = sa.func.to_char(sa.func.timezone("UTC", t.started_at), "YYYY-MM-DD")
+    else:
+        day = sa.func.strftime("%Y-%m-%d", t.started_at)
+    sums = [
+        sa.func.count(),
+        sa.func.sum(t.input_tokens),
+        sa.func.sum(t.cached_input_tokens),
+        sa.func.sum(t.cache_write_tokens + t.cache_write_1h_tokens + t.cache_write_12h_tokens),
+        sa.func.sum(t.output_tokens),
+        sa.func.sum(t.reasoning_tokens),
+        sa.func.sum(t.audio_input_tokens),
+        sa.func.sum(t.audio_output_tokens),
+        sa.func.coalesce(sa.func.sum(t.cost_pico), 0),
+        sa.func.sum(sa.case((t.unpriced, 1), else_=0)),
+    ]
+    dims = [
+        sa.func.coalesce(t.user_id, ""),
+        sa.func.coalesce(t.team_id, ""),
+        sa.func.coalesce(t.agent, ""),
+        sa.func.coalesce(t.model_requested, ""),
+        sa.func.coalesce(t.provider, ""),
+    ]
+    columns = ["period", "period_start", *_DIMENSIONS, *_SUMS]
+    with store.write_engine.begin() as conn:
+        conn.execute(ROLLUPS_TABLE.delete())
+        for period, start in (("day", day), ("month", sa.func.substr(day, 1, 7))):
+            select = sa.select(sa.literal(period), start, *dims, *sums).group_by(start, *dims)
+            conn.execute(ROLLUPS_TABLE.insert().from_select(columns, select))
+        return int(conn.execute(sa.select(sa.func.count()).select_from(ROLLUPS_TABLE)).scalar_one())
