@@ -54,7 +54,7 @@ class TokenCounts:
     """Tokens one request used. ``input`` and ``output`` are totals; the others are parts of them.
 
     ``input`` includes cached, cache-written and audio tokens (as OpenAI's
-    ``prompt_tokens`` does); ``output`` includes reasoning and audio tokens.
+    prompt count does); ``output`` includes reasoning and audio tokens.
     """
 
     input: int = 0

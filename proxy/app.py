@@ -29,13 +29,14 @@ from proxy.admin.dashboard import dashboard_routes
 from proxy.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.admin.metrics import Metrics
 from proxy.admin.routes import admin_routes, guarded
+from proxy.asgi import ProxyEndpoint, Receive, Scope, Send
 from proxy.billing.api import invoice_routes
 from proxy.billing.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
+from proxy.core import Metering
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
-from proxy.handler import ProxyHandler, Receive, Scope, Send
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
@@ -52,15 +53,15 @@ UpstreamFactory = Callable[[], Upstream]
 
 
 class TollgateApp(Starlette):
-    """Starlette for health, admin and errors; ``/v1/...`` goes straight to the proxy handler.
+    """Starlette for health, admin and errors; provider API paths (``/v1/...``) go straight to the proxy.
 
     The proxy path skips Starlette's routing and middleware: on this path they cost
     about a fifth of the request's CPU (see the README's Performance section).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await scope["state"]["handler"](scope, receive, send)
+        if scope["type"] == "http" and scope["state"]["metering"].serves(scope["path"]):
+            await scope["state"]["proxy"](scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -152,59 +153,68 @@ def create_app(
         # hand-over only after the switch interval (5 ms by default), so every database write could
         # stall requests that long; 0.5 ms bounds that stall at a small cost in throughput.
         sys.setswitchinterval(_SWITCH_INTERVAL_S)
-        store = Store(config.database.url)
-        try:
-            await asyncio.to_thread(store.create_tables)
-        except UpgradeRefused as exc:
-            store.dispose()
-            # One clear line first (it names the database and what to do); uvicorn then prints the short
-            # traceback of the raise below and exits with status 3, and stops its other workers too.
-            logger.error("tollgate cannot start: %s", exc)
-            raise UpgradeRefused(f"tollgate cannot start: {exc}") from None
-        ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
-        budget = BudgetKeeper(ledger, config.budget, clock=lambda: clock().timestamp())
-        alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
-        metrics = Metrics(user_labels=config.server.metrics_user_labels)
-        journal = Journal(Path(config.recorder.journal_dir), config.recorder.journal_max_bytes)
-        recorder = Recorder(
-            store,
-            journal=journal,
-            on_batch=lambda rows, seconds, ok: metrics.observe_batch(rows=rows, seconds=seconds, ok=ok),
-            batch_size=config.recorder.batch_size,
-            flush_interval=config.recorder.flush_interval,
-            handlers=handlers,
-            ledger=ledger,
-            on_charged=budget.written,
-            on_dropped=budget.dropped,
-            on_alert=alerts.emit,
-            clock=clock,
-        )
-        alerts.start()
-        await recorder.replay_orphans()
-        recorder.start()
-        budget.start()
-        upstream = upstream_factory()
-        metrics.set_queue_depth(lambda: recorder.queued)
-        handler = ProxyHandler(config, catalog, upstream, recorder, budget, metrics, clock)
-        billing = CurrentBilling(settings_from_config(config))
+        # Each service is stopped by the stack as soon as it has started: a start that fails half-way
+        # stops what it started, in the reverse order.
+        async with contextlib.AsyncExitStack() as started:
+            store = Store(config.database.url)
+            started.callback(store.dispose)
+            await _prepare_database(store)
+            ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
+            alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
+            alerts.start()
+            started.push_async_callback(alerts.close)
+            budget = BudgetKeeper(ledger, config.budget, clock=lambda: clock().timestamp())
+            metrics = Metrics(user_labels=config.server.metrics_user_labels)
+            journal = Journal(Path(config.recorder.journal_dir), config.recorder.journal_max_bytes)
+            recorder = Recorder(
+                store,
+                journal=journal,
+                on_batch=lambda rows, seconds, ok: metrics.observe_batch(rows=rows, seconds=seconds, ok=ok),
+                batch_size=config.recorder.batch_size,
+                flush_interval=config.recorder.flush_interval,
+                handlers=handlers,
+                ledger=ledger,
+                on_charged=budget.written,
+                on_dropped=budget.dropped,
+                on_alert=alerts.emit,
+                clock=clock,
+            )
+            budget.start()
+            started.push_async_callback(budget.close)
+            await recorder.replay_orphans()
+            recorder.start()
+            started.push_async_callback(recorder.close)  # before the budget's: its last batches settle leases
+            upstream = upstream_factory()
+            started.push_async_callback(upstream.close)
+            metrics.set_queue_depth(lambda: recorder.queued)
+            metering = Metering(config, catalog, recorder, budget, metrics, clock)
+            endpoint = ProxyEndpoint(
+                metering, upstream, cancel_on_disconnect=config.server.on_client_disconnect == "cancel"
+            )
+            billing = CurrentBilling(settings_from_config(config))
 
-        def reconfigure(new: Config, new_catalog: Catalog) -> None:
-            handler.configure(new, new_catalog)
-            billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
+            def reconfigure(new: Config, new_catalog: Catalog) -> None:
+                metering.configure(new, new_catalog)
+                endpoint.cancel_on_disconnect = new.server.on_client_disconnect == "cancel"
+                billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
 
-        reloader = ConfigReloader(config, reconfigure)
-        reloader.start()
-        invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
-        invoicing.start()
-        logger.info(
-            "tollgate ready: %d providers, %d limits, database %s",
-            len(handler.router.providers),
-            len(handler.limits.rules),
-            store.dialect,
-        )
-        try:
+            reloader = ConfigReloader(config, reconfigure)
+            reloader.start()
+            started.push_async_callback(reloader.close)
+            invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
+            invoicing.start()
+            started.push_async_callback(invoicing.close)
+            logger.info(
+                "tollgate ready: %d providers, %d limits, database %s",
+                len(metering.router.providers),
+                len(metering.limits.rules),
+                store.dialect,
+            )
             yield {
-                "handler": handler,
+                "proxy": endpoint,
+                "metering": metering,
+                "limits": lambda: metering.limits,  # the current book: a reload swaps it
+                "ledger": ledger,
                 "metrics": metrics,
                 "store": store,
                 "recorder": recorder,
@@ -216,14 +226,6 @@ def create_app(
                 "catalog": catalog,
                 "clock": clock,
             }
-        finally:
-            await invoicing.close()
-            await reloader.close()
-            await upstream.close()
-            await recorder.close()
-            await budget.close()
-            await alerts.close()
-            store.dispose()
 
     app = TollgateApp(
         routes=[
@@ -245,6 +247,17 @@ def create_app(
     # which any client sets: a trailing slash gets the one-shape 404 instead.
     app.router.redirect_slashes = False
     return app
+
+
+async def _prepare_database(store: Store) -> None:
+    """Bring the database to the newest schema, or stop the start with one clear line saying why."""
+    try:
+        await asyncio.to_thread(store.create_tables)
+    except UpgradeRefused as exc:
+        # One clear line first (it names the database and what to do); uvicorn then prints the short
+        # traceback of the raise below and exits with status 3, and stops its other workers too.
+        logger.error("tollgate cannot start: %s", exc)
+        raise UpgradeRefused(f"tollgate cannot start: {exc}") from None
 
 
 def app_from_environment() -> Starlette:

@@ -27,9 +27,9 @@ class Provider:
     retry_max_seconds: float
     bound_models: tuple[str, ...] = ()
 
-    def url(self, path: str, query: bytes) -> str:
-        """The provider URL for a Tollgate path under ``/v1``."""
-        url = self.base_url + path[3:]
+    def url(self, upstream_path: str, query: bytes) -> str:
+        """The provider URL for the part of a path that follows its ``base_url`` (as the dialect says)."""
+        url = self.base_url + upstream_path
         return f"{url}?{query.decode('latin-1')}" if query else url
 
 

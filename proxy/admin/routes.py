@@ -51,11 +51,10 @@ def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
 
 
 async def _limits(request: Request) -> Response:
-    handler = request.state.handler
     user = request.query_params.get("user")
     team = request.query_params.get("team")
     now = request.state.clock()
-    states = await asyncio.to_thread(limit_states, handler.limits, handler.budget.ledger, now, user, team)
+    states = await asyncio.to_thread(limit_states, request.state.limits(), request.state.ledger, now, user, team)
     return JSONResponse({"limits": [s.as_json() for s in states]})
 
 

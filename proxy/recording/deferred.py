@@ -21,7 +21,6 @@ in, so that a second fetch changes nothing.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -33,12 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from pricing import TokenCounts
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import BACKGROUND_TABLE, COUNTERS_TABLE, USAGE_TABLE
-
-PENDING = "pending"  # usage_source of a background create whose usage has not arrived yet
-QUEUED_STATUSES = frozenset({"queued", "in_progress"})
-FINISHED_STATUSES = frozenset({"completed", "failed", "incomplete", "cancelled"})
-# A fetch, or a cancel, of one stored response (matched as proxy.paths judges paths: any case, ;params, a slash).
-_RETRIEVAL = re.compile(r"/v1/responses/([^/;]+)(?:;[^/]*)?(/cancel)?(?:;[^/]*)?/?", re.IGNORECASE)
+from proxy.usage import PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +58,6 @@ class Finished:
 
 
 Deferred = Queued | Finished
-
-
-def retrieved_response(method: str, path: str) -> str | None:
-    """The response id a request fetches (``GET /v1/responses/{id}``) or cancels, else None."""
-    found = _RETRIEVAL.fullmatch(path)
-    if found is None or (method, bool(found[2])) not in (("GET", False), ("POST", True)):
-        return None
-    return found[1]
-
-
-def queued_response(body: bytes) -> str | None:
-    """The id of a background response that was only queued (its usage comes later), else None."""
-    obj = _json(body)
-    if obj.get("background") is True and obj.get("status") in QUEUED_STATUSES and isinstance(obj.get("id"), str):
-        return str(obj["id"])
-    return None
-
-
-def finished_status(body: bytes) -> str | None:
-    """The status of a finished response in ``body``, or None if it is not one."""
-    status = _json(body).get("status")
-    return status if status in FINISHED_STATUSES else None
 
 
 def as_json(event: Deferred) -> dict[str, Any]:
@@ -170,11 +142,3 @@ def _complete(
     change = (done.cost_pico or 0) - provisional
     for key in sorted(keys):
         conn.execute(COUNTERS_TABLE.update().where(c.counter_key == key).values(spent_pico=c.spent_pico + change))
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    return obj if isinstance(obj, dict) else {}

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.usage import usage_from_object
+from proxy.dialects.openai import usage_from_object
 from tests.conftest import Tollgate, json_answer
 from tests.fakeprovider import FakeProvider
 

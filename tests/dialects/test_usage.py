@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.dialects.openai import OpenAI, usage_from_body, usage_from_event, usage_from_object
 from proxy.sse import StreamMeter
-from proxy.usage import usage_from_body, usage_from_event, usage_from_object
 from tests.conftest import chat_completion
+
+OPENAI = OpenAI()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -67,7 +69,7 @@ def test_any_bytes_never_raise(data: bytes) -> None:
 
 @given(st.lists(st.binary(max_size=64), max_size=20), st.booleans())
 def test_any_stream_never_raises_and_passes_through_unhidden(pieces: list[bytes], hide: bool) -> None:
-    meter = StreamMeter(hide_usage=hide)
+    meter = StreamMeter(OPENAI.stream_reader(hide), hide_usage=hide)
     out = b"".join(meter.feed(p) for p in pieces) + meter.finish()
     if not hide:
         assert out == b"".join(pieces)

@@ -10,8 +10,9 @@ import orjson
 import pytest
 
 from pricing import Catalog
+from proxy.dialects.openai_requests import choices, output_cap, read_request
 from proxy.errors import CostUnbounded
-from proxy.limits.bounds import choices, output_cap, request_bound
+from proxy.limits.bounds import request_bound
 from tests.conftest import Tollgate, chat_completion, json_answer
 from tests.fakeprovider import FakeProvider
 
@@ -31,7 +32,7 @@ CHAT = "/v1/chat/completions"
 
 def _bound(payload: dict[str, Any], body: bytes | None = None, model: str = "m") -> tuple[int, str]:
     raw = orjson.dumps(payload) if body is None else body
-    return request_bound(CATALOG.lookup(model), raw, payload, embeddings=False, media_tokens=3000)
+    return request_bound(CATALOG.lookup(model), len(raw), read_request(payload), embeddings=False, media_tokens=3000)
 
 
 def test_an_escaped_key_is_still_a_media_part() -> None:
@@ -121,7 +122,7 @@ def test_an_unexpected_dearer_model_is_an_error_once_and_then_bounded(
     """gpt-4o-mini answered as o1-pro: the first answer overruns its bound, loudly; later ones are bounded by it."""
     tollgate: Tollgate = tollgate_factory('[[limits]]\nscope = "user"\nmax_usd = "0.05"\n')
     provider.answer("POST", CHAT, json_answer(chat_completion(model="o1-pro", prompt_tokens=50, completion_tokens=10)))
-    with caplog.at_level(logging.ERROR, logger="tollgate.handler"):
+    with caplog.at_level(logging.ERROR, logger="tollgate.core"):
         statuses = [tollgate.client.post(CHAT, content=BODY, headers=USER).status_code for _ in range(20)]
     assert [r.message for r in caplog.records if "BOUND EXCEEDED" in r.message][:1]
     assert statuses[0] == 200 and statuses.count(200) < 5  # was 20 of 20, reaching $0.27

@@ -10,6 +10,8 @@ import pytest
 from pricing import Catalog
 from proxy.attribution import Attribution
 from proxy.config import ConfigError, parse_config
+from proxy.dialects.base import RequestFacts
+from proxy.dialects.openai_requests import read_request
 from proxy.errors import CostUnbounded
 from proxy.limits.bounds import request_bound
 from proxy.limits.rules import LimitBook, compile_rules, crossed_thresholds
@@ -121,11 +123,13 @@ CATALOG = Catalog.from_entries(
     ],
 )
 def test_request_bound(payload: dict[str, object], body: bytes, expected_pico: int, words: str) -> None:
-    bound, why = request_bound(CATALOG.lookup("m"), body, payload, embeddings=False, media_tokens=3000)
+    bound, why = request_bound(
+        CATALOG.lookup("m"), len(body), read_request(payload), embeddings=False, media_tokens=3000
+    )
     assert bound == expected_pico
     assert words in why
 
 
 def test_unpriced_model_has_no_bound() -> None:
     with pytest.raises(CostUnbounded, match="has no price"):
-        request_bound(None, b"{}", {"model": "mystery"}, embeddings=False, media_tokens=0)
+        request_bound(None, 2, RequestFacts(model="mystery"), embeddings=False, media_tokens=0)

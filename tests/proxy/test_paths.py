@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy.app import create_app
+from proxy.dialects.openai import METERED_PATHS
 from proxy.errors import NotFound
-from proxy.handler import METERED_PATHS
 from proxy.paths import read_path
 from tests.conftest import chat_completion, json_answer, make_config
 from tests.fakeprovider import FakeProvider, ServerThread

@@ -3,8 +3,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from proxy.dialects.openai import OpenAI
 from proxy.sse import StreamMeter
 from tests.conftest import chat_chunks
+
+OPENAI = OpenAI()
 
 
 def _relay(meter: StreamMeter, pieces: list[bytes]) -> bytes:
@@ -18,7 +21,7 @@ def _split_every(data: bytes, size: int) -> list[bytes]:
 @pytest.mark.parametrize("size", [1, 7, 64, 10_000])
 def test_usage_is_found_however_the_stream_is_split(size: int) -> None:
     stream = b"".join(chat_chunks(prompt_tokens=40, completion_tokens=9, cached_tokens=8))
-    meter = StreamMeter()
+    meter = StreamMeter(OPENAI.stream_reader(False))
     out = _relay(meter, _split_every(stream, size))
     assert out == stream
     assert meter.usage is not None
@@ -29,7 +32,7 @@ def test_usage_is_found_however_the_stream_is_split(size: int) -> None:
 def test_hidden_usage_stream_equals_the_stream_the_client_asked_for(size: int) -> None:
     upstream = b"".join(chat_chunks(include_usage=True))
     asked_for = b"".join(chat_chunks(include_usage=False))
-    meter = StreamMeter(hide_usage=True)
+    meter = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
     assert _relay(meter, _split_every(upstream, size)) == asked_for
     assert meter.usage is not None and meter.usage.tokens.output == 3
 
@@ -53,7 +56,7 @@ def test_responses_stream_usage_comes_from_response_completed() -> None:
         b"event: response.created\ndata: " + orjson.dumps(created) + b"\n\n"
         b"event: response.completed\ndata: " + orjson.dumps(completed) + b"\n\n"
     )
-    meter = StreamMeter()
+    meter = StreamMeter(OPENAI.stream_reader(False))
     assert _relay(meter, _split_every(stream, 5)) == stream
     assert meter.usage is not None
     tokens = meter.usage.tokens
@@ -62,7 +65,7 @@ def test_responses_stream_usage_comes_from_response_completed() -> None:
 
 def test_crlf_delimited_events_are_read() -> None:
     stream = b"".join(chat_chunks()).replace(b"\n\n", b"\r\n\r\n")
-    meter = StreamMeter()
+    meter = StreamMeter(OPENAI.stream_reader(False))
     assert _relay(meter, _split_every(stream, 11)) == stream
     assert meter.usage is not None
 
@@ -70,6 +73,6 @@ def test_crlf_delimited_events_are_read() -> None:
 def test_a_stream_that_is_not_sse_passes_unchanged_with_no_usage() -> None:
     garbage = b'{"usage": {"prompt_tokens": 3}} not an event stream'
     for hide in (False, True):
-        meter = StreamMeter(hide_usage=hide)
+        meter = StreamMeter(OPENAI.stream_reader(hide), hide_usage=hide)
         assert _relay(meter, _split_every(garbage, 4)) == garbage
         assert meter.usage is None

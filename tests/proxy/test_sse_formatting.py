@@ -13,9 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.app import create_app
+from proxy.dialects.openai import OpenAI
 from proxy.sse import StreamMeter
 from tests.conftest import chat_chunks, make_config, sse
 from tests.fakeprovider import FakeProvider, ServerThread
+
+OPENAI = OpenAI()
 
 _TRICKY_TEXT = st.text(max_size=12) | st.sampled_from(["[DONE]", '"usage"', '"choices":[]', '"usage": null', "data: x"])
 _USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
@@ -86,7 +89,7 @@ def test_the_client_gets_the_stream_it_asked_for_whatever_the_formatting(
     stream: tuple[list[bytes], list[Any], list[bytes | None]],
 ) -> None:
     pieces, expected, exact = stream
-    meter = StreamMeter(hide_usage=True)
+    meter = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
     out = b"".join(meter.feed(piece) for piece in pieces) + meter.finish()
     assert _client_events(out) == expected
     if all(e is not None for e in exact):
@@ -101,13 +104,13 @@ def test_a_stream_that_asked_for_usage_passes_byte_for_byte(
     stream: tuple[list[bytes], list[Any], list[bytes | None]],
 ) -> None:
     pieces, _, _ = stream
-    meter = StreamMeter(hide_usage=False)
+    meter = StreamMeter(OPENAI.stream_reader(False), hide_usage=False)
     assert [meter.feed(piece) for piece in pieces] == pieces
     assert meter.usage is not None and meter.usage.tokens.input == 11
 
 
 def test_done_in_the_text_does_not_end_the_stream() -> None:
-    meter = StreamMeter(hide_usage=True)
+    meter = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
     delta = b'data: {"choices":[{"index":0,"delta":{"content":"data: [DONE]"}}],"usage":null}\n\n'
     for _ in range(3):
         assert meter.feed(delta) == delta.replace(b',"usage":null', b"")  # each event goes on at once
@@ -119,7 +122,7 @@ def test_done_in_the_text_does_not_end_the_stream() -> None:
 def test_a_chunk_with_empty_choices_and_no_usage_reaches_the_client() -> None:
     """Azure's first chunk carries prompt_filter_results and no choices: it is not the usage chunk."""
     first = b'data: {"choices":[],"created":0,"id":"","model":"","prompt_filter_results":[],"usage": null}\n\n'
-    meter = StreamMeter(hide_usage=True)
+    meter = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
     assert meter.feed(first) == first.replace(b',"usage": null', b"")
 
 

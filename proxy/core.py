@@ -1,0 +1,625 @@
+"""The metering core: one ``MeteredCall`` per request, through its steps in order.
+
+    begin      judge the path, choose the dialect, authenticate (before the body is read)
+    read       what the body says: model, stream, user, the facts of its cost bound
+    admit      attribute, route, and reserve its largest cost on every blocking limit
+    forward    send it upstream through the ``Upstream`` seam
+    answer     read the usage of a whole answer / ``stream``: read it from each event
+    record     price, settle the limits, and queue one usage row (``refuse``: the same for a refusal)
+
+The core knows no ASGI and no provider. It talks to the outside through small seams:
+the front door that drives it (``proxy.asgi`` for the HTTP proxy), the upstream client
+(``proxy.forward``), the dialect (``proxy.dialects``) and the recorder
+(``proxy.recording.recorder``). ``Metering`` holds what every call shares, and swaps in
+what a reloaded config decides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from pricing import Catalog, PriceCard, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
+from proxy.admin.metrics import Metrics
+from proxy.attribution import Attribution, AttributionReader
+from proxy.clock import Clock
+from proxy.config import Config
+from proxy.dialects import DIALECTS, dialect_for
+from proxy.dialects.base import Dialect, Endpoint, RequestFacts
+from proxy.encoding import content_encoding, decoded, decoder_for
+from proxy.errors import (
+    CostUnbounded,
+    InvalidJSON,
+    LimitsUnavailable,
+    MissingModel,
+    ModelNotFound,
+    NotFound,
+    ProviderKeyMissing,
+    RecordingUnavailable,
+    SpendLimitExceeded,
+    TollgateError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from proxy.estimate import estimate
+from proxy.forward import Upstream, UpstreamResponse
+from proxy.keys import KeyRing, bearer_token
+from proxy.limits.bounds import request_bound
+from proxy.limits.budget import UNLIMITED, BudgetKeeper
+from proxy.limits.rules import LimitBook, compile_rules
+from proxy.paths import RequestPath, read_path
+from proxy.providers import Provider, ProviderRouter
+from proxy.recording.deferred import Deferred, Finished, Queued
+from proxy.recording.recorder import Recorder
+from proxy.recording.records import MAX_LABEL_CHARS, UsageRecord, label_problem
+from proxy.sse import StreamMeter
+from proxy.usage import (
+    CLAMPED,
+    ESTIMATED,
+    MISSING,
+    NO_USAGE,
+    PENDING,
+    REPORTED,
+    Usage,
+    clamp_usage,
+)
+
+logger = logging.getLogger("tollgate.core")
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+# Never forwarded either way (RFC 9110 section 7.6.1), plus what the HTTP client sets itself.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
+)
+# Provider headers that make no sense, or say too much, on Tollgate's origin: cookies and alternative
+# services are the provider's, not Tollgate's.
+_NEVER_RELAYED = frozenset({b"set-cookie", b"alt-svc"})
+# Request ids: a random prefix per process and a counter; unique across workers, and far cheaper than uuid4.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+_NO_TOKENS = TokenCounts()
+
+
+class Metering:
+    """What every call shares: the parts a config decides (swapped whole on reload), and the services."""
+
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        recorder: Recorder,
+        budget: BudgetKeeper,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.recorder = recorder
+        self.budget = budget
+        self.metrics = metrics
+        self.clock = clock
+        self.unpriced_warned: set[str] = set()
+        # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
+        self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
+        self.configure(config, catalog)
+
+    def configure(self, config: Config, catalog: Catalog) -> None:
+        """Take a (new) config: everything it decides is built first, then swapped in at once."""
+        router = ProviderRouter(config.providers)
+        limits = LimitBook(compile_rules(config.limits))
+        keys = KeyRing(config.keys)
+        attribution = AttributionReader(config.attribution, config.teams)
+        self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
+        self.managed_only = config.auth.mode == "managed"
+        self.media_tokens = config.budget.image_tokens
+        self.max_body_bytes = config.server.max_body_bytes
+        self.cost_header = config.server.cost_header
+
+    def serves(self, path: str) -> bool:
+        """Whether a (decoded) path belongs to one of the provider APIs Tollgate meters."""
+        return any(dialect.serves(path.lower()) for dialect in DIALECTS)
+
+    def call(self, method: str, raw_path: bytes | None, path: str, query: bytes, headers: Headers) -> MeteredCall:
+        return MeteredCall(self, method, raw_path, path, query, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A refusal as the client gets it: in its API's error shape."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class MeteredCall:
+    """One request through Tollgate, from its headers to its one usage row."""
+
+    def __init__(
+        self, metering: Metering, method: str, raw_path: bytes | None, path: str, query: bytes, headers: Headers
+    ) -> None:
+        self.metering = metering
+        self.request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        self.method = method
+        self.path = path[:MAX_LABEL_CHARS].replace("\x00", "?")  # what a row can hold, until judged
+        self.headers = headers
+        self.started = time.perf_counter()
+        self.started_at = metering.clock()
+        self.ttfb: float | None = None
+        self.dialect: Dialect = DIALECTS[-1]  # the fallback, for the shape of an early refusal
+        self.endpoint: Endpoint | None = None
+        self.facts = RequestFacts(model=None)
+        self.payload: dict[str, Any] | None = None
+        self.body = b""
+        self.hide_usage = False
+        self.fetches_job: str | None = None
+        self.key_name: str | None = None
+        self.managed = False
+        self.attribution = Attribution()
+        self.provider: Provider | None = None
+        self.admission = UNLIMITED
+        self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
+        self.recorded = False
+        self._raw_path, self._query = raw_path, query
+        self._judged: RequestPath | None = None
+        self._key: Any = None
+
+    @property
+    def model(self) -> str | None:
+        return self.facts.model
+
+    @property
+    def metered(self) -> bool:
+        return self.endpoint is not None
+
+    # 1. Before the body: the path, the dialect, the key.
+
+    def begin(self) -> None:
+        """Judge the path and authenticate; an anonymous client of managed mode never gets its body read."""
+        judged = self._judged = read_path(self._raw_path, self.path, self._query)
+        self.path = judged.text
+        dialect = dialect_for(judged.canonical)
+        if dialect is None:
+            raise NotFound(f"Tollgate does not forward the path {judged.text!r}: no provider API uses it.")
+        self.dialect = dialect
+        prefix = "/" + judged.canonical.split("/")[1] + "/"  # "/v1/": what the dialect cuts off for base_url
+        if not judged.raw.lower().startswith(prefix):
+            raise NotFound(f"Tollgate does not forward the path {judged.text!r}: its prefix is percent-encoded.")
+        self.endpoint = dialect.endpoint(self.method, judged.canonical)
+        self.fetches_job = dialect.fetches_job(self.method, judged.text)
+        metering = self.metering
+        token = bearer_token(_header(self.headers, dialect.key_header))
+        self._key = metering.keys.identify(token) if metering.keys else None
+        if self._key is None and metering.managed_only:
+            if token is None:
+                raise Unauthorized("A Tollgate API key is required: send it as 'Authorization: Bearer <key>'.")
+            raise Unauthorized(
+                "The Tollgate API key presented is not valid: check it, or make one with `tollgate keys new`."
+            )
+        self.managed = self._key is not None
+
+    # 2. The body: what the request says about itself.
+
+    def read(self, body: bytes) -> None:
+        self.body = body
+        if self.endpoint is None:
+            if body and _header(self.headers, b"content-type").startswith(b"application/json"):
+                self.facts = RequestFacts(model=_label(self.dialect.model_of(_parse(body))))
+            return
+        content_type = _header(self.headers, b"content-type")
+        if content_type and not content_type.startswith(b"application/json"):
+            raise UnsupportedMediaType(
+                f"{self.path} takes a JSON body: send 'Content-Type: application/json', "
+                f"not '{content_type.decode('latin-1')}'."
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
+        if not isinstance(payload, dict):
+            raise InvalidJSON("The request body must be a JSON object.")
+        facts = self.dialect.read_request(self.endpoint, payload)
+        if facts.model is None:
+            raise MissingModel("You must provide a model parameter.")
+        problem = label_problem(facts.model)
+        if problem is not None:
+            raise ModelNotFound(f"No model is served by that name: it {problem}.")
+        self.facts, self.payload = facts, payload
+        # A stream that would not report its usage is asked to; what that adds is hidden again (proxy.sse).
+        self.body, self.hide_usage = self.dialect.with_usage_reporting(self.endpoint, body, payload)
+
+    # 3. Attribute, route, and admit against the limits.
+
+    async def admit(self) -> None:
+        metering = self.metering
+        self.attribution = metering.attribution.read(self.headers, self.facts.user, self._key)
+        self.key_name = self.attribution.key
+        model = self.facts.model
+        provider = metering.router.route(model) if model else metering.router.default
+        if provider is None:
+            if model:
+                raise ModelNotFound(f"The model '{model}' is not served by any provider configured in Tollgate.")
+            raise ModelNotFound("No provider is configured in Tollgate.")
+        self.provider = provider
+        if self.managed and provider.api_key is None:
+            env = provider.api_key_env
+            missing = f"set ${env} where Tollgate runs" if env else "set its api_key_env"
+            raise ProviderKeyMissing(f"Provider '{provider.name}' has no API key in Tollgate: {missing}.")
+        if not metering.recorder.can_record:
+            raise RecordingUnavailable(
+                "Tollgate cannot record usage right now (its journal cannot be written and its database is "
+                "unreachable), so it forwards nothing; try again shortly."
+            )
+        if metering.limits:
+            await self._reserve()
+
+    async def _reserve(self) -> None:
+        """Reserve the request's largest possible cost on every limit it counts against, or refuse it."""
+        metering = self.metering
+        counters = metering.limits.counters(self.attribution, self.started_at)
+        if not counters:
+            return
+        bound, why = 0, "it carries no usage"
+        if any(c.block_pico is not None for c in counters) and self.payload is not None and self.facts.model:
+            try:
+                bound, why = self._bound()
+            except CostUnbounded as error:
+                scope = next(c for c in counters if c.block_pico is not None).scope
+                raise CostUnbounded(error.message, scope=scope) from None
+        self.admission = await metering.budget.admit(counters, bound, why)
+
+    def _bound(self) -> tuple[int, str]:
+        """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
+        assert self.endpoint is not None and self.provider is not None and self.facts.model is not None
+        metering, facts, model = self.metering, self.facts, self.facts.model
+        # A provider may answer with another model than asked for: a router's fallbacks, the provider's
+        # configured bound_models, or a substitution seen before. The bound covers them all.
+        names = [*facts.fallback_models, *self.provider.bound_models]
+        candidates = [(name, metering.catalog.lookup(name)) for name in names]
+        candidates += [(card.model, card) for card in metering.substitutes.get((self.provider.name, model), ())]
+        requested = metering.catalog.lookup(model)
+        if requested is not None or not candidates:
+            candidates.append((model, requested))
+        embeddings = self.endpoint.embeddings
+        cards: dict[str, PriceCard] = {}
+        for name, card in candidates:
+            if card is None:  # a model that may answer has no price: nothing bounds the request
+                unpriced = RequestFacts(model=name)
+                return request_bound(None, len(self.body), unpriced, embeddings=embeddings, media_tokens=0)
+            cards[card.model] = card
+        bounds = [
+            request_bound(card, len(self.body), facts, embeddings=embeddings, media_tokens=metering.media_tokens)
+            for card in cards.values()
+        ]
+        return max(bounds, key=lambda bound: bound[0])
+
+    # 4. Forward.
+
+    def upstream_request(self) -> UpstreamRequest:
+        """What goes upstream: the raw path under the provider's base URL, the headers, the (prepared) body."""
+        assert self._judged is not None and self.provider is not None
+        provider = self.provider
+        url = provider.url(self.dialect.upstream_path(self._judged.raw), self._query)
+        return UpstreamRequest(self.method, url, self._upstream_headers(provider), self.body)
+
+    async def forward(self, upstream: Upstream) -> UpstreamResponse:
+        assert self.provider is not None
+        request, provider = self.upstream_request(), self.provider
+        return await upstream.send(
+            request.method,
+            request.url,
+            request.headers,
+            request.body,
+            connect_timeout=provider.connect_timeout,
+            read_timeout=provider.read_timeout,
+            retries=provider.retries,
+            retry_max_seconds=provider.retry_max_seconds,
+        )
+
+    def _upstream_headers(self, provider: Provider) -> list[tuple[str, str]]:
+        reader, managed, metered = self.metering.attribution, self.managed, self.metered
+        out: list[tuple[str, str]] = []
+        for name, value in self.headers:
+            if name in HOP_BY_HOP:
+                continue
+            if managed and name == self.dialect.key_header:
+                continue
+            if metered and name == b"accept-encoding":
+                continue
+            if reader.strip and reader.is_attribution_header(name):
+                continue
+            out.append((name.decode("latin-1"), value.decode("latin-1")))
+        if managed:
+            out.append(("authorization", f"Bearer {provider.api_key}"))
+        if metered:
+            # Usage is read from the body as it passes, so it should arrive uncompressed (proxy.encoding reads
+            # it anyway if the provider compresses).
+            out.append(("accept-encoding", "identity"))
+        out.extend(provider.extra_headers)
+        return out
+
+    # 5. Relay while reading the usage.
+
+    def answer(self, status: int, headers: Headers, body: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """A whole answer: read its usage and record it; (the headers to send, whether the row is on disk).
+
+        Recorded before the answer goes out, so that a client that has its answer has its row, and its
+        headers can say what it cost and what the limit leaves once it is settled.
+        """
+        self.ttfb = time.perf_counter() - self.started
+        usage, estimated = None, False
+        deferred: Deferred | None = None
+        readable = decoded(body, headers) if status < 400 else None  # the client still gets the bytes as they came
+        if self.endpoint is not None and status < 400:
+            usage = self.dialect.usage_from_body(readable) if readable is not None else None
+            job = self.dialect.queued_job(readable) if usage is None and readable is not None else None
+            if job is not None:  # a background job: its usage comes when its result is fetched
+                keys = tuple(counter.key for counter in self.admission.counters)
+                deferred = Queued(job, self.request_id, self.admission.bound, keys)
+            elif usage is None:
+                tokens = estimate(self.dialect.prompt_text(self.payload), self.dialect.answer_text(readable or b""))
+                usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
+        elif self.fetches_job is not None and status == 200 and readable is not None:
+            if self.dialect.finished_job(readable):
+                deferred = self._finished(self.fetches_job, self.dialect.usage_from_body(readable))
+        durable = self._record(status, usage, None, estimated=estimated, deferred=deferred)
+        out = self.response_headers(headers, self.metering.budget.remaining(self.admission), streamed=False)
+        cost_pico = self.cost[0] if self.cost is not None else None
+        if cost_pico is not None and self.metering.cost_header:
+            out.append((b"x-tollgate-cost-usd", decimal_text(pico_to_usd(cost_pico)).encode()))
+        return out, durable
+
+    def stream(self, headers: Headers) -> tuple[StreamMeter, Any, list[tuple[bytes, bytes]]]:
+        """A stream's meter, the decoder its chunks go through (None if uncompressed), and its headers."""
+        meter = StreamMeter(self.dialect.stream_reader(self.hide_usage), hide_usage=self.hide_usage)
+        # A stream the provider compressed anyway is read through a decoder. The client gets the provider's
+        # bytes, unless Tollgate hides usage in it: that needs the events, so the client then gets them decoded.
+        coding = content_encoding(headers)
+        decoder = decoder_for(coding) if coding is not None else None
+        if coding is not None and decoder is None:
+            meter.sse = False  # unreadable: relayed as it is, and estimated
+        out = self.response_headers(headers, self.admission.remaining_pico, streamed=True)
+        if decoder is not None and self.hide_usage:
+            out = [(name, value) for name, value in out if name != b"content-encoding"]
+        return meter, decoder, out
+
+    def end_stream(self, status: int, meter: StreamMeter, error: str | None) -> bool:
+        """The stream is over (or cut short): record it; whether the row is on disk."""
+        if self.fetches_job is not None and meter.usage is not None:  # a streamed fetch of a job's result
+            return self._record(status, None, error, deferred=self._finished(self.fetches_job, meter.usage))
+        usage, estimated = meter.usage, False
+        # No usage from a stream that was answered (even one that hung before its first event): estimated,
+        # never recorded as free.
+        if usage is None and self.endpoint is not None and status < 400:
+            received = meter.received
+            prompt = self.dialect.prompt_text(self.payload)
+            tokens = estimate(prompt, meter.streamed_text(), received.kept, received.total)
+            usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
+        return self._record(status, usage, error, estimated=estimated)
+
+    def response_headers(self, headers: Headers, remaining: int | None, *, streamed: bool) -> list[tuple[bytes, bytes]]:
+        hidden = self.dialect.account_headers if self.managed else frozenset()
+        out = [
+            (name, value)
+            for name, value in headers
+            if (name not in HOP_BY_HOP or (name == b"content-length" and not streamed))
+            and name not in _NEVER_RELAYED
+            and name not in hidden
+        ]
+        out.append((b"x-tollgate-request-id", self.request_id.encode()))
+        if remaining is not None:
+            out.append((b"x-tollgate-limit-remaining-usd", decimal_text(pico_to_usd(max(remaining, 0))).encode()))
+        return out
+
+    def refuse(self, error: TollgateError) -> tuple[Refusal, bool]:
+        """Tollgate answers the request itself: the refusal, recorded; (it, whether the row is on disk)."""
+        metering = self.metering
+        if isinstance(error, (SpendLimitExceeded, LimitsUnavailable, CostUnbounded)):
+            metering.metrics.observe_refusal(scope=error.scope or "", code=error.code or "")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"x-tollgate-request-id", self.request_id.encode()),
+            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+        ]
+        durable = self._record(error.status, None, error.code or error.type)
+        return Refusal(error.status, headers, self.dialect.error_body(error)), durable
+
+    # 6. Price, settle and record.
+
+    def _price(self, usage: Usage | None) -> tuple[int | None, bool]:
+        """(cost in picodollars, unpriced) of the request's usage; (None, False) when it has none."""
+        card, cost, unpriced = self._cost(usage, self.facts.model)
+        admission = self.admission
+        if card is not None and cost is not None and admission.leased and cost > admission.bound:
+            self._overran(card, cost)
+        return cost, unpriced
+
+    def _cost(self, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
+        """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
+        metering = self.metering
+        model_served = (usage.model if usage is not None else None) or requested
+        if usage is None or model_served is None:
+            return None, None, False
+        card = metering.catalog.lookup(model_served)
+        if card is None and requested is not None and requested != model_served:
+            card = metering.catalog.lookup(requested)
+        if card is None:
+            if model_served not in metering.unpriced_warned:
+                metering.unpriced_warned.add(model_served)
+                logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
+            return None, None, True
+        return card, cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
+
+    def _overran(self, served: PriceCard, cost: int) -> None:
+        """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed."""
+        metering, bound = self.metering, self.admission.bound
+        metering.metrics.observe_bound_overrun(model=served.model)
+        logger.error(
+            "BOUND EXCEEDED: request %s (model %r, answered as %r) cost $%s, more than its bound of $%s; "
+            "spend may pass a blocking limit by the difference",
+            self.request_id,
+            self.facts.model,
+            served.model,
+            decimal_text(pico_to_usd(cost)),
+            decimal_text(pico_to_usd(bound)),
+        )
+        model, provider = self.facts.model, self.provider
+        if provider is not None and model is not None and metering.catalog.lookup(model) != served:
+            # The provider answered with a dearer model than asked for: from now on, bound by that one too.
+            key = (provider.name, model)
+            known = metering.substitutes.get(key, ())
+            if served not in known:
+                metering.substitutes[key] = (*known, served)
+
+    def _finished(self, job: str, usage: Usage | None) -> Finished:
+        """A finished job's usage, priced, to complete the row of the request that queued it."""
+        usage = usage if usage is not None else Usage(tokens=_NO_TOKENS)
+        card = self.metering.catalog.lookup(usage.model) if usage.model is not None else None
+        usage, _ = clamp_usage(usage, card)
+        _, cost, unpriced = self._cost(usage, None)
+        if usage.model is None and usage.tokens == _NO_TOKENS:
+            cost, unpriced = 0, False  # finished before it ran: nothing to pay
+        return Finished(job, usage.tokens, usage.model, usage.service_tier, cost, unpriced)
+
+    def _record(
+        self,
+        status: int,
+        usage: Usage | None,
+        error: str | None,
+        *,
+        estimated: bool = False,
+        deferred: Deferred | None = None,
+    ) -> bool:
+        """Price, settle and queue the request's row, once; False if it is not on disk yet (see ``write_through``)."""
+        if self.recorded:
+            return True
+        self.recorded = True
+        metering = self.metering
+        model_served = (usage.model if usage is not None else None) or self.facts.model
+        clamped = False
+        if usage is not None:
+            usage, clamped = clamp_usage(usage, metering.catalog.lookup(model_served) if model_served else None)
+            if clamped:
+                logger.error(
+                    "IMPOSSIBLE USAGE: request %s (model %r) reported more tokens than the model can use; "
+                    "counts clamped to %d and the row flagged %r",
+                    self.request_id,
+                    model_served,
+                    max(dataclasses.astuple(usage.tokens)),
+                    CLAMPED,
+                )
+        if self.cost is None:
+            self.cost = self._price(usage)
+        cost_pico, unpriced = self.cost
+        # A background job holds its bound on the limits until its usage arrives (see proxy.recording.deferred).
+        held = self.admission.bound if isinstance(deferred, Queued) else (cost_pico or 0)
+        charges = metering.budget.settle(self.admission, held) if self.admission.counters else ()
+        latency = time.perf_counter() - self.started
+        if usage is not None:
+            source = CLAMPED if clamped else ESTIMATED if estimated else REPORTED
+        elif isinstance(deferred, Queued):
+            source = PENDING
+        else:
+            source = MISSING if self.endpoint is not None and status < 400 else NO_USAGE
+        provider = self.provider.name if self.provider is not None else None
+        tokens = usage.tokens if usage is not None else _NO_TOKENS
+        metering.metrics.observe_request(
+            endpoint=self.path,
+            provider=provider,
+            model=model_served,
+            status=status,
+            user=self.attribution.user,
+            latency_s=latency,
+            ttfb_s=self.ttfb,
+            tokens=usage.tokens if usage is not None else None,
+            cost_pico=cost_pico,
+            usage_source=source,
+        )
+        attribution = self.attribution
+        record = UsageRecord(
+            request_id=self.request_id,
+            started_at=self.started_at,
+            ended_at=metering.clock(),
+            method=self.method,
+            endpoint=self.path,
+            provider=provider,
+            model_requested=self.facts.model,
+            model_served=model_served if usage is not None else None,
+            stream=self.facts.stream,
+            status=status,
+            user_id=attribution.user,
+            team_id=attribution.team,
+            thread_id=attribution.thread,
+            agent=attribution.agent,
+            key_name=attribution.key,
+            tags=orjson.dumps(dict(attribution.tags)).decode() if attribution.tags else None,
+            input_tokens=tokens.input,
+            cached_input_tokens=tokens.cached_input,
+            cache_write_tokens=tokens.cache_write,
+            cache_write_1h_tokens=tokens.cache_write_1h,
+            cache_write_12h_tokens=tokens.cache_write_12h,
+            output_tokens=tokens.output,
+            reasoning_tokens=tokens.reasoning,
+            audio_input_tokens=tokens.audio_input,
+            audio_output_tokens=tokens.audio_output,
+            service_tier=usage.service_tier if usage is not None else None,
+            cost_pico=cost_pico,
+            unpriced=unpriced,
+            usage_source=source,
+            latency_ms=latency * 1e3,
+            ttfb_ms=self.ttfb * 1e3 if self.ttfb is not None else None,
+            error_type=error,
+        )
+        return metering.recorder.submit(record, charges, deferred)
+
+
+def _header(headers: Headers, name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _label(model: str | None) -> str | None:
+    return model if model is not None and label_problem(model) is None else None
+
+
+def is_event_stream(headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return bool(value.startswith(b"text/event-stream"))
+    return False
