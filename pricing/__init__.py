@@ -6,9 +6,24 @@ Pure: no I/O beyond reading the price map once, no imports of litellm, httpx or 
 from __future__ import annotations
 
 from pricing.catalog import Catalog, PriceCard, PricingConfigError
-from pricing.cost import Cost, TokenCounts, bound_cost, cost_to_pico, decimal_text, pico_to_usd, price_tokens
+from pricing.cost import (
+    CACHE_WRITE_KINDS,
+    TOKEN_COLUMNS,
+    TOKEN_KINDS,
+    Cost,
+    TokenCounts,
+    bound_cost,
+    cost_to_pico,
+    decimal_text,
+    pico_to_usd,
+    price_tokens,
+    token_columns,
+)
 
 __all__ = [
+    "CACHE_WRITE_KINDS",
+    "TOKEN_COLUMNS",
+    "TOKEN_KINDS",
     "Catalog",
     "Cost",
     "PriceCard",
@@ -19,4 +34,5 @@ __all__ = [
     "decimal_text",
     "pico_to_usd",
     "price_tokens",
+    "token_columns",
 ]

@@ -21,6 +21,7 @@ Which rate applies:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -72,6 +73,20 @@ class TokenCounts:
         inputs = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.cache_write_12h)
         if min(*inputs, self.audio_input, self.output, self.reasoning, self.audio_output) < 0:
             raise ValueError(f"token counts must not be negative, got {self}")
+
+
+#: Every kind of token a request counts, in ``TokenCounts`` order: the one list the store, the records,
+#: the metrics, the invoices and the reports derive theirs from.
+TOKEN_KINDS: Final = tuple(f.name for f in dataclasses.fields(TokenCounts))
+#: Their column names on a usage row: ``input_tokens``, ``cached_input_tokens``, ...
+TOKEN_COLUMNS: Final = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
+#: The cache write kinds, one per lifetime; rollups and metrics add them up as one.
+CACHE_WRITE_KINDS: Final = tuple(kind for kind in TOKEN_KINDS if kind.startswith("cache_write"))
+
+
+def token_columns(tokens: TokenCounts) -> dict[str, int]:
+    """``tokens`` as a usage row's columns."""
+    return {column: getattr(tokens, kind) for kind, column in zip(TOKEN_KINDS, TOKEN_COLUMNS, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,16 @@ from typing import Any
 
 import orjson
 
-from pricing import Catalog, PriceCard, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens
+from pricing import (
+    Catalog,
+    PriceCard,
+    TokenCounts,
+    cost_to_pico,
+    decimal_text,
+    pico_to_usd,
+    price_tokens,
+    token_columns,
+)
 from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
 from proxy.clock import Clock
@@ -580,15 +589,7 @@ class MeteredCall:
             agent=attribution.agent,
             key_name=attribution.key,
             tags=orjson.dumps(dict(attribution.tags)).decode() if attribution.tags else None,
-            input_tokens=tokens.input,
-            cached_input_tokens=tokens.cached_input,
-            cache_write_tokens=tokens.cache_write,
-            cache_write_1h_tokens=tokens.cache_write_1h,
-            cache_write_12h_tokens=tokens.cache_write_12h,
-            output_tokens=tokens.output,
-            reasoning_tokens=tokens.reasoning,
-            audio_input_tokens=tokens.audio_input,
-            audio_output_tokens=tokens.audio_output,
+            **token_columns(tokens),
             service_tier=usage.service_tier if usage is not None else None,
             cost_pico=cost_pico,
             unpriced=unpriced,

@@ -19,11 +19,13 @@ is a decimal string that Prometheus will read as a float.
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
-from pricing.cost import PICO_PER_USD
+from pricing.cost import CACHE_WRITE_KINDS, PICO_PER_USD
+from pricing.cost import TOKEN_KINDS as ALL_TOKEN_KINDS
 
 if TYPE_CHECKING:
     from pricing import TokenCounts
@@ -34,7 +36,13 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 MAX_LABEL_SETS: Final = 10_000
 _OTHER: Final = "other"
-TOKEN_KINDS: Final = ("input", "cached_input", "cache_write", "output", "reasoning", "audio_input", "audio_output")
+# One series per token kind, but one for all cache write lifetimes ("cache_write").
+_GROUPS: dict[str, list[int]] = {}
+for _index, _kind in enumerate(ALL_TOKEN_KINDS):
+    _GROUPS.setdefault("cache_write" if _kind in CACHE_WRITE_KINDS else _kind, []).append(_index)
+TOKEN_KINDS: Final = tuple(_GROUPS)
+_GROUP_INDEXES: Final = tuple(tuple(group) for group in _GROUPS.values())
+_COUNTS: Final = operator.attrgetter(*ALL_TOKEN_KINDS)
 
 _Key = tuple[str | int | None, ...]
 
@@ -161,13 +169,9 @@ class _TokenCounter(_Family):
             key = self._admit(key)
             row = self.rows.setdefault(key, [0] * len(TOKEN_KINDS))
         # The order of TOKEN_KINDS. Adding zeros is cheaper than testing for them; render skips them.
-        row[0] += tokens.input
-        row[1] += tokens.cached_input
-        row[2] += tokens.cache_write + tokens.cache_write_1h + tokens.cache_write_12h
-        row[3] += tokens.output
-        row[4] += tokens.reasoning
-        row[5] += tokens.audio_input
-        row[6] += tokens.audio_output
+        counts = _COUNTS(tokens)
+        for i, group in enumerate(_GROUP_INDEXES):
+            row[i] += counts[group[0]] if len(group) == 1 else sum(counts[j] for j in group)
 
     def samples(self) -> list[str]:
         return [

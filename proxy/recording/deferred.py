@@ -29,7 +29,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pricing import TokenCounts
+from pricing import TokenCounts, token_columns
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import BACKGROUND_TABLE, COUNTERS_TABLE, USAGE_TABLE
 from proxy.usage import PENDING
@@ -117,15 +117,7 @@ def _complete(
     if row is None:
         return  # completed already, or its row was set aside
     update = {
-        "input_tokens": tokens.input,
-        "cached_input_tokens": tokens.cached_input,
-        "cache_write_tokens": tokens.cache_write,
-        "cache_write_1h_tokens": tokens.cache_write_1h,
-        "cache_write_12h_tokens": tokens.cache_write_12h,
-        "output_tokens": tokens.output,
-        "reasoning_tokens": tokens.reasoning,
-        "audio_input_tokens": tokens.audio_input,
-        "audio_output_tokens": tokens.audio_output,
+        **token_columns(tokens),
         "model_served": done.model_served,
         "service_tier": done.service_tier,
         "cost_pico": done.cost_pico,

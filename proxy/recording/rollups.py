@@ -8,6 +8,7 @@ without scanning millions of raw rows, and the two never disagree.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date
 from typing import TypeVar
@@ -15,22 +16,19 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pricing import CACHE_WRITE_KINDS, TOKEN_COLUMNS, TOKEN_KINDS
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import ROLLUPS_TABLE, USAGE_TABLE, Store
 
 _DIMENSIONS = ("user_id", "team_id", "agent", "model", "provider")
-_SUMS = (
-    "requests",
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
-    "cost_pico",
-    "unpriced_requests",
-)
+# Rollups keep one sum per token kind, but one for all cache write lifetimes (cache_write_tokens).
+_GROUPS: dict[str, list[str]] = {}
+for _kind, _column in zip(TOKEN_KINDS, TOKEN_COLUMNS, strict=True):
+    _GROUPS.setdefault("cache_write_tokens" if _kind in CACHE_WRITE_KINDS else _column, []).append(_column)
+ROLLUP_TOKEN_COLUMNS = tuple(_GROUPS)
+_SUMS = ("requests", *ROLLUP_TOKEN_COLUMNS, "cost_pico", "unpriced_requests")
+_ROW_TOKENS = operator.attrgetter(*TOKEN_COLUMNS)  # a row's counts in one call, built in C
+_GROUP_INDEXES = tuple(tuple(TOKEN_COLUMNS.index(column) for column in group) for group in _GROUPS.values())
 _Key = tuple[str, str, str, str, str, str, str]
 K = TypeVar("K")
 
@@ -53,15 +51,10 @@ def rollup_increments(records: Iterable[UsageRecord], *, count_requests: bool = 
             r.model_requested or "",
             r.provider or "",
         )
+        counts = _ROW_TOKENS(r)
         values = (
             request,
-            r.input_tokens,
-            r.cached_input_tokens,
-            r.cache_write_tokens + r.cache_write_1h_tokens + r.cache_write_12h_tokens,
-            r.output_tokens,
-            r.reasoning_tokens,
-            r.audio_input_tokens,
-            r.audio_output_tokens,
+            *(counts[group[0]] if len(group) == 1 else sum(counts[i] for i in group) for group in _GROUP_INDEXES),
             r.cost_pico or 0,
             1 if r.unpriced else 0,
         )
@@ -121,13 +114,7 @@ def rebuild_rollups(store: Store) -> int:
         day = sa.func.strftime("%Y-%m-%d", t.started_at)
     sums = [
         sa.func.count(),
-        sa.func.sum(t.input_tokens),
-        sa.func.sum(t.cached_input_tokens),
-        sa.func.sum(t.cache_write_tokens + t.cache_write_1h_tokens + t.cache_write_12h_tokens),
-        sa.func.sum(t.output_tokens),
-        sa.func.sum(t.reasoning_tokens),
-        sa.func.sum(t.audio_input_tokens),
-        sa.func.sum(t.audio_output_tokens),
+        *(sa.func.sum(sum((t[column] for column in group[1:]), t[group[0]])) for group in _GROUPS.values()),
         sa.func.coalesce(sa.func.sum(t.cost_pico), 0),
         sa.func.sum(sa.case((t.unpriced, 1), else_=0)),
     ]

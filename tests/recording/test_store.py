@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from pricing import TOKEN_COLUMNS
 from proxy.recording.records import UsageRecord
 from proxy.recording.reports import usage_report
 from proxy.recording.store import USAGE_TABLE, Store
@@ -127,3 +128,10 @@ def test_report_filters_and_unpriced_count(any_db_url: str) -> None:
 def test_ping_says_whether_the_database_answers(tmp_path: object) -> None:
     assert Store("sqlite://").ping()
     assert not Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1").ping()
+
+
+def test_the_usage_row_and_record_hold_every_token_kind_of_token_counts() -> None:
+    """Token kinds are listed once, in ``TokenCounts``: the row and the record must follow it."""
+    record_columns = {f.name for f in dataclasses.fields(UsageRecord) if f.name.endswith("_tokens")}
+    table_columns = {c.name for c in USAGE_TABLE.columns if c.name.endswith("_tokens")}
+    assert record_columns == table_columns == set(TOKEN_COLUMNS)

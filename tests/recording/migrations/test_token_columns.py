@@ -6,21 +6,11 @@ import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from pricing import TOKEN_COLUMNS
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import USAGE_TABLE, Store
 from tests.recording.migrations.conftest import create_released_schema
 
-TOKEN_COLUMNS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
-    "cache_write_12h_tokens",
-)
 HUGE = 3_000_000_000
 
 _RECORD = UsageRecord(
