@@ -340,7 +340,7 @@ def _check(config: Config, reader: _Reader) -> None:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             reader.fail(f"{where}.timezone", limit.timezone, "is not a known time zone (e.g. UTC, Europe/Paris)")
     try:
-        from proxy.billing.invoices import settings_from_config
+        from proxy.billing.queries import settings_from_config
 
         settings_from_config(config)
     except ValueError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from proxy.billing.invoices import ENTITIES, STATUSES, TOKEN_KINDS
+from proxy.billing.queries import ENTITIES, STATUSES, TOKEN_KINDS
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 

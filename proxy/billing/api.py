@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from proxy.billing.invoices import (
+from proxy.billing.queries import (
     STATUSES,
     InvoiceNotFound,
     current_settings,

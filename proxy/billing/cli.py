@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.billing.invoices import (
+from proxy.billing.queries import (
     EXPORT_FORMATS,
     STATUSES,
     Invoice,

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from pricing import Catalog
 from proxy.billing.api import invoice_routes
 from proxy.billing.cli import main as invoices_main
-from proxy.billing.invoices import (
+from proxy.billing.queries import (
     BillingSettings,
     InvoiceScheduler,
     due_period,
@@ -200,7 +200,7 @@ def _write_config(tmp_path: Path, url: str) -> Path:
 _RACE = """
 import sys, time
 from datetime import datetime
-from proxy.billing.invoices import BillingSettings, generate_invoices
+from proxy.billing.queries import BillingSettings, generate_invoices
 from proxy.recording.store import Store
 url, period, now, start = sys.argv[1:]
 store = Store(url)
