@@ -30,7 +30,8 @@ from proxy.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.admin.metrics import Metrics
 from proxy.admin.routes import admin_routes, guarded
 from proxy.billing.api import invoice_routes
-from proxy.billing.queries import CurrentBilling, InvoiceScheduler, settings_from_config
+from proxy.billing.queries import InvoiceScheduler
+from proxy.billing.settings import CurrentBilling, settings_from_config
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error

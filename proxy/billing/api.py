@@ -20,7 +20,6 @@ from starlette.routing import Route
 from proxy.billing.queries import (
     STATUSES,
     InvoiceNotFound,
-    current_settings,
     generate_invoices,
     get_invoice,
     list_invoices,
@@ -28,6 +27,7 @@ from proxy.billing.queries import (
     previous_period,
     set_status,
 )
+from proxy.billing.settings import current_settings
 from proxy.errors import BadRequest, InvalidJSON, NotFound, TollgateError, render_error
 
 Endpoint = Callable[[Request], Awaitable[Response]]

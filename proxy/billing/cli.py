@@ -22,8 +22,8 @@ from proxy.billing.queries import (
     list_invoices,
     parse_period,
     previous_period,
-    settings_from_config,
 )
+from proxy.billing.settings import settings_from_config
 from proxy.config import ConfigError, load_config
 from proxy.recording.store import Store
 

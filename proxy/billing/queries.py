@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import dataclasses
-import decimal
 import hashlib
 import io
 import logging
@@ -51,13 +49,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import Catalog, decimal_text, pico_to_usd
+from proxy.billing.settings import BillingSettings, CurrentBilling
 from proxy.clock import Clock, system_clock
 from proxy.recording.export import spreadsheet_cell
 from proxy.recording.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
 
 logger = logging.getLogger("tollgate.invoices")
 
-ENTITIES = ("user", "team")
 STATUSES = ("pending", "paid", "failed", "void")
 EXPORT_FORMATS = ("csv", "json")
 TOKEN_KINDS = (
@@ -90,74 +88,10 @@ _RATE_KINDS = {
     "output_cost_per_audio_token": "audio_output",
 }
 _MONEY = ("cost_usd", "exchange_rate", "subtotal", "markup_percent", "markup", "total")
-_ROUNDINGS = frozenset(name for name in dir(decimal) if name.startswith("ROUND_"))
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Products and sums that would lose a digit raise instead of rounding; rounding is explicit (quantize).
 _EXACT = Context(prec=100, traps=[InvalidOperation, Inexact, Rounded])
-_QUANTIZE = Context(prec=100, traps=[InvalidOperation])
-
-
-@dataclass(frozen=True, slots=True)
-class BillingSettings:
-    """The ``[billing]`` config section; invalid values raise ``ValueError`` naming the key."""
-
-    entity: str = "user"  # who is invoiced: "user" or "team" (a team invoice covers its members' usage)
-    currency: str = "USD"  # the label on invoices
-    decimals: int = 2  # places invoice amounts are rounded to
-    rounding: str = "ROUND_HALF_UP"  # a decimal module rounding name
-    markup_percent: Decimal = Decimal(0)  # added to the subtotal
-    exchange_rate: Decimal = Decimal(1)  # units of currency per USD (costs are priced in USD)
-    generate_day: int = 2  # the server generates last month's invoices from this day of the month...
-    generate_hour_utc: int = 0  # ...and this hour (UTC)
-
-    def __post_init__(self) -> None:
-        for name in ("markup_percent", "exchange_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, Decimal):
-                # Through str, so a float from TOML becomes the decimal it was written as.
-                object.__setattr__(self, name, Decimal(str(value)))
-        checks = (
-            ("entity", self.entity in ENTITIES, "'user' or 'team'"),
-            ("currency", bool(self.currency.strip()), "a currency code such as 'USD'"),
-            ("decimals", 0 <= self.decimals <= 12, "an integer from 0 to 12"),
-            ("rounding", self.rounding in _ROUNDINGS, "one of " + ", ".join(sorted(_ROUNDINGS))),
-            ("markup_percent", self.markup_percent.is_finite() and self.markup_percent >= 0, "a number >= 0"),
-            ("exchange_rate", self.exchange_rate.is_finite() and self.exchange_rate > 0, "a number > 0"),
-            ("generate_day", 1 <= self.generate_day <= 28, "a day from 1 to 28 (every month has it)"),
-            ("generate_hour_utc", 0 <= self.generate_hour_utc <= 23, "an hour from 0 to 23"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"[billing] {name} must be {expected}, not {getattr(self, name)!r}")
-
-    def round(self, amount: Decimal) -> Decimal:
-        """``amount`` rounded to ``decimals`` places with ``rounding``: the one rounding of each amount."""
-        return amount.quantize(Decimal(1).scaleb(-self.decimals), rounding=self.rounding, context=_QUANTIZE)
-
-
-class CurrentBilling:
-    """The ``[billing]`` settings in force, read at each use by the admin routes and the scheduler.
-
-    One holder per app, shared by both: a config reload swaps ``settings`` and both see the new ones.
-    """
-
-    def __init__(self, settings: BillingSettings) -> None:
-        self.settings = settings
-
-
-def current_settings(billing: BillingSettings | CurrentBilling) -> BillingSettings:
-    """The settings themselves, from settings or from the holder of the ones in force."""
-    return billing.settings if isinstance(billing, CurrentBilling) else billing
-
-
-def settings_from_config(config: object) -> BillingSettings:
-    """``config.billing`` as ``BillingSettings`` (its attributes of the same names); defaults without one."""
-    billing = getattr(config, "billing", None)
-    if billing is None or isinstance(billing, BillingSettings):
-        return billing or BillingSettings()
-    names = [f.name for f in dataclasses.fields(BillingSettings) if hasattr(billing, f.name)]
-    return BillingSettings(**{name: getattr(billing, name) for name in names})
 
 
 @dataclass(frozen=True, slots=True)
