@@ -30,7 +30,7 @@ from proxy.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.admin.metrics import Metrics
 from proxy.admin.routes import admin_routes, guarded
 from proxy.billing.api import invoice_routes
-from proxy.billing.queries import InvoiceScheduler
+from proxy.billing.scheduler import InvoiceScheduler
 from proxy.billing.settings import CurrentBilling, settings_from_config
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from proxy.billing.queries import STATUSES, TOKEN_KINDS
+from proxy.billing.invoice import STATUSES, TOKEN_KINDS
 from proxy.billing.settings import ENTITIES
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS

@@ -12,17 +12,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.billing.queries import (
-    EXPORT_FORMATS,
-    STATUSES,
-    Invoice,
-    export_invoices,
-    generate_invoices,
-    get_invoice,
-    list_invoices,
-    parse_period,
-    previous_period,
-)
+from proxy.billing.export import EXPORT_FORMATS, export_invoices
+from proxy.billing.invoice import STATUSES, Invoice
+from proxy.billing.periods import parse_period, previous_period
+from proxy.billing.queries import generate_invoices, get_invoice, list_invoices
 from proxy.billing.settings import settings_from_config
 from proxy.config import ConfigError, load_config
 from proxy.recording.store import Store

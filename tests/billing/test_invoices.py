@@ -24,16 +24,10 @@ from starlette.testclient import TestClient
 from pricing import Catalog
 from proxy.billing.api import invoice_routes
 from proxy.billing.cli import main as invoices_main
-from proxy.billing.queries import (
-    InvoiceScheduler,
-    due_period,
-    export_invoices,
-    generate_invoices,
-    get_invoice,
-    invoice_id_for,
-    list_invoices,
-    set_status,
-)
+from proxy.billing.export import export_invoices
+from proxy.billing.invoice import invoice_id_for
+from proxy.billing.queries import generate_invoices, get_invoice, list_invoices, set_status
+from proxy.billing.scheduler import InvoiceScheduler
 from proxy.billing.settings import BillingSettings
 from proxy.clock import fixed_clock
 from proxy.recording.records import UsageRecord
@@ -293,21 +287,6 @@ def test_bad_admin_requests_get_openai_error_bodies(
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert message in error["message"]
-
-
-@pytest.mark.parametrize(
-    ("now", "day", "hour", "expected"),
-    [
-        (datetime(2026, 12, 1, 23, tzinfo=UTC), 2, 0, None),
-        (datetime(2026, 12, 2, 0, tzinfo=UTC), 2, 0, "2026-11"),
-        (datetime(2026, 12, 31, 23, tzinfo=UTC), 2, 0, "2026-11"),
-        (datetime(2027, 1, 2, 5, 59, tzinfo=UTC), 2, 6, None),
-        (datetime(2027, 1, 2, 6, tzinfo=UTC), 2, 6, "2026-12"),
-        (datetime(2027, 1, 1, tzinfo=UTC), 1, 0, "2026-12"),
-    ],
-)
-def test_due_period(now: datetime, day: int, hour: int, expected: str | None) -> None:
-    assert due_period(now, BillingSettings(generate_day=day, generate_hour_utc=hour)) == expected
 
 
 @pytest.mark.anyio
