@@ -67,7 +67,7 @@ def _period(text: str) -> str:
 
 def _open_store(args: argparse.Namespace) -> Store | None:
     """The store to read invoices from; None (said on stderr) when its SQLite file does not exist yet."""
-    from proxy.cli import recorded_store  # here: proxy.cli imports this module
+    from proxy.cli.store import recorded_store  # here: the proxy.cli package imports this module
 
     return recorded_store(load_config(args.config).database.url)
 
