@@ -31,7 +31,8 @@ from proxy.admin.metrics import Metrics
 from proxy.admin.routes import admin_routes, guarded
 from proxy.asgi import ProxyEndpoint, Receive, Scope, Send
 from proxy.billing.api import invoice_routes
-from proxy.billing.invoices import CurrentBilling, InvoiceScheduler, settings_from_config
+from proxy.billing.scheduler import InvoiceScheduler
+from proxy.billing.settings import CurrentBilling, settings_from_config
 from proxy.clock import Clock, system_clock
 from proxy.config import Config, load_config
 from proxy.core import Metering

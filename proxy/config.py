@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from proxy.billing.settings import BillingSettings
+
 DEFAULT_CONFIG_PATH = "config.toml"
 
 
@@ -149,18 +151,6 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class BillingConfig:
-    entity: str = _setting("user", "Who is invoiced: 'user', or 'team' (a team invoice covers its members).")
-    currency: str = _setting("USD", "Currency written on invoices.")
-    decimals: int = _setting(2, "Decimal places invoice amounts are rounded to, once per amount.")
-    rounding: str = _setting("ROUND_HALF_UP", "Rounding rule, a Python decimal ROUND_* name.")
-    markup_percent: Decimal = _setting(Decimal(0), "Percent added to each invoice's subtotal.")
-    exchange_rate: Decimal = _setting(Decimal(1), "Units of the invoice currency per USD (costs are priced in USD).")
-    generate_day: int = _setting(2, "Day of the month (1-28) on which the server invoices the previous month.")
-    generate_hour_utc: int = _setting(0, "Hour (UTC) of that day at which it does.")
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -173,7 +163,7 @@ class Config:
     teams: Mapping[str, TeamConfig] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    billing: BillingConfig = field(default_factory=BillingConfig)
+    billing: BillingSettings = field(default_factory=BillingSettings)
     pricing_models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     usage_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each usage record.")
     source: str = "<defaults>"
@@ -188,7 +178,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "attribution": AttributionConfig,
     "budget": BudgetConfig,
     "alerts": AlertsConfig,
-    "billing": BillingConfig,
+    "billing": BillingSettings,
 }
 _LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "global")
 _WINDOWS = ("day", "week", "month", "total")
@@ -339,12 +329,6 @@ def _check(config: Config, reader: _Reader) -> None:
             zoneinfo.ZoneInfo(limit.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             reader.fail(f"{where}.timezone", limit.timezone, "is not a known time zone (e.g. UTC, Europe/Paris)")
-    try:
-        from proxy.billing.invoices import settings_from_config
-
-        settings_from_config(config)
-    except ValueError as exc:
-        raise ConfigError(f"{reader.source}: {exc}") from None
     if config.budget.limits_when_db_down not in ("refuse", "allow"):
         reader.fail("budget.limits_when_db_down", config.budget.limits_when_db_down, "must be refuse or allow")
     if config.alerts.webhook_url and not config.alerts.webhook_url.startswith(("http://", "https://")):
@@ -392,7 +376,10 @@ class _Reader:
         self.reject_unknown(table, set(fields), where)
         hints = typing.get_type_hints(cls)
         values = {name: self.value(raw, hints[name], f"{where}.{name}") for name, raw in table.items()}
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as exc:  # a section that validates itself, such as BillingSettings, names the key
+            raise ConfigError(f"{self.source}: {exc}") from None
 
     def value(self, raw: object, hint: Any, key: str) -> Any:
         origin = typing.get_origin(hint)

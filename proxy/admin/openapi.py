@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from proxy.billing.invoices import ENTITIES, STATUSES, TOKEN_KINDS
+from proxy.billing.invoice import STATUSES, TOKEN_KINDS
+from proxy.billing.settings import ENTITIES
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 

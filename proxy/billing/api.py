@@ -17,17 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from proxy.billing.invoices import (
-    STATUSES,
-    InvoiceNotFound,
-    current_settings,
-    generate_invoices,
-    get_invoice,
-    list_invoices,
-    parse_period,
-    previous_period,
-    set_status,
-)
+from proxy.billing.invoice import STATUSES
+from proxy.billing.periods import parse_period, previous_period
+from proxy.billing.queries import InvoiceNotFound, generate_invoices, get_invoice, list_invoices, set_status
+from proxy.billing.settings import current_settings
 from proxy.errors import BadRequest, InvalidJSON, NotFound, TollgateError, render_error
 
 Endpoint = Callable[[Request], Awaitable[Response]]

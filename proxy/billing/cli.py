@@ -12,18 +12,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.billing.invoices import (
-    EXPORT_FORMATS,
-    STATUSES,
-    Invoice,
-    export_invoices,
-    generate_invoices,
-    get_invoice,
-    list_invoices,
-    parse_period,
-    previous_period,
-    settings_from_config,
-)
+from proxy.billing.export import EXPORT_FORMATS, export_invoices
+from proxy.billing.invoice import STATUSES, Invoice
+from proxy.billing.periods import parse_period, previous_period
+from proxy.billing.queries import generate_invoices, get_invoice, list_invoices
+from proxy.billing.settings import settings_from_config
 from proxy.config import ConfigError, load_config
 from proxy.recording.store import Store
 
@@ -74,7 +67,7 @@ def _period(text: str) -> str:
 
 def _open_store(args: argparse.Namespace) -> Store | None:
     """The store to read invoices from; None (said on stderr) when its SQLite file does not exist yet."""
-    from proxy.cli import recorded_store  # here: proxy.cli imports this module
+    from proxy.cli.store import recorded_store  # here: the proxy.cli package imports this module
 
     return recorded_store(load_config(args.config).database.url)
 

@@ -20,7 +20,8 @@ from starlette.testclient import TestClient
 
 from proxy.admin.openapi import admin_openapi
 from proxy.app import create_app
-from proxy.billing.invoices import invoice_id_for, parse_period, previous_period
+from proxy.billing.invoice import invoice_id_for
+from proxy.billing.periods import parse_period, previous_period
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import Store
 from tests.conftest import chat_completion, json_answer, make_config

@@ -9,7 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from proxy.app import create_app
-from proxy.billing.invoices import BillingSettings, generate_invoices
+from proxy.billing.queries import generate_invoices
+from proxy.billing.settings import BillingSettings
 from proxy.clock import fixed_clock
 from proxy.forward import AiohttpUpstream
 from proxy.recording.reports import usage_report

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,18 +24,11 @@ from starlette.testclient import TestClient
 from pricing import Catalog
 from proxy.billing.api import invoice_routes
 from proxy.billing.cli import main as invoices_main
-from proxy.billing.invoices import (
-    BillingSettings,
-    InvoiceScheduler,
-    due_period,
-    export_invoices,
-    generate_invoices,
-    get_invoice,
-    invoice_id_for,
-    list_invoices,
-    set_status,
-    settings_from_config,
-)
+from proxy.billing.export import export_invoices
+from proxy.billing.invoice import invoice_id_for
+from proxy.billing.queries import generate_invoices, get_invoice, list_invoices, set_status
+from proxy.billing.scheduler import InvoiceScheduler
+from proxy.billing.settings import BillingSettings
 from proxy.clock import fixed_clock
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import INVOICE_LINES_TABLE, INVOICES_TABLE, Store
@@ -200,7 +192,8 @@ def _write_config(tmp_path: Path, url: str) -> Path:
 _RACE = """
 import sys, time
 from datetime import datetime
-from proxy.billing.invoices import BillingSettings, generate_invoices
+from proxy.billing.queries import generate_invoices
+from proxy.billing.settings import BillingSettings
 from proxy.recording.store import Store
 url, period, now, start = sys.argv[1:]
 store = Store(url)
@@ -296,21 +289,6 @@ def test_bad_admin_requests_get_openai_error_bodies(
     assert message in error["message"]
 
 
-@pytest.mark.parametrize(
-    ("now", "day", "hour", "expected"),
-    [
-        (datetime(2026, 12, 1, 23, tzinfo=UTC), 2, 0, None),
-        (datetime(2026, 12, 2, 0, tzinfo=UTC), 2, 0, "2026-11"),
-        (datetime(2026, 12, 31, 23, tzinfo=UTC), 2, 0, "2026-11"),
-        (datetime(2027, 1, 2, 5, 59, tzinfo=UTC), 2, 6, None),
-        (datetime(2027, 1, 2, 6, tzinfo=UTC), 2, 6, "2026-12"),
-        (datetime(2027, 1, 1, tzinfo=UTC), 1, 0, "2026-12"),
-    ],
-)
-def test_due_period(now: datetime, day: int, hour: int, expected: str | None) -> None:
-    assert due_period(now, BillingSettings(generate_day=day, generate_hour_utc=hour)) == expected
-
-
 @pytest.mark.anyio
 async def test_scheduler_generates_the_due_period_once(store: Store) -> None:
     store.insert_records([_usage(1)])
@@ -325,29 +303,6 @@ async def test_scheduler_generates_the_due_period_once(store: Store) -> None:
 def test_invoice_ids_are_safe_in_a_url_path() -> None:
     assert invoice_id_for("user", "alice@example.com", PERIOD).startswith("inv_2026-10_user_~")
     assert invoice_id_for("team", "a.b-c_d", PERIOD) == "inv_2026-10_team_a.b-c_d"
-
-
-@pytest.mark.parametrize(
-    ("changes", "key"),
-    [
-        ({"entity": "org"}, "entity"),
-        ({"rounding": "ROUND_SOMETIMES"}, "rounding"),
-        ({"generate_day": 31}, "generate_day"),
-        ({"markup_percent": Decimal(-1)}, "markup_percent"),
-        ({"decimals": 13}, "decimals"),
-    ],
-)
-def test_bad_billing_settings_name_the_key(changes: dict[str, Any], key: str) -> None:
-    with pytest.raises(ValueError, match=rf"\[billing\] {key} must be"):
-        BillingSettings(**changes)
-
-
-def test_settings_from_config_defaults_without_a_billing_section() -> None:
-    assert settings_from_config(object()) == BillingSettings()
-    billing = SimpleNamespace(entity="team", markup_percent=5.5, decimals=3)
-    assert settings_from_config(SimpleNamespace(billing=billing)) == BillingSettings(
-        entity="team", markup_percent=Decimal("5.5"), decimals=3
-    )
 
 
 def test_list_filters_by_period_and_status(store: Store) -> None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from proxy.billing.invoices import Invoice, InvoiceLine, export_invoices
+from proxy.billing.export import export_invoices
+from proxy.billing.invoice import Invoice, InvoiceLine
 from proxy.cli import main
 from proxy.recording.export import iter_usage, write_csv
 from proxy.recording.store import Store

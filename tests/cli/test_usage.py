@@ -1,3 +1,5 @@
+"""`tollgate usage`: recorded usage grouped, filtered and priced exactly, as JSON or a table."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +9,6 @@ import orjson
 import pytest
 
 from proxy.cli import main
-from proxy.keys import hash_key
 from tests.conftest import Tollgate, chat_completion, json_answer
 from tests.fakeprovider import FakeProvider
 
@@ -77,32 +78,3 @@ def test_usage_prints_a_table(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["user", "requests", "input", "output", "cached", "reasoning", "cost_usd"]
     assert lines[1].split() == ["alice", "1", "1000", "10", "0", "0", "0.0026"]
-
-
-def test_prices_names_the_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    config = tmp_path / "p.toml"
-    config.write_text("")
-    assert main(["prices", "--config", str(config), "openai/gpt-4o-mini-2024-07-18"]) == 0
-    out = capsys.readouterr().out
-    assert "litellm" in out and "0.15" in out
-
-
-def test_prices_of_unknown_model_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    config = tmp_path / "p.toml"
-    config.write_text("")
-    assert main(["prices", "--config", str(config), "no-such-model-xyz"]) == 1
-    assert "unpriced" in capsys.readouterr().out
-
-
-def test_keys_new_prints_an_entry_whose_hash_matches(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["keys", "new", "--user", "alice", "--name", "laptop"]) == 0
-    out = capsys.readouterr().out
-    key = out.splitlines()[0].removeprefix("# key: ")
-    assert f'sha256 = "{hash_key(key)}"' in out and 'user = "alice"' in out
-
-
-def test_invalid_config_exits_2_naming_file_and_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    config = tmp_path / "bad.toml"
-    config.write_text("[server]\nport = -1\n")
-    assert main(["usage", "--config", str(config)]) == 2
-    assert f"{config}: server.port = -1 must be positive" in capsys.readouterr().err

@@ -1,0 +1,24 @@
+"""`tollgate prices MODEL`: the prices of a model and where they come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.cli import main
+
+
+def test_prices_names_the_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    assert main(["prices", "--config", str(config), "openai/gpt-4o-mini-2024-07-18"]) == 0
+    out = capsys.readouterr().out
+    assert "litellm" in out and "0.15" in out
+
+
+def test_prices_of_unknown_model_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    assert main(["prices", "--config", str(config), "no-such-model-xyz"]) == 1
+    assert "unpriced" in capsys.readouterr().out
