@@ -62,12 +62,12 @@ class TokenCounts:
     cached_input: int = 0
     cache_write: int = 0
     cache_write_1h: int = 0
+    cache_write_12h: int = 0
+    """OpenAI's 12-hour cache writes; ``cache_write`` holds the short lifetime (Anthropic's 5 minutes, OpenAI's 30)."""
     output: int = 0
     reasoning: int = 0
     audio_input: int = 0
     audio_output: int = 0
-    cache_write_12h: int = 0
-    """OpenAI's 12-hour cache writes; ``cache_write`` holds the short lifetime (Anthropic's 5 minutes, OpenAI's 30)."""
 
     def __post_init__(self) -> None:
         inputs = (self.input, self.cached_input, self.cache_write, self.cache_write_1h, self.cache_write_12h)

@@ -14,20 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pricing import decimal_text
+from pricing import TOKEN_COLUMNS, decimal_text
 
 STATUSES = ("pending", "paid", "failed", "void")
-TOKEN_KINDS = (
-    "input_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "cache_write_12h_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "audio_input_tokens",
-    "audio_output_tokens",
-)
+TOKEN_KINDS = TOKEN_COLUMNS  # an invoice line counts every kind of token a usage row does
 _MONEY = ("cost_usd", "exchange_rate", "subtotal", "markup_percent", "markup", "total")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

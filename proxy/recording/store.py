@@ -417,7 +417,7 @@ class Store:
 
 
 class InvoiceRow(SQLModel, table=True):
-    """One invoice per billing entity (a user or a team) and calendar month; see ``proxy.billing.invoices``.
+    """One invoice per billing entity (a user or a team) and calendar month; see ``proxy.billing.queries``.
 
     Money columns are decimal strings (exact, in the invoice's currency, already rounded),
     except ``cost_usd``: the exact unrounded usage cost it was built from. The unique
