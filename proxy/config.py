@@ -287,8 +287,9 @@ class Config(_Section):
     def _price_tables(cls, pricing: object) -> object:
         if not isinstance(pricing, dict):
             raise _refused("[pricing] must be a table")
-        for key in pricing.keys() - {"models"}:
-            raise _refused(f"unknown key 'pricing.{key}'; valid keys: models")
+        unknown = sorted(pricing.keys() - {"models"})
+        if unknown:
+            raise _refused(f"unknown key 'pricing.{unknown[0]}'; valid keys: models")
         models = pricing.get("models", {})
         if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
             raise _refused('[pricing.models."<name>"] must be tables of prices')
