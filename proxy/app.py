@@ -38,12 +38,13 @@ from proxy.config import Config, load_config
 from proxy.core import Metering
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
+from proxy.hooks import load_hooks
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
-from proxy.recording.recorder import Recorder, load_handlers
+from proxy.recording.recorder import Recorder
 from proxy.recording.store import Store
 from proxy.reload import ConfigReloader
 
@@ -145,7 +146,7 @@ def create_app(
     """
     admin_key = admin_key if admin_key is not None else os.environ.get("TOLLGATE_ADMIN_KEY")
     catalog = Catalog.load(config.pricing_models)
-    handlers = load_handlers(config.usage_handlers)
+    handlers = load_hooks(config.usage_handlers, "usage_handlers")
     alert_handlers = load_alert_handlers(config.alerts.alert_handlers)
 
     @contextlib.asynccontextmanager

@@ -1,24 +1,41 @@
 """Tollgate's configuration: ``config.toml`` loaded once into frozen, typed objects.
 
-Every setting has a default and a one-line help (the ``help`` metadata of its
-field); ``tests/test_docs.py`` checks that the README documents each one. A bad
-file is refused whole with a ``ConfigError`` that names the file, the key and the
-bad value: Tollgate never starts on a half-valid config.
+Each table of the file is a frozen pydantic model. Every setting has a default and
+a one-line help (its field's description); ``tests/test_docs.py`` checks that the
+README documents each one. A bad file is refused whole with one ``ConfigError``
+that names the file and, for each problem, the key, the bad value and why:
+Tollgate never starts on a half-valid config.
+
+Values must already have their setting's type ("80" is no port, ``true`` is no
+number), except where TOML has no such type: an array becomes a tuple, and a
+number or a string a ``Decimal``, read through ``str`` so that 0.1 stays 0.1.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+import string
 import tomllib
 import types
 import typing
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from proxy.billing.settings import BillingSettings
 
@@ -30,13 +47,58 @@ class ConfigError(ValueError):
 
 
 def _setting(default: Any, help: str) -> Any:
-    if isinstance(default, (list, dict, tuple)):
-        return field(default_factory=lambda: default, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+    # Strict, but for tuples and decimals, which TOML writes as arrays and as numbers or strings
+    # (pydantic reads a float through str, so 0.1 becomes Decimal("0.1")).
+    return Field(default, description=help, strict=not isinstance(default, (tuple, Decimal)))
 
 
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
+def _invalid(value: object, why: str, key: str = "") -> PydanticCustomError:
+    """The error ``key = value why``; ``key`` defaults to where the value was found."""
+    return PydanticCustomError("tollgate", "{why}", {"why": why, "value": value, "key": key})
+
+
+def _as_written(value: Any) -> Any:
+    """A value as an error shows it: a decimal as its string, '0.1', not Decimal('0.1')."""
+    if isinstance(value, tuple):
+        return [_as_written(v) for v in value]
+    return str(value) if isinstance(value, Decimal) else value
+
+
+_Check = tuple[Callable[[Any], bool], str]
+_HTTP = ("http://", "https://")
+# A table read from the file cannot be changed through the frozen object that holds it.
+_READ_ONLY = AfterValidator(types.MappingProxyType)
+
+
+class _Section(BaseModel):
+    """A table of the file: frozen, unknown keys refused, defaults checked like any value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # What a setting must be beyond its type, as (test, why); a value that fails is refused as ``key = value why``.
+    _checks: ClassVar[Mapping[str, _Check]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _checked(cls, value: Any, info: ValidationInfo) -> Any:
+        check = cls._checks.get(info.field_name or "")
+        if check is not None and not check[0](value):
+            raise _invalid(_as_written(value), check[1])
+        return value
+
+
+def _one_of(choices: tuple[str, ...]) -> _Check:
+    return choices.__contains__, f"must be one of {', '.join(choices)}"
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+class ServerConfig(_Section):
     host: str = _setting("127.0.0.1", "Address to listen on.")
     port: int = _setting(8787, "Port to listen on.")
     workers: int = _setting(1, "Worker processes; each runs the full proxy.")
@@ -46,10 +108,15 @@ class ServerConfig:
     on_client_disconnect: str = _setting(
         "drain", "'drain' reads a stream to its end when the client leaves, for exact usage; 'cancel' stops at once."
     )
+    _checks = {
+        "port": (lambda n: n >= 0, "must be positive"),
+        "workers": (lambda n: n >= 1, "must be positive"),
+        "max_body_bytes": (lambda n: n >= 1, "must be positive"),
+        "on_client_disconnect": (("drain", "cancel").__contains__, "must be drain or cancel"),
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseConfig:
+class DatabaseConfig(_Section):
     url: str = _setting(
         "sqlite:///./tollgate.db",
         "SQLAlchemy URL of the usage store, a relative SQLite path under the config file's folder; "
@@ -57,8 +124,7 @@ class DatabaseConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class RecorderConfig:
+class RecorderConfig(_Section):
     batch_size: int = _setting(500, "Most usage rows written in one transaction.")
     flush_interval: float = _setting(0.2, "Seconds the recorder waits to fill a batch before it writes.")
     journal_dir: str = _setting(
@@ -67,19 +133,22 @@ class RecorderConfig:
         "relative to the config file's folder; $TOLLGATE_JOURNAL_DIR overrides it.",
     )
     journal_max_bytes: int = _setting(256 * 1024 * 1024, "Largest the journal may grow while the database is away.")
+    _checks = {
+        "batch_size": (lambda n: n >= 1, "must be at least 1"),
+        "journal_max_bytes": (lambda n: n >= 1, "must be positive"),
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
+class AuthConfig(_Section):
     mode: str = _setting(
         "passthrough",
         "'passthrough': the client's Authorization goes upstream unless it is a Tollgate key; "
         "'managed': every client must present a Tollgate key.",
     )
+    _checks = {"mode": _one_of(("passthrough", "managed"))}
 
 
-@dataclass(frozen=True, slots=True)
-class AttributionConfig:
+class AttributionConfig(_Section):
     user_header: str = _setting("X-User-Id", "Header naming the user.")
     team_header: str = _setting("X-Team-Id", "Header naming the team.")
     thread_header: str = _setting("X-Thread-Id", "Header naming the conversation thread.")
@@ -88,13 +157,12 @@ class AttributionConfig:
     strip_headers: bool = _setting(True, "Remove attribution headers before forwarding upstream.")
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
+class ProviderConfig(_Section):
     name: str = _setting("", "Name of the provider, recorded on each row.")
     base_url: str = _setting("", "Base URL up to and including /v1, e.g. https://api.openai.com/v1.")
     api_key_env: str | None = _setting(None, "Environment variable holding the provider key (managed keys).")
     models: tuple[str, ...] = _setting(("*",), "Model names or glob patterns this provider serves.")
-    headers: Mapping[str, str] = _setting({}, "Extra headers sent upstream with every request.")
+    headers: Annotated[Mapping[str, str], _READ_ONLY] = _setting({}, "Extra headers sent upstream with every request.")
     connect_timeout: float = _setting(10.0, "Seconds to wait for a connection to the provider.")
     read_timeout: float = _setting(600.0, "Seconds to wait for the provider between bytes.")
     retries: int = _setting(2, "Retries of a request that failed before any byte reached the client.")
@@ -102,19 +170,36 @@ class ProviderConfig:
     bound_models: tuple[str, ...] = _setting(
         (), "Priced models this provider may answer with instead of the one asked for; spend limits bound by them too."
     )
+    _checks = {
+        "name": (bool, "is required"),
+        "base_url": (lambda url: url.startswith(_HTTP), "must start with http:// or https://"),
+        "retries": (lambda n: n >= 0, "must be 0 or more"),
+    }
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _table_of_strings(cls, value: object) -> object:
+        # Checked whole before pydantic reads it, so that the error shows the table as written.
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise _invalid(value, "must be a table of strings")
+        return value
 
 
-@dataclass(frozen=True, slots=True)
-class KeyConfig:
+class KeyConfig(_Section):
     name: str = _setting("", "A label for the key, recorded on each row.")
     sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash KEY` prints it).")
     user: str | None = _setting(None, "User every request with this key is attributed to.")
     team: str | None = _setting(None, "Team every request with this key is attributed to.")
     trust_headers: bool = _setting(False, "Let attribution headers override the key's user and team.")
+    _checks = {
+        "sha256": (
+            lambda hex: len(hex) == 64 and all(c in string.hexdigits for c in hex),
+            "must be 64 hex digits (run `tollgate keys hash KEY`)",
+        ),
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class LimitConfig:
+class LimitConfig(_Section):
     scope: str = _setting("user", "What the limit counts: user, team, key, agent, thread or global.")
     id: str = _setting("*", "Which one: an id, or '*' for each member of the scope separately.")
     window: str = _setting("day", "Calendar window: day, week, month or total.")
@@ -122,15 +207,21 @@ class LimitConfig:
     action: str = _setting("block", "'block' refuses requests past the limit with a 429; 'warn' only alerts.")
     alert_at: tuple[Decimal, ...] = _setting((), "Fractions of max_usd at which to alert, e.g. [0.5, 0.8, 1.0].")
     timezone: str = _setting("UTC", "Time zone in which the calendar window starts and ends.")
+    _checks = {
+        "scope": _one_of(("user", "team", "key", "agent", "thread", "global")),
+        "window": _one_of(("day", "week", "month", "total")),
+        "max_usd": (lambda usd: usd > 0, "must be more than 0"),
+        "action": (("block", "warn").__contains__, "must be block or warn"),
+        "alert_at": (lambda at: all(0 < a <= 10 for a in at), "must be fractions above 0, like 0.8"),
+        "timezone": (_is_time_zone, "is not a known time zone (e.g. UTC, Europe/Paris)"),
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class TeamConfig:
+class TeamConfig(_Section):
     members: tuple[str, ...] = _setting((), "Users in the team; their requests count against it.")
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetConfig:
+class BudgetConfig(_Section):
     lease_seconds: float = _setting(
         2.0, "Budget a worker leases covers about this many seconds of its recent spend; leases shrink near a limit."
     )
@@ -142,64 +233,95 @@ class BudgetConfig:
     limits_when_db_down: str = _setting(
         "refuse", "'refuse' answers 503 when a blocking limit cannot be checked; 'allow' forwards anyway."
     )
+    _checks = {"limits_when_db_down": (("refuse", "allow").__contains__, "must be refuse or allow")}
 
 
-@dataclass(frozen=True, slots=True)
-class AlertsConfig:
+class AlertsConfig(_Section):
     webhook_url: str | None = _setting(None, "URL that receives each spend alert as a JSON POST.")
     alert_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each alert.")
+    _checks = {"webhook_url": (lambda url: not url or url.startswith(_HTTP), "must start with http:// or https://")}
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    server: ServerConfig = field(default_factory=ServerConfig)
-    database: DatabaseConfig = field(default_factory=DatabaseConfig)
-    recorder: RecorderConfig = field(default_factory=RecorderConfig)
-    auth: AuthConfig = field(default_factory=AuthConfig)
-    attribution: AttributionConfig = field(default_factory=AttributionConfig)
+class Config(_Section):
+    """The whole file. ``source`` is where it was read from, or ``"<defaults>"``."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     providers: tuple[ProviderConfig, ...] = ()
     keys: tuple[KeyConfig, ...] = ()
     limits: tuple[LimitConfig, ...] = ()
-    teams: Mapping[str, TeamConfig] = field(default_factory=dict)
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    alerts: AlertsConfig = field(default_factory=AlertsConfig)
-    billing: BillingSettings = field(default_factory=BillingSettings)
-    pricing_models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    teams: Annotated[Mapping[str, TeamConfig], _READ_ONLY] = Field(default_factory=dict)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+    # The file's [pricing] table, of which only [pricing.models."<name>"] is read; pricing.Catalog checks the prices.
+    pricing_models: Annotated[Mapping[str, Mapping[str, Any]], _READ_ONLY] = Field(
+        default_factory=dict, validation_alias="pricing"
+    )
     usage_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each usage record.")
-    source: str = "<defaults>"
+    # A private attribute, not a field: the file may not set it.
+    _source: str = PrivateAttr("<defaults>")
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def model_post_init(self, context: Any, /) -> None:
+        if isinstance(context, dict) and "source" in context:
+            self._source = context["source"]
+
+    @field_validator("pricing_models", mode="before")
+    @classmethod
+    def _price_tables(cls, pricing: object) -> object:
+        if not isinstance(pricing, dict):
+            raise _refused("[pricing] must be a table")
+        unknown = sorted(pricing.keys() - {"models"})
+        if unknown:
+            raise _refused(f"unknown key 'pricing.{unknown[0]}'; valid keys: models")
+        models = pricing.get("models", {})
+        if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+            raise _refused('[pricing.models."<name>"] must be tables of prices')
+        return models
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        names = [p.name for p in self.providers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise _invalid(name, "is used by two providers", key=f"providers[{i}].name")
+        if self.auth.mode == "managed" and not self.keys:
+            raise _invalid("managed", "needs at least one [[keys]] entry", key="auth.mode")
+        return self
 
 
-# Top-level sections that map onto one dataclass each.
-_SECTIONS: dict[str, type[Any]] = {
-    "server": ServerConfig,
-    "database": DatabaseConfig,
-    "recorder": RecorderConfig,
-    "auth": AuthConfig,
-    "attribution": AttributionConfig,
-    "budget": BudgetConfig,
-    "alerts": AlertsConfig,
-    "billing": BillingSettings,
-}
-_LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "global")
-_WINDOWS = ("day", "week", "month", "total")
-_AUTH_MODES = ("passthrough", "managed")
+def _refused(message: str) -> PydanticCustomError:
+    """An error whose message is whole: a table of the wrong shape has no single bad value."""
+    return PydanticCustomError("tollgate_message", "{message}", {"message": message})
 
 
 def documented_settings() -> list[tuple[str, str]]:
     """Every setting as (dotted name, help), for docs and their test."""
     out: list[tuple[str, str]] = []
-    sections: list[tuple[str, type[Any]]] = [
-        *_SECTIONS.items(),
-        ("providers", ProviderConfig),
-        ("keys", KeyConfig),
-        ("limits", LimitConfig),
-        ("teams.<id>", TeamConfig),
-    ]
-    for section, cls in sections:
-        for f in dataclasses.fields(cls):
-            out.append((f"{section}.{f.name}", f.metadata["help"]))
-    out.append(("usage_handlers", "Functions 'pkg.module:function' called with each usage record."))
+    for name, field in Config.model_fields.items():
+        section = _section_in(field.annotation)
+        if section is None:
+            if field.description:
+                out.append((name, field.description))
+            continue
+        prefix = f"{name}.<id>" if typing.get_origin(field.annotation) is Mapping else name
+        out += [(f"{prefix}.{key}", f.description or "") for key, f in section.model_fields.items()]
     return out
+
+
+def _section_in(hint: Any) -> type[BaseModel] | None:
+    """The section a field holds: itself, an array of them ([[providers]]) or a table of them ([teams.<id>])."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -226,10 +348,11 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
 def _relative_to(config: Config, folder: Path) -> Config:
     """``config`` with its relative SQLite file and journal folder made absolute, under ``folder``."""
     journal = Path(config.recorder.journal_dir)
-    return dataclasses.replace(
-        config,
-        database=DatabaseConfig(url=_sqlite_url_under(config.database.url, folder)),
-        recorder=dataclasses.replace(config.recorder, journal_dir=str(folder / journal)),
+    return config.model_copy(
+        update={
+            "database": DatabaseConfig(url=_sqlite_url_under(config.database.url, folder)),
+            "recorder": config.recorder.model_copy(update={"journal_dir": str(folder / journal)}),
+        }
     )
 
 
@@ -245,168 +368,91 @@ def _sqlite_url_under(url: str, folder: Path) -> str:
     return f"{scheme}:///{folder / database}{query_mark}{query}"
 
 
-def parse_config(text: str, source: str = "config.toml") -> Config:
-    """Validate TOML text into a ``Config``; errors name ``source``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    reader = _Reader(source)
-    known = {*_SECTIONS, "providers", "keys", "limits", "teams", "pricing", "usage_handlers"}
-    reader.reject_unknown(data, known, "")
-    sections = {name: reader.build(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    providers = tuple(
-        reader.build(ProviderConfig, item, f"providers[{i}]") for i, item in enumerate(reader.tables(data, "providers"))
-    )
-    keys = tuple(reader.build(KeyConfig, item, f"keys[{i}]") for i, item in enumerate(reader.tables(data, "keys")))
-    limits = tuple(
-        reader.build(LimitConfig, item, f"limits[{i}]") for i, item in enumerate(reader.tables(data, "limits"))
-    )
-    teams_table = data.get("teams", {})
-    if not isinstance(teams_table, dict):
-        raise ConfigError(f"{source}: teams must be tables, written [teams.<id>]")
-    teams = {name: reader.build(TeamConfig, table, f"teams.{name}") for name, table in teams_table.items()}
-    usage_handlers = reader.value(data.get("usage_handlers", []), tuple[str, ...], "usage_handlers")
-    pricing = data.get("pricing", {})
-    reader.reject_unknown(pricing, {"models"}, "pricing")
-    models = pricing.get("models", {})
-    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
-        raise ConfigError(f'{source}: [pricing.models."<name>"] must be tables of prices')
-    config = Config(
-        **sections,
-        providers=providers,
-        keys=keys,
-        limits=limits,
-        teams=types.MappingProxyType(teams),
-        pricing_models=types.MappingProxyType(models),
-        usage_handlers=usage_handlers,
-        source=source,
-    )
-    _check(config, reader)
-    return config
-
-
-def _check(config: Config, reader: _Reader) -> None:
-    if config.auth.mode not in _AUTH_MODES:
-        reader.fail("auth.mode", config.auth.mode, f"must be one of {', '.join(_AUTH_MODES)}")
-    for name in ("port", "workers", "max_body_bytes"):
-        if getattr(config.server, name) < (0 if name == "port" else 1):
-            reader.fail(f"server.{name}", getattr(config.server, name), "must be positive")
-    if config.server.on_client_disconnect not in ("drain", "cancel"):
-        reader.fail("server.on_client_disconnect", config.server.on_client_disconnect, "must be drain or cancel")
-    if config.recorder.journal_max_bytes < 1:
-        reader.fail("recorder.journal_max_bytes", config.recorder.journal_max_bytes, "must be positive")
-    if config.recorder.batch_size < 1:
-        reader.fail("recorder.batch_size", config.recorder.batch_size, "must be at least 1")
-    seen: set[str] = set()
-    for i, p in enumerate(config.providers):
-        if not p.name:
-            reader.fail(f"providers[{i}].name", p.name, "is required")
-        if p.name in seen:
-            reader.fail(f"providers[{i}].name", p.name, "is used by two providers")
-        seen.add(p.name)
-        if not p.base_url.startswith(("http://", "https://")):
-            reader.fail(f"providers[{i}].base_url", p.base_url, "must start with http:// or https://")
-        if p.retries < 0:
-            reader.fail(f"providers[{i}].retries", p.retries, "must be 0 or more")
-    for i, k in enumerate(config.keys):
-        digest = k.sha256.lower()
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            reader.fail(f"keys[{i}].sha256", k.sha256, "must be 64 hex digits (run `tollgate keys hash KEY`)")
-    for i, limit in enumerate(config.limits):
-        where = f"limits[{i}]"
-        if limit.scope not in _LIMIT_SCOPES:
-            reader.fail(f"{where}.scope", limit.scope, f"must be one of {', '.join(_LIMIT_SCOPES)}")
-        if limit.window not in _WINDOWS:
-            reader.fail(f"{where}.window", limit.window, f"must be one of {', '.join(_WINDOWS)}")
-        if limit.action not in ("block", "warn"):
-            reader.fail(f"{where}.action", limit.action, "must be block or warn")
-        if limit.max_usd <= 0:
-            reader.fail(f"{where}.max_usd", str(limit.max_usd), "must be more than 0")
-        if any(not 0 < a <= 10 for a in limit.alert_at):
-            reader.fail(f"{where}.alert_at", [str(a) for a in limit.alert_at], "must be fractions above 0, like 0.8")
-        try:
-            zoneinfo.ZoneInfo(limit.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            reader.fail(f"{where}.timezone", limit.timezone, "is not a known time zone (e.g. UTC, Europe/Paris)")
-    if config.budget.limits_when_db_down not in ("refuse", "allow"):
-        reader.fail("budget.limits_when_db_down", config.budget.limits_when_db_down, "must be refuse or allow")
-    if config.alerts.webhook_url and not config.alerts.webhook_url.startswith(("http://", "https://")):
-        reader.fail("alerts.webhook_url", config.alerts.webhook_url, "must start with http:// or https://")
-    if config.auth.mode == "managed" and not config.keys:
-        reader.fail("auth.mode", "managed", "needs at least one [[keys]] entry")
-
-
 def _apply_env(config: Config, env: Mapping[str, str]) -> Config:
     """``$TOLLGATE_DATABASE_URL`` and ``$TOLLGATE_JOURNAL_DIR`` over the file's values (a container sets them)."""
     url = env.get("TOLLGATE_DATABASE_URL")
     if url:
-        config = dataclasses.replace(config, database=DatabaseConfig(url=url))
+        config = config.model_copy(update={"database": DatabaseConfig(url=url)})
     journal_dir = env.get("TOLLGATE_JOURNAL_DIR")
     if journal_dir:
-        config = dataclasses.replace(config, recorder=dataclasses.replace(config.recorder, journal_dir=journal_dir))
+        config = config.model_copy(update={"recorder": config.recorder.model_copy(update={"journal_dir": journal_dir})})
     return config
 
 
-class _Reader:
-    """Maps TOML tables onto dataclasses, naming the file and key on any error."""
+def parse_config(text: str, source: str = "config.toml") -> Config:
+    """Validate TOML text into a ``Config``; errors name ``source``, one line per problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(data, context={"source": source})
+    except ValidationError as exc:
+        raise ConfigError("\n".join(f"{source}: {_describe(e)}" for e in exc.errors(include_url=False))) from None
 
-    def __init__(self, source: str) -> None:
-        self.source = source
 
-    def fail(self, key: str, value: object, why: str) -> typing.NoReturn:
-        raise ConfigError(f"{self.source}: {key} = {value!r} {why}")
+# pydantic's error types, in the words of a config file.
+_WHY = {
+    "int_type": "must be an integer",
+    "float_type": "must be a float",
+    "string_type": "must be a str",
+    "bool_type": "must be a bool",
+    "decimal_type": "must be a number or a decimal string",
+    "decimal_parsing": "must be a number or a decimal string",
+    "finite_number": "must be a number or a decimal string",
+}
 
-    def reject_unknown(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
-        for key in table:
-            if key not in known:
-                name = f"{where}.{key}" if where else key
-                raise ConfigError(f"{self.source}: unknown key {name!r}; valid keys: {', '.join(sorted(known))}")
 
-    def tables(self, data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
-        items = data.get(name, [])
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ConfigError(f"{self.source}: {name} must be an array of tables, written [[{name}]]")
-        return items
+def _describe(error: ErrorDetails) -> str:
+    """One validation error as ``key = value why``, or as the shape a table must have."""
+    loc, kind, ctx = error["loc"], error["type"], error.get("ctx", {})
+    key = _key(loc)
+    if kind == "tollgate_message":
+        return str(ctx["message"])
+    if kind == "tollgate":
+        return f"{ctx['key'] or key} = {ctx['value']!r} {ctx['why']}"
+    if kind == "value_error":  # raised by a check outside this module, in its own words
+        return str(ctx["error"])
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}; valid keys: {', '.join(sorted(_file_keys(_hint_at(loc[:-1]))))}"
+    if kind == "model_type":
+        return _array_of_tables(key) if isinstance(loc[-1], int) else f"[{key}] must be a table"
+    if kind == "dict_type":  # the only table of tables is [teams.<id>]
+        return f"{key} must be tables, written [{key}.<id>]"
+    why = _WHY.get(kind, f"is refused: {error['msg']}")
+    if kind == "tuple_type":
+        item = typing.get_args(_hint_at(loc))[0]
+        if _section_in(item):
+            return _array_of_tables(key)
+        why = f"must be a list of {'numbers' if item is Decimal else 'strings'}"
+    return f"{key} = {error['input']!r} {why}"
 
-    def build(self, cls: type[Any], table: object, where: str) -> Any:
-        if not isinstance(table, dict):
-            raise ConfigError(f"{self.source}: [{where}] must be a table")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        self.reject_unknown(table, set(fields), where)
-        hints = typing.get_type_hints(cls)
-        values = {name: self.value(raw, hints[name], f"{where}.{name}") for name, raw in table.items()}
-        try:
-            return cls(**values)
-        except ValueError as exc:  # a section that validates itself, such as BillingSettings, names the key
-            raise ConfigError(f"{self.source}: {exc}") from None
 
-    def value(self, raw: object, hint: Any, key: str) -> Any:
-        origin = typing.get_origin(hint)
-        if origin in (types.UnionType, typing.Union):
-            options = [a for a in typing.get_args(hint) if a is not type(None)]
-            return self.value(raw, options[0], key)
-        if origin is tuple:
-            item = typing.get_args(hint)[0]
-            if not isinstance(raw, list):
-                self.fail(key, raw, f"must be a list of {'numbers' if item is Decimal else 'strings'}")
-            return tuple(self.value(x, item, key) for x in raw)
-        if hint is Decimal:
-            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-                self.fail(key, raw, "must be a number or a decimal string")
-            try:
-                # str() first: a TOML float like 0.1 becomes Decimal("0.1"), not its binary approximation.
-                return Decimal(str(raw))
-            except InvalidOperation:
-                self.fail(key, raw, "must be a number or a decimal string")
-        if origin is Mapping or hint is Mapping:
-            if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-                self.fail(key, raw, "must be a table of strings")
-            return types.MappingProxyType(dict(raw))
-        if hint is float and isinstance(raw, int) and not isinstance(raw, bool):
-            return float(raw)
-        if hint is int and (isinstance(raw, bool) or not isinstance(raw, int)):
-            self.fail(key, raw, "must be an integer")
-        if not isinstance(raw, hint):
-            self.fail(key, raw, f"must be a {hint.__name__}")
-        return raw
+def _array_of_tables(key: str) -> str:
+    """The error for [[providers]], [[keys]] or [[limits]] written otherwise."""
+    return f"{key} must be an array of tables, written [[{key}]]"
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """``("providers", 0, "base_url")`` as ``providers[0].base_url``; an item of a list of values is its list's key."""
+    out = ""
+    for part in loc[:-1] if loc and isinstance(loc[-1], int) else loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else part
+    return out
+
+
+def _hint_at(loc: tuple[int | str, ...]) -> Any:
+    """The type that validates the value at ``loc``: a field of a section, an item of a tuple, a value of a table."""
+    hint: Any = Config
+    for part in loc:
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            fields = {alias: f for alias, f in zip(_file_keys(hint), hint.model_fields.values(), strict=True)}
+            hint = fields[str(part)].annotation
+        else:
+            hint = typing.get_args(hint)[0 if isinstance(part, int) else -1]
+    return hint
+
+
+def _file_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a table of ``model`` may have: its fields' names, or their aliases in the file."""
+    return [f.validation_alias if isinstance(f.validation_alias, str) else n for n, f in model.model_fields.items()]

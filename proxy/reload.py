@@ -2,10 +2,14 @@
 
 A new config is validated whole (the file, the price overrides) before anything
 changes. An invalid one is refused with an error naming the key and the file,
-and the old config stays in force. Settings read only at start (the database,
-the listening address, the recorder and budget tuning) need a restart; a reload
-that changes them says so. ``[billing]`` reloads: the app's ``apply`` swaps it in
-the holder that the invoice routes and the scheduler read.
+and the old config stays in force. The app's ``apply`` hands the rest to the
+running server: ``ProxyHandler.configure`` rebuilds providers, keys, attribution,
+teams, limits, prices, ``auth.mode`` and the per-request settings of ``[server]``
+and ``[budget]``, and the billing holder that the invoice routes and the scheduler
+read takes ``[billing]``. ``RESTART_ONLY`` lists what is read once, at start; a
+reload that changes one of those says that it waits for a restart. (The unit
+prices on invoice lines come from the catalog that the app gave the invoice
+scheduler and routes at start; a reload reprices requests, not those.)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from operator import attrgetter
 from pathlib import Path
 
 from pricing import Catalog, PricingConfigError
@@ -23,7 +28,22 @@ from proxy.config import Config, ConfigError, load_config
 
 logger = logging.getLogger("tollgate.reload")
 
-_RESTART_ONLY = ("server", "database", "recorder", "budget", "alerts", "usage_handlers")
+# Config parts that proxy/app.py reads once, when the server starts: the listening socket, the store, the
+# recorder and journal, the budget keeper, the alert dispatcher, the metrics and the hooks it imports.
+RESTART_ONLY = (
+    "server.host",
+    "server.port",
+    "server.workers",
+    "server.metrics_user_labels",
+    "database",
+    "recorder",
+    "budget.lease_seconds",
+    "budget.lease_ttl",
+    "budget.sync_interval",
+    "budget.limits_when_db_down",
+    "alerts",
+    "usage_handlers",
+)
 
 
 class ConfigReloader:
@@ -52,7 +72,7 @@ class ConfigReloader:
         except (ConfigError, PricingConfigError) as exc:
             logger.error("config reload refused, the old config stays in force: %s", exc)
             return False
-        changed = [name for name in _RESTART_ONLY if getattr(config, name) != getattr(self.config, name)]
+        changed = [name for name in RESTART_ONLY if attrgetter(name)(config) != attrgetter(name)(self.config)]
         if changed:
             logger.warning("config reloaded, but %s take effect only after a restart", ", ".join(changed))
         self._apply(config, catalog)

@@ -1,16 +1,17 @@
 """The ``[billing]`` settings: their defaults, help texts, validation, and the one rounding of amounts.
 
 ``BillingSettings`` is the single definition: ``proxy.config`` uses it as the type of its
-``billing`` section, and reads each field's ``help`` metadata for the README's config table.
+``billing`` section, and reads each field's description for the README's config table.
 It imports nothing of Tollgate, so the config can import it at no cost.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import decimal
-from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ENTITIES = ("user", "team")
 _ROUNDINGS = frozenset(name for name in dir(decimal) if name.startswith("ROUND_"))
@@ -18,33 +19,28 @@ _ROUNDINGS = frozenset(name for name in dir(decimal) if name.startswith("ROUND_"
 _QUANTIZE = Context(prec=100, traps=[InvalidOperation])
 
 
-@dataclass(frozen=True, slots=True)
-class BillingSettings:
-    """The ``[billing]`` config section; invalid values raise ``ValueError`` naming the key."""
+def _setting(default: Any, help: str) -> Any:
+    # Strict like every config setting, but decimals, which TOML writes as numbers or strings
+    # (pydantic reads a float through str, so 0.1 becomes Decimal("0.1")).
+    return Field(default, description=help, strict=not isinstance(default, Decimal))
 
-    entity: str = field(
-        default="user", metadata={"help": "Who is invoiced: 'user', or 'team' (a team invoice covers its members)."}
-    )
-    currency: str = field(default="USD", metadata={"help": "Currency written on invoices."})
-    decimals: int = field(
-        default=2, metadata={"help": "Decimal places invoice amounts are rounded to, once per amount."}
-    )
-    rounding: str = field(default="ROUND_HALF_UP", metadata={"help": "Rounding rule, a Python decimal ROUND_* name."})
-    markup_percent: Decimal = field(default=Decimal(0), metadata={"help": "Percent added to each invoice's subtotal."})
-    exchange_rate: Decimal = field(
-        default=Decimal(1), metadata={"help": "Units of the invoice currency per USD (costs are priced in USD)."}
-    )
-    generate_day: int = field(
-        default=2, metadata={"help": "Day of the month (1-28) on which the server invoices the previous month."}
-    )
-    generate_hour_utc: int = field(default=0, metadata={"help": "Hour (UTC) of that day at which it does."})
 
-    def __post_init__(self) -> None:
-        for name in ("markup_percent", "exchange_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, Decimal):
-                # Through str, so a float from TOML becomes the decimal it was written as.
-                object.__setattr__(self, name, Decimal(str(value)))
+class BillingSettings(BaseModel):
+    """The ``[billing]`` config section; an invalid value is refused naming the key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    entity: str = _setting("user", "Who is invoiced: 'user', or 'team' (a team invoice covers its members).")
+    currency: str = _setting("USD", "Currency written on invoices.")
+    decimals: int = _setting(2, "Decimal places invoice amounts are rounded to, once per amount.")
+    rounding: str = _setting("ROUND_HALF_UP", "Rounding rule, a Python decimal ROUND_* name.")
+    markup_percent: Decimal = _setting(Decimal(0), "Percent added to each invoice's subtotal.")
+    exchange_rate: Decimal = _setting(Decimal(1), "Units of the invoice currency per USD (costs are priced in USD).")
+    generate_day: int = _setting(2, "Day of the month (1-28) on which the server invoices the previous month.")
+    generate_hour_utc: int = _setting(0, "Hour (UTC) of that day at which it does.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> BillingSettings:
         checks = (
             ("entity", self.entity in ENTITIES, "'user' or 'team'"),
             ("currency", bool(self.currency.strip()), "a currency code such as 'USD'"),
@@ -58,6 +54,7 @@ class BillingSettings:
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"[billing] {name} must be {expected}, not {getattr(self, name)!r}")
+        return self
 
     def round(self, amount: Decimal) -> Decimal:
         """``amount`` rounded to ``decimals`` places with ``rounding``: the one rounding of each amount."""
@@ -84,5 +81,5 @@ def settings_from_config(config: object) -> BillingSettings:
     billing = getattr(config, "billing", None)
     if billing is None or isinstance(billing, BillingSettings):
         return billing or BillingSettings()
-    names = [f.name for f in dataclasses.fields(BillingSettings) if hasattr(billing, f.name)]
+    names = [name for name in BillingSettings.model_fields if hasattr(billing, name)]
     return BillingSettings(**{name: getattr(billing, name) for name in names})

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import threading
@@ -25,6 +24,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from pricing import decimal_text
+from proxy.hooks import load_hooks
 
 logger = logging.getLogger("tollgate.alerts")
 
@@ -74,22 +74,8 @@ class Alert:
 
 
 def load_alert_handlers(specs: Sequence[str]) -> list[AlertHandler]:
-    """Import each ``"pkg.module:function"``; a bad spec raises ValueError naming it, at start."""
-    handlers: list[AlertHandler] = []
-    for spec in specs:
-        module_name, _, attr_path = spec.partition(":")
-        if not module_name or not attr_path:
-            raise ValueError(f"alert_handlers: {spec!r} is not of the form 'pkg.module:function'")
-        try:
-            target: object = importlib.import_module(module_name)
-            for attr in attr_path.split("."):
-                target = getattr(target, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"alert_handlers: cannot load {spec!r}: {exc}") from None
-        if not callable(target):
-            raise ValueError(f"alert_handlers: {spec!r} is {type(target).__name__}, not a function")
-        handlers.append(target)
-    return handlers
+    """Import each ``"pkg.module:function"`` of ``alerts.alert_handlers``; a bad spec raises ValueError naming it."""
+    return load_hooks(specs, "alert_handlers")
 
 
 class _RetryableAnswer(Exception):

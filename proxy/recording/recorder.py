@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import logging
 import os
@@ -46,23 +45,6 @@ UsageHandler = Callable[[UsageRecord], Any]
 _BACKLOG_BATCHES = 4
 _ORPHAN_CHECK_INTERVAL = 10.0  # seconds between looks for journals left by dead workers
 _FILE_PROBLEM_REPEAT = 60.0  # seconds between repeats of the error that the SQLite file is lost
-
-
-def load_handlers(specs: Sequence[str]) -> list[UsageHandler]:
-    """Import each ``"pkg.module:function"``; a bad spec is a config error, raised at start."""
-    handlers: list[UsageHandler] = []
-    for spec in specs:
-        module_name, _, attr = spec.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"usage_handlers: {spec!r} is not of the form 'pkg.module:function'")
-        try:
-            handler = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"usage_handlers: cannot load {spec!r}: {exc}") from None
-        if not callable(handler):
-            raise ValueError(f"usage_handlers: {spec!r} is not callable")
-        handlers.append(handler)
-    return handlers
 
 
 class Recorder:

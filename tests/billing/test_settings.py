@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -49,6 +48,6 @@ def test_a_bad_billing_value_in_the_config_file_names_the_file_and_the_key() -> 
 
 def test_every_billing_setting_is_documented_with_its_help() -> None:
     documented = dict(documented_settings())
-    fields = dataclasses.fields(BillingSettings)
-    assert {name for name in documented if name.startswith("billing.")} == {f"billing.{f.name}" for f in fields}
-    assert all(documented[f"billing.{f.name}"] == f.metadata["help"] for f in fields)
+    fields = BillingSettings.model_fields
+    assert {name for name in documented if name.startswith("billing.")} == {f"billing.{name}" for name in fields}
+    assert all(documented[f"billing.{name}"] == field.description for name, field in fields.items())

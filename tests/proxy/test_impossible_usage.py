@@ -70,7 +70,7 @@ def test_a_record_the_database_refuses_releases_what_its_lease_held(tmp_path: Pa
     """A set-aside row's spend is never counted, so it must not stay held: it would refuse later requests."""
     store = Store(db_url)
     store.create_tables()
-    config = dataclasses.replace(BudgetConfig(), sync_interval=3600)
+    config = BudgetConfig().model_copy(update={"sync_interval": 3600})
     [counter] = LimitBook(compile_rules(_limits())).counters(_BASE_ATTRIBUTION, _BASE.started_at)
 
     async def run() -> int:
