@@ -203,7 +203,7 @@ def create_app(
             reloader = ConfigReloader(config, reconfigure)
             reloader.start()
             started.push_async_callback(reloader.close)
-            invoicing = InvoiceScheduler(store, billing, prices=catalog, clock=clock)
+            invoicing = InvoiceScheduler(store, billing, prices=lambda: metering.catalog, clock=clock)
             invoicing.start()
             started.push_async_callback(invoicing.close)
             logger.info(
@@ -225,7 +225,7 @@ def create_app(
                 "reloader": reloader,
                 "billing": billing,
                 "invoicing": invoicing,
-                "catalog": catalog,
+                "catalog": lambda: metering.catalog,  # the prices in force: a reload swaps them
                 "clock": clock,
             }
 

@@ -3,13 +3,12 @@
 A new config is validated whole (the file, the price overrides) before anything
 changes. An invalid one is refused with an error naming the key and the file,
 and the old config stays in force. The app's ``apply`` hands the rest to the
-running server: ``ProxyHandler.configure`` rebuilds providers, keys, attribution,
-teams, limits, prices, ``auth.mode`` and the per-request settings of ``[server]``
-and ``[budget]``, and the billing holder that the invoice routes and the scheduler
-read takes ``[billing]``. ``RESTART_ONLY`` lists what is read once, at start; a
-reload that changes one of those says that it waits for a restart. (The unit
-prices on invoice lines come from the catalog that the app gave the invoice
-scheduler and routes at start; a reload reprices requests, not those.)
+running server: ``Metering.configure`` rebuilds providers, keys, attribution,
+teams, limits, prices (for metering and for the unit prices on new invoices),
+``auth.mode`` and the per-request settings of ``[server]`` and ``[budget]``, and
+the billing holder that the invoice routes and the scheduler read takes
+``[billing]``. ``RESTART_ONLY`` lists what is read once, at start; a reload that
+changes one of those says that it waits for a restart.
 """
 
 from __future__ import annotations

@@ -69,6 +69,8 @@ async def _generate(request: Request) -> Response:
     now = request.state.clock()
     period = request.query_params.get("period") or previous_period(now)
     catalog = getattr(request.state, "catalog", None)
+    if callable(catalog):  # the app hands the catalog in force, which a reload swaps
+        catalog = catalog()
     try:
         result = await asyncio.to_thread(generate_invoices, request.state.store, settings, period, now, prices=catalog)
     except ValueError as exc:

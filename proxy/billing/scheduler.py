@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pricing import Catalog
 from proxy.billing.periods import due_period
@@ -28,7 +29,7 @@ class InvoiceScheduler:
         store: Store,
         settings: BillingSettings | CurrentBilling,
         *,
-        prices: Catalog | None = None,
+        prices: Catalog | Callable[[], Catalog] | None = None,
         clock: Clock = system_clock,
         interval: float = 300.0,
     ) -> None:
@@ -64,7 +65,8 @@ class InvoiceScheduler:
         period = due_period(now, settings)
         if period is None or period == self._done:
             return None
-        result = await asyncio.to_thread(generate_invoices, self._store, settings, period, now, prices=self._prices)
+        prices = self._prices() if callable(self._prices) else self._prices  # the prices in force, after a reload
+        result = await asyncio.to_thread(generate_invoices, self._store, settings, period, now, prices=prices)
         self._done = period
         return result
 

@@ -29,7 +29,10 @@ def _write(path: Path, markup: str) -> None:
 def test_reloaded_billing_settings_are_used_by_invoice_generation_and_the_scheduler(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     _write(path, "0")
-    app = create_app(load_config(path), admin_key="s3cret", clock=fixed_clock(datetime(2026, 11, 2, tzinfo=UTC)))
+    # November 1st: October has ended, but the scheduler's generation day (the 2nd) has not come, so only
+    # the admin request below generates October's invoice.
+    now = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    app = create_app(load_config(path), admin_key="s3cret", clock=fixed_clock(now))
     with TestClient(app) as client:
         store = Store(load_config(path).database.url)
         store.insert_records(
