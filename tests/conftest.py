@@ -232,7 +232,7 @@ class Tollgate:
 
     def rows(self, expected: int = 1) -> list[dict[str, Any]]:
         """Every recorded row, once at least ``expected`` are written (a stream may still be finishing)."""
-        from proxy.recording.store import USAGE_TABLE
+        from proxy.recording.tables import USAGE_TABLE
 
         deadline = time.monotonic() + 5
         while True:

@@ -31,7 +31,8 @@ from proxy.billing.amounts import UsageTotals, build_invoice
 from proxy.billing.invoice import STATUSES, TOKEN_KINDS, Invoice, InvoiceLine
 from proxy.billing.periods import parse_period
 from proxy.billing.settings import BillingSettings
-from proxy.recording.store import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import INVOICE_LINES_TABLE, INVOICES_TABLE, USAGE_TABLE
 
 logger = logging.getLogger("tollgate.invoices")
 

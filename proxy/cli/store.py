@@ -15,7 +15,8 @@ def recorded_store(url: str) -> Store | None:
     Opening it would create an empty database there, and the command would report an empty
     table as if nothing had been recorded anywhere.
     """
-    from proxy.recording.store import Store, sqlite_file  # here: the store is heavy, and --help needs none
+    from proxy.recording.sqlite import sqlite_file
+    from proxy.recording.store import Store
 
     path = sqlite_file(url)
     if path is not None and not path.exists():

@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from proxy.limits.rules import Counter, CounterWindow, counter_window
-from proxy.recording.store import ALERTS_TABLE, COUNTERS_TABLE, LEASES_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import ALERTS_TABLE, COUNTERS_TABLE, LEASES_TABLE, USAGE_TABLE
 
 # The usage_records column each limit scope counts by; "global" counts every row.
 _SCOPE_COLUMNS = {"user": "user_id", "team": "team_id", "key": "key_name", "agent": "agent", "thread": "thread_id"}

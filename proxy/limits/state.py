@@ -16,7 +16,7 @@ from pricing import decimal_text, pico_to_usd
 from proxy.attribution import Attribution
 from proxy.limits.ledger import Ledger
 from proxy.limits.rules import GLOBAL_ID, LimitBook, LimitRule
-from proxy.recording.store import COUNTERS_TABLE, LEASES_TABLE
+from proxy.recording.tables import COUNTERS_TABLE, LEASES_TABLE
 
 
 @dataclass(frozen=True, slots=True)

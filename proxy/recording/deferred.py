@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import TokenCounts, token_columns
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import BACKGROUND_TABLE, COUNTERS_TABLE, USAGE_TABLE
+from proxy.recording.tables import BACKGROUND_TABLE, COUNTERS_TABLE, USAGE_TABLE
 from proxy.usage import PENDING
 
 

@@ -22,7 +22,8 @@ import orjson
 import sqlalchemy as sa
 
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import USAGE_TABLE
 
 COLUMNS = tuple(c.name for c in USAGE_TABLE.columns)
 _DELETE_BATCH = 1_000

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pricing import decimal_text, pico_to_usd
-from proxy.recording.store import ROLLUPS_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
 
 GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
 _ROLLUP_COLUMNS = {"user": "user_id", "team": "team_id", "agent": "agent", "model": "model", "provider": "provider"}

@@ -18,7 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import CACHE_WRITE_KINDS, TOKEN_COLUMNS, TOKEN_KINDS
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import ROLLUPS_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
 
 _DIMENSIONS = ("user_id", "team_id", "agent", "model", "provider")
 # Rollups keep one sum per token kind, but one for all cache write lifetimes (cache_write_tokens).

@@ -25,7 +25,8 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from proxy.recording.store import COUNTERS_TABLE, USAGE_TABLE, engine_url
+from proxy.recording.store import engine_url
+from proxy.recording.tables import COUNTERS_TABLE, USAGE_TABLE
 
 logger = logging.getLogger("tests.bench.soak_database")
 

@@ -31,7 +31,8 @@ from proxy.billing.scheduler import InvoiceScheduler
 from proxy.billing.settings import BillingSettings
 from proxy.clock import fixed_clock
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import INVOICE_LINES_TABLE, INVOICES_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import INVOICE_LINES_TABLE, INVOICES_TABLE
 from tests.recording.test_store import _BASE
 
 PERIOD = "2026-10"

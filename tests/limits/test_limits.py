@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from proxy.app import create_app
 from proxy.config import parse_config
-from proxy.recording.store import COUNTERS_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import COUNTERS_TABLE, USAGE_TABLE
 from tests.conftest import Tollgate, chat_completion, journal_dir, json_answer
 from tests.fakeprovider import FakeProvider, ServerThread, free_port
 from tests.limits import alert_sink

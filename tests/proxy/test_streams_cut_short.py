@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from proxy.app import create_app
 from proxy.keys import hash_key
-from proxy.recording.store import USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import USAGE_TABLE
 from tests.conftest import Tollgate, chat_chunks, chat_completion, make_config, sse
 from tests.fakeprovider import Canned, FakeProvider, ServerThread
 

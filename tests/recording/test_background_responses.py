@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from pricing import TokenCounts
 from proxy.recording.deferred import Deferred, Finished, Queued, apply_deferred
-from proxy.recording.store import BACKGROUND_TABLE, COUNTERS_TABLE, ROLLUPS_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import BACKGROUND_TABLE, COUNTERS_TABLE, ROLLUPS_TABLE, USAGE_TABLE
 from tests.conftest import Tollgate, json_answer
 from tests.fakeprovider import FakeProvider
 from tests.recording.test_store import _BASE

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from proxy.recording.journal import SET_ASIDE_FILE, Journal, read_segment
 from proxy.recording.recorder import Recorder
-from proxy.recording.store import COUNTERS_TABLE, USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import COUNTERS_TABLE, USAGE_TABLE
 from tests.conftest import Tollgate, chat_completion, database_available, json_answer
 from tests.fakeprovider import FakeProvider, free_port
 from tests.recording.test_store import _BASE

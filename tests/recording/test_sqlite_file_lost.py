@@ -17,7 +17,8 @@ from proxy.app import create_app
 from proxy.recording.journal import Journal, read_segment
 from proxy.recording.recorder import Recorder
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import Store, sqlite_file
+from proxy.recording.sqlite import sqlite_file
+from proxy.recording.store import Store
 from tests.conftest import Tollgate, chat_completion, json_answer, make_config
 from tests.fakeprovider import FakeProvider
 from tests.recording.test_store import _BASE

@@ -11,7 +11,8 @@ import pytest
 from pricing import TOKEN_COLUMNS
 from proxy.recording.records import UsageRecord
 from proxy.recording.reports import usage_report
-from proxy.recording.store import USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import USAGE_TABLE
 
 _BASE = UsageRecord(
     request_id="r0",

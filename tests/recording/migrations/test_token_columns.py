@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from pricing import TOKEN_COLUMNS
 from proxy.recording.records import UsageRecord
-from proxy.recording.store import USAGE_TABLE, Store
+from proxy.recording.store import Store
+from proxy.recording.tables import USAGE_TABLE
 from tests.recording.migrations.conftest import create_released_schema
 
 HUGE = 3_000_000_000
