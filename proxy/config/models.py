@@ -181,14 +181,14 @@ class ProviderConfig(_Section):
 
 class KeyConfig(_Section):
     name: str = _setting("", "A label for the key, recorded on each row.")
-    sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash KEY` prints it).")
+    sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash < keyfile` prints it).")
     user: str | None = _setting(None, "User every request with this key is attributed to.")
     team: str | None = _setting(None, "Team every request with this key is attributed to.")
     trust_headers: bool = _setting(False, "Let attribution headers override the key's user and team.")
     _checks = {
         "sha256": (
             lambda hex: len(hex) == 64 and all(c in string.hexdigits for c in hex),
-            "must be 64 hex digits (run `tollgate keys hash KEY`)",
+            "must be 64 hex digits (run `tollgate keys hash < keyfile`)",
         ),
     }
 
