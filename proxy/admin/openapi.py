@@ -20,6 +20,7 @@ import orjson
 
 from proxy.billing.invoice import STATUSES, TOKEN_KINDS
 from proxy.billing.settings import ENTITIES
+from proxy.limits.state import SOURCES, STATES
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 
@@ -131,6 +132,12 @@ def _schemas() -> dict[str, Schema]:
                 "window": _choice(WINDOWS, "The calendar window."),
                 "window_label": _text("This window, e.g. 2026-11-25, 2026-W48, 2026-11 or total."),
                 "action": _text("block (refuses requests past the limit with 429) or warn (only alerts)."),
+                "source": _choice(
+                    SOURCES, "config (names this id), wildcard (id *), team (through [teams]) or runtime."
+                ),
+                "state": _choice(
+                    STATES, "refusing (nothing left, or refused a request lately), alerting (past alert_at) or ok."
+                ),
                 "resets_at": _text("When this window ends; null for total.", nullable=True, format="date-time"),
                 "spent_usd": _money("Recorded spend in this window."),
                 "held_usd": _money("Budget held by requests in flight."),
@@ -251,8 +258,11 @@ def _paths() -> dict[str, Schema]:
                 "limits",
                 "Limits",
                 parameters=(
-                    _query("user", "Only the limits that apply to this user (with team, to either)."),
+                    _query("user", "Only the limits that apply to this user, their [teams] team's included."),
                     _query("team", "Only the limits that apply to this team."),
+                    _query("thread", "Only the limits that apply to this thread."),
+                    _query("agent", "Only the limits that apply to this agent."),
+                    _query("key", "Only the limits that apply to this managed key, by name."),
                 ),
             )
         },

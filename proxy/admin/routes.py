@@ -20,7 +20,7 @@ from pricing import decimal_text
 from proxy.admin.openapi import admin_openapi_json
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
 from proxy.keys import bearer_token
-from proxy.limits.state import limit_states
+from proxy.limits.state import Subject, limit_states
 from proxy.recording.reports import GROUPS, usage_report
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -51,10 +51,20 @@ def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
 
 
 async def _limits(request: Request) -> Response:
-    user = request.query_params.get("user")
-    team = request.query_params.get("team")
+    params = request.query_params
+    subject = Subject(**{name: params.get(name) for name in ("user", "team", "thread", "agent", "key")})
     now = request.state.clock()
-    states = await asyncio.to_thread(limit_states, request.state.limits(), request.state.ledger, now, user, team)
+    team_of = request.state.metering.attribution.team_of
+    refused = dict(request.state.budget.last_refused)
+    states = await asyncio.to_thread(
+        limit_states,
+        request.state.limits(),
+        request.state.ledger,
+        now,
+        subject=subject,
+        team_of=team_of,
+        refused=refused,
+    )
     return JSONResponse({"limits": [s.as_json() for s in states]})
 
 

@@ -82,6 +82,9 @@ class BudgetKeeper:
         self._task: asyncio.Task[None] | None = None
         self._last_sync = clock()
         self.extensions = 0  # database round trips taken on the request path, for the log and the benchmark
+        # Counter key -> when this worker last refused a request on it: the admin API shows such a limit
+        # as refusing even while some budget is left (too little for the requests that come).
+        self.last_refused: dict[str, float] = {}
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
 
     def start(self) -> None:
@@ -200,6 +203,9 @@ class BudgetKeeper:
 
     def _refusal(self, lease: _Lease, bound: int, explain_bound: str) -> SpendLimitExceeded:
         counter = lease.counter
+        if len(self.last_refused) > 10_000:  # ids come from clients: bound the memory
+            self.last_refused.clear()
+        self.last_refused[counter.key] = self.clock()
         assert counter.block_pico is not None
         now = datetime.fromtimestamp(self.clock(), UTC)
         retry_after = seconds_until(counter.end, now)
