@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from proxy.billing.export import EXPORT_FORMATS, export_invoices
+from proxy.billing.export import EXPORT_FORMATS, export_invoices, select_invoices
 from proxy.billing.invoice import STATUSES, Invoice
 from proxy.billing.periods import parse_period, previous_period
 from proxy.billing.queries import generate_invoices, get_invoice, list_invoices
@@ -28,6 +28,8 @@ def add_invoice_commands(
     config_option: Callable[[argparse.ArgumentParser], object],
 ) -> None:
     """Add ``invoices`` and its actions; ``config_option`` adds ``--config`` to a parser."""
+    from proxy.cli.options import add_usage_filters  # here: the proxy.cli package imports this module
+
     invoices = subparsers.add_parser("invoices", help="generate, list, show and export invoices")
     actions = invoices.add_subparsers(required=True, metavar="ACTION")
 
@@ -49,10 +51,17 @@ def add_invoice_commands(
     show.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
     show.set_defaults(run=_show)
 
-    export = actions.add_parser("export", help="write invoices as CSV (one row per line) or JSON")
+    export = actions.add_parser(
+        "export",
+        help="write invoices as CSV (one row per line), a JSON array or JSON lines",
+        description="Write invoices. --user/--team pick the invoiced entity, --since/--until the months that "
+        "overlap the window, --model/--agent only those lines. Invoices keep no threads or tags: "
+        "--thread and --tag are refused (`tollgate export usage` has them).",
+    )
     config_option(export)
-    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="json", help="output format (default: json)")
     export.add_argument("--period", type=_period, help="only this month (YYYY-MM)")
+    add_usage_filters(export)
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     export.set_defaults(run=_export)
 
@@ -137,10 +146,28 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.thread is not None or args.tag:
+        sys.stderr.write(
+            "tollgate: invoices keep no threads or tags; `tollgate export usage --thread ... --tag ...` has them\n"
+        )
+        return 2
+    from proxy.cli.options import window_is_possible
+
+    if not window_is_possible(args):
+        return 2
     store = _open_store(args)
     if store is None:
         return 1
-    text = export_invoices(list_invoices(store, period=args.period), args.format)
+    found = select_invoices(
+        list_invoices(store, period=args.period),
+        user=args.user,
+        team=args.team,
+        since=args.since,
+        until=args.until,
+        model=args.model,
+        agent=args.agent,
+    )
+    text = export_invoices(found, args.format)
     store.dispose()
     if args.output is None:
         sys.stdout.write(text)

@@ -24,7 +24,7 @@ TAG_GROUP = "tag:"
 # Tag names are header names (lower-cased tokens); only these may reach a JSON path.
 _TAG_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _ROLLUP_COLUMNS = {"user": "user_id", "team": "team_id", "agent": "agent", "model": "model", "provider": "provider"}
-_COLUMNS = {
+FILTER_COLUMNS = _COLUMNS = {
     "user": "user_id",
     "team": "team_id",
     "agent": "agent",

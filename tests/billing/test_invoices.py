@@ -315,3 +315,34 @@ def test_list_filters_by_period_and_status(store: Store) -> None:
     assert list_invoices(store, period="2026-09") == []
     with pytest.raises(ValueError, match="void invoice cannot become pending"):
         set_status(store, invoice_id_for("user", "bob", PERIOD), "pending", NOW)
+
+
+def _exported(capsys: pytest.CaptureFixture[str], config: str, *args: str) -> list[dict[str, Any]]:
+    assert invoices_main(["invoices", "export", "--config", config, "--format", "jsonl", *args]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_invoice_export_takes_jsonl_and_the_usage_filters(
+    store: Store, any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.insert_records(
+        [_usage(1), _usage(2, user_id="bob", model_requested="gpt-4o-mini", agent="writer", cost_pico=USD_0_125)]
+    )
+    generate_invoices(store, BillingSettings(), PERIOD, NOW)
+    config = str(_write_config(tmp_path, any_db_url))
+    assert sorted(i["entity_id"] for i in _exported(capsys, config)) == ["alice", "bob"]
+    [bob] = _exported(capsys, config, "--user", "bob")
+    assert bob["cost_usd"] == "0.125" and bob["entity_id"] == "bob"
+    [only_mini] = _exported(capsys, config, "--model", "gpt-4o-mini")
+    assert [(line["kind"], line["key"]) for line in only_mini["lines"]] == [("model", "gpt-4o-mini")]
+    assert _exported(capsys, config, "--since", "2026-11-01") == []
+    assert len(_exported(capsys, config, "--since", "2026-10-31", "--until", "2026-11-01")) == 2
+    assert _exported(capsys, config, "--team", "nobody") == []
+
+
+def test_invoice_export_refuses_filters_invoices_do_not_keep(
+    any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(_write_config(tmp_path, any_db_url))
+    assert invoices_main(["invoices", "export", "--config", config, "--thread", "conv-1"]) == 2
+    assert "export usage" in capsys.readouterr().err
