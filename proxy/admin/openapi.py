@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from proxy.billing.invoice import STATUSES, TOKEN_KINDS
+from proxy.billing.preview import PREVIEW_STATUS
 from proxy.billing.settings import ENTITIES
 from proxy.limits.state import SOURCES, STATES
 from proxy.limits.windows import WINDOWS
@@ -172,7 +173,7 @@ def _schemas() -> dict[str, Schema]:
                 "entity_id": _text("The user or team id."),
                 "period": _text("The UTC month, YYYY-MM.", pattern=_PERIOD_PATTERN),
                 "currency": _text("The currency label of the amounts."),
-                "status": _choice(STATUSES, "The invoice's status."),
+                "status": _choice((*STATUSES, PREVIEW_STATUS), "The invoice's status (preview only in a preview)."),
                 "cost_usd": _money("Exact usage cost in USD, before exchange, rounding and markup."),
                 "exchange_rate": _money("Units of the currency per USD."),
                 "subtotal": _money("The sum of the model lines' amounts."),
@@ -188,6 +189,21 @@ def _schemas() -> dict[str, Schema]:
             "One entity's invoice for one month; amounts never change after generation.",
         ),
         "Invoices": _object({"invoices": _list_of(_ref("Invoice"), "Newest period first.")}, "Invoices."),
+        "PreviewInvoice": {
+            "allOf": [_ref("Invoice")],
+            "properties": {"status": {"const": PREVIEW_STATUS, "description": "Always preview: not stored."}},
+            "description": "An invoice as generation would make it now; never stored.",
+        },
+        "Preview": _object(
+            {
+                "period": _text("The month previewed, YYYY-MM.", pattern=_PERIOD_PATTERN),
+                "as_of": _text("The usage counted is up to this time.", format="date-time"),
+                "stored": {"const": False, "description": "Always false: a preview stores nothing."},
+                "note": _text("Says that nothing is stored."),
+                "invoices": _list_of(_ref("PreviewInvoice"), "One per entity with usage so far."),
+            },
+            "What a month's invoices would be now (Stripe's upcoming invoice).",
+        ),
         "Generation": _object(
             {
                 "period": _text("The month, YYYY-MM.", pattern=_PERIOD_PATTERN),
@@ -312,6 +328,23 @@ def _paths() -> dict[str, Schema]:
                 "Generation",
                 parameters=(_query("period", "The month, YYYY-MM; last month when absent.", period),),
                 bad_request="A period that is not YYYY-MM, or one that has not ended.",
+            )
+        },
+        "/admin/invoices/preview": {
+            "get": _operation(
+                "previewInvoices",
+                "What the running month's invoices would be now; nothing is stored",
+                "invoices",
+                "Preview",
+                parameters=(
+                    _query(
+                        "period",
+                        "running (the default: this month) or a month YYYY-MM.",
+                        _text("running or a month.", pattern=r"^(running|[0-9]{4}-(0[1-9]|1[0-2]))$"),
+                    ),
+                    _query("entity", "Only this user's or team's invoice."),
+                ),
+                bad_request="A period that is neither running nor YYYY-MM, or one that has not started.",
             )
         },
         "/admin/invoices/{id}": {
