@@ -31,6 +31,13 @@ Schema = dict[str, Any]
 _DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _UNPRICED = "Requests with no price, which cost nothing here."
+_TAG_GROUP = r"^tag:[a-z0-9!#$%&'*+.^_`|~-]{1,64}$"
+_GROUP: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "enum": list(GROUPS)},
+        {"type": "string", "pattern": _TAG_GROUP, "description": "tag:<name>: one row per value of that tag."},
+    ]
+}
 
 
 def _ref(name: str) -> Schema:
@@ -112,7 +119,10 @@ def _schemas() -> dict[str, Schema]:
         ),
         "Usage": _object(
             {
-                "group_by": {"type": ["string", "null"], "enum": [*GROUPS, None], "description": "As asked, or null."},
+                "group_by": {
+                    "anyOf": [_GROUP, {"type": "null"}],
+                    "description": "As asked, or null.",
+                },
                 "rows": _list_of(_ref("ReportRow"), "Largest cost first; by date for day and month."),
             },
             "A usage report, as `tollgate usage` gives it.",
@@ -249,8 +259,8 @@ def _operation(
     reasons = [bad_request] if bad_request else []
     if parameters:
         reasons.append("A query or path value with a NUL character (%00).")
-    if reasons:
-        responses["400"] = _json(_ref("Error"), " ".join(reasons))
+    reasons.append("A query parameter this operation does not take (code unknown_parameter, named in the message).")
+    responses["400"] = _json(_ref("Error"), " ".join(reasons))
     responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
     off = {"$ref": "#/components/responses/AdminOff"}
     responses["404"] = _json(_ref("Error"), f"{not_found}, or the admin API is off.") if not_found else off
@@ -266,6 +276,8 @@ def _paths() -> dict[str, Schema]:
     invoice_id = _path_id("The invoice id, e.g. inv_2026-11_user_alice.")
     period = _text("A month.", pattern=_PERIOD_PATTERN)
     filters = (_query(name, f"Only usage of this {name}.") for name in ("user", "team", "agent", "thread", "model"))
+    since = "Usage from this ISO date or time (UTC unless it has a zone), inclusive."
+    until = "Usage before this ISO date or time (UTC unless it has a zone), exclusive."
     return {
         "/admin/limits": {
             "get": _operation(
@@ -289,12 +301,23 @@ def _paths() -> dict[str, Schema]:
                 "usage",
                 "Usage",
                 parameters=(
-                    _query("group_by", "What to group by; one row in all when absent.", _choice(GROUPS, "A group.")),
-                    _query("from", "Usage from this ISO date or time (UTC unless it has a zone), inclusive."),
-                    _query("to", "Usage before this ISO date or time (UTC unless it has a zone), exclusive."),
+                    _query("group_by", "What to group by (or tag:<name>); one row in all when absent.", _GROUP),
+                    _query("since", since),
+                    _query("until", until),
+                    _query("from", f"An alias of since, kept for older clients. {since}"),
+                    _query("to", f"An alias of until, kept for older clients. {until}"),
                     *filters,
+                    {
+                        "name": "tag",
+                        "in": "query",
+                        "description": "Only usage with this tag value, name=value; repeat it, all must match.",
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^=]+=.*$"}},
+                        "style": "form",
+                        "explode": True,
+                    },
                 ),
-                bad_request="An unknown group_by, or from or to that is not an ISO date or time.",
+                bad_request="An unknown group_by, a tag that is not name=value, since or until (or from or to) "
+                "that is not an ISO date or time, both a name and its alias, or since not before until.",
             )
         },
         "/admin/users/{id}/summary": {

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin.params import accepting
 from proxy.billing.invoice import STATUSES
 from proxy.billing.periods import parse_period, previous_period
 from proxy.billing.preview import RUNNING, preview_invoices
@@ -30,11 +31,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def invoice_routes(guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     """The routes under ``/admin/invoices``; ``guard`` wraps each endpoint with admin authentication."""
     return [
-        Route("/admin/invoices", guard(_list), methods=["GET"]),
-        Route("/admin/invoices/generate", guard(_generate), methods=["POST"]),
-        Route("/admin/invoices/preview", guard(_preview), methods=["GET"]),
-        Route("/admin/invoices/{id}", guard(_show), methods=["GET"]),
-        Route("/admin/invoices/{id}", guard(_patch), methods=["PATCH"]),
+        Route("/admin/invoices", guard(accepting(("period", "status", "entity"), _list)), methods=["GET"]),
+        Route("/admin/invoices/generate", guard(accepting(("period",), _generate)), methods=["POST"]),
+        Route("/admin/invoices/preview", guard(accepting(("period", "entity"), _preview)), methods=["GET"]),
+        Route("/admin/invoices/{id}", guard(accepting((), _show)), methods=["GET"]),
+        Route("/admin/invoices/{id}", guard(accepting((), _patch)), methods=["PATCH"]),
     ]
 
 
