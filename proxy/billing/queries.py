@@ -81,7 +81,14 @@ def generate_invoices(
         else:
             skipped.append(invoice.id)
     _warn_unattributed(store, column, start, end, period)
-    logger.info("invoices for %s: %d created, %d already there", period, len(created), len(skipped))
+    # The scheduler runs this at every start: only a run that made something is worth an info line.
+    logger.log(
+        logging.INFO if created else logging.DEBUG,
+        "invoices for %s: %d created, %d already there",
+        period,
+        len(created),
+        len(skipped),
+    )
     return Generation(period, tuple(created), tuple(skipped))
 
 

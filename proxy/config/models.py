@@ -102,6 +102,9 @@ class ServerConfig(_Section):
     on_client_disconnect: str = _setting(
         "drain", "'drain' reads a stream to its end when the client leaves, for exact usage; 'cancel' stops at once."
     )
+    access_log: bool = _setting(
+        False, "Log one line per request (method, path, status, user, model, tokens, cost, latency; never a key)."
+    )
     _checks = {
         "port": (lambda n: n >= 0, "must be positive"),
         "workers": (lambda n: n >= 1, "must be positive"),
