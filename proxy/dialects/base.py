@@ -165,3 +165,20 @@ def _header(headers: Headers, name: bytes) -> bytes:
         if key == name:
             return value
     return b""
+
+
+def read_count(table: Any, key: str) -> int:
+    """A token count from a provider's JSON: a non-negative integer, else 0 (what a provider sends is never trusted)."""
+    if not isinstance(table, dict):
+        return 0
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def read_label(value: Any, max_chars: int = 256) -> str | None:
+    """A name from a provider's or client's JSON (a model, a service tier), if a row can hold it."""
+    if not isinstance(value, str) or not value or len(value) > max_chars or "\x00" in value:
+        return None
+    return value
