@@ -39,6 +39,8 @@ from proxy.core import Metering
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.hooks import load_hooks
+from proxy.insight.api import insight_routes
+from proxy.insight.monitor import AnomalyMonitor
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
@@ -208,6 +210,9 @@ def create_app(
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
                 teams[0] = new.teams
 
+            monitor = AnomalyMonitor(store, config.anomalies, alerts.emit, clock=clock)
+            monitor.start()
+            started.push_async_callback(monitor.close)
             reloader = ConfigReloader(config, reconfigure)
             reloader.start()
             started.push_async_callback(reloader.close)
@@ -230,6 +235,7 @@ def create_app(
                 "recorder": recorder,
                 "budget": budget,
                 "alerts": alerts,
+                "anomalies": monitor,
                 "reloader": reloader,
                 "billing": billing,
                 "invoicing": invoicing,
@@ -244,6 +250,7 @@ def create_app(
             Route("/metrics", _metrics, methods=["GET"]),
             *admin_routes(admin_key),
             *invoice_routes(lambda endpoint: guarded(admin_key, endpoint)),
+            *insight_routes(lambda endpoint: guarded(admin_key, endpoint)),
             *dashboard_routes(),
         ],
         exception_handlers={

@@ -17,6 +17,7 @@ from proxy.recording.records import UsageRecord
 from proxy.recording.tables import HOURLY_TABLE, THREAD_MINUTES_TABLE, USAGE_TABLE
 
 SCOPES = ("user", "team", "agent", "thread")
+_MINUTE_SUMS = ("requests", "tokens", "cost_pico")
 _ATTRIBUTES = {"user": "user_id", "team": "team_id", "agent": "agent", "thread": "thread_id"}
 
 
@@ -33,7 +34,7 @@ def minute_label(when: datetime) -> str:
 def hourly_increments(
     records: Iterable[UsageRecord], *, count_requests: bool = True
 ) -> tuple[dict[tuple[str, str, str], list[int]], dict[tuple[str, str], list[int]]]:
-    """What ``records`` add: per (hour, scope, entity) [requests, tokens, cost]; per (minute, thread)."""
+    """What ``records`` add: per (hour, scope, entity) [requests, tokens, cost]; per (minute, thread) the same."""
     request = 1 if count_requests else 0
     hours: dict[tuple[str, str, str], list[int]] = {}
     minutes: dict[tuple[str, str], list[int]] = {}
@@ -49,9 +50,10 @@ def hourly_increments(
                 sums[1] += tokens
                 sums[2] += cost
         if r.thread_id:
-            counts = minutes.setdefault((minute_label(r.started_at), r.thread_id), [0, 0])
+            counts = minutes.setdefault((minute_label(r.started_at), r.thread_id), [0, 0, 0])
             counts[0] += request
             counts[1] += tokens
+            counts[2] += cost
     return hours, minutes
 
 
@@ -79,9 +81,12 @@ def apply_hourly(
         conn.execute(
             statement.on_conflict_do_update(
                 index_elements=["minute", "thread_id"],
-                set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens")},
+                set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
             ),
-            [{"minute": m, "thread_id": t, "requests": v[0], "tokens": v[1]} for (m, t), v in sorted(minutes.items())],
+            [
+                {"minute": m, "thread_id": t, **dict(zip(_MINUTE_SUMS, v, strict=True))}
+                for (m, t), v in sorted(minutes.items())
+            ],
         )
 
 

@@ -148,7 +148,7 @@ class HourlyUsageRow(SQLModel, table=True):
 
 
 class ThreadMinuteRow(SQLModel, table=True):
-    """Requests and tokens per UTC minute of each thread: what catches a runaway agent loop. Pruned after an hour."""
+    """Requests, tokens and cost per UTC minute of each thread: what catches a runaway loop. Pruned after an hour."""
 
     __tablename__ = "thread_minutes"
 
@@ -156,6 +156,7 @@ class ThreadMinuteRow(SQLModel, table=True):
     thread_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
     requests: int = Field(default=0, sa_type=sa.BigInteger)
     tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cost_pico: int = Field(default=0, sa_type=sa.BigInteger)
 
 
 class AnomalyRow(SQLModel, table=True):

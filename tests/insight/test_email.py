@@ -31,11 +31,6 @@ ALERT = Alert(
 TEAMS = {"research": TeamConfig(members=("alice",), alert_emails=("lead@example.com",))}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _settings(port: int, **changes: Any) -> EmailConfig:
     base: dict[str, Any] = {
         "smtp_host": "127.0.0.1",

@@ -41,11 +41,11 @@ def test_each_scope_gets_its_hourly_sums(any_db_url: str) -> None:
     assert _hourly(store) == sorted(expected)
     t = THREAD_MINUTES_TABLE.c
     with store.engine.connect() as conn:
-        minutes = sorted(conn.execute(sa.select(t.minute, t.thread_id, t.requests, t.tokens)).all())
+        minutes = sorted(conn.execute(sa.select(t.minute, t.thread_id, t.requests, t.tokens, t.cost_pico)).all())
     assert [tuple(m) for m in minutes] == [
-        ("2026-11-25T14:03", "t1", 1, 13),
-        ("2026-11-25T14:28", "t1", 1, 13),
-        ("2026-11-25T14:53", "t1", 1, 13),
+        ("2026-11-25T14:03", "t1", 1, 13, 150_000),
+        ("2026-11-25T14:28", "t1", 1, 13, 150_000),
+        ("2026-11-25T14:53", "t1", 1, 13, 150_000),
     ]
     store.dispose()
 

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("thread_id", sa.String(length=256), nullable=False),
         sa.Column("requests", sa.BigInteger(), nullable=False),
         sa.Column("tokens", sa.BigInteger(), nullable=False),
+        sa.Column("cost_pico", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("minute", "thread_id"),
     )
     op.create_table(
