@@ -40,10 +40,12 @@ from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.hooks import load_hooks
 from proxy.insight.api import insight_routes
+from proxy.insight.forecast import forecast_warnings
 from proxy.insight.monitor import AnomalyMonitor
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.state import limit_states
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder
@@ -210,7 +212,10 @@ def create_app(
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
                 teams[0] = new.teams
 
-            monitor = AnomalyMonitor(store, config.anomalies, alerts.emit, clock=clock)
+            extra = [forecast_warnings(store, lambda now: limit_states(metering.limits, ledger, now))]
+            monitor = AnomalyMonitor(
+                store, config.anomalies, alerts.emit, clock=clock, extra=extra if config.alerts.forecast_alert else ()
+            )
             monitor.start()
             started.push_async_callback(monitor.close)
             reloader = ConfigReloader(config, reconfigure)

@@ -122,8 +122,42 @@ def _schemas() -> dict[str, Schema]:
                 "this_month": _or_null(_ref("ReportRow"), "Since the 1st (UTC); null without usage."),
                 "all_time": _or_null(_ref("ReportRow"), "Everything recorded; null without usage."),
                 "average_daily_cost_usd_this_month": _money("This month's cost / days so far, to 12 places."),
+                "forecast": _ref("Projection"),
+                "limits": _list_of(
+                    _ref("LimitForecast"), "The user's own limits, each with the date it will be reached."
+                ),
             },
             "One user's usage.",
+        ),
+        "Projection": _object(
+            {
+                "group": _text("The user, team, or 'total'."),
+                "month_so_far_usd": _money("Spend since the 1st of this UTC month."),
+                "daily_rate_usd": _money("Spend of the 7 full days before today / 7 (fewer days for a newer entity)."),
+                "projected_month_end_usd": _money("month_so_far_usd + daily_rate_usd x days_left."),
+                "days_left": _money("Days from now to the 1st of next month, fractions included."),
+            },
+            "A month-end projection; see docs in proxy/insight/forecast.py and the README.",
+        ),
+        "LimitForecast": _object(
+            {
+                "scope": _text("What the limit counts."),
+                "id": _text("The subject within the scope."),
+                "window": _choice(WINDOWS, "The calendar window."),
+                "window_label": _text("This window."),
+                "action": _choice(("block", "warn"), "What the limit does when reached."),
+                "resets_at": _or_null(_text("", format="date-time"), "When the window ends; null for total."),
+                "spent_usd": _money("Spent in this window."),
+                "limit_usd": _money("The limit."),
+                "daily_rate_usd": _or_null(
+                    _ref("Decimal"), "The subject's recent daily rate; null for key and thread."
+                ),
+                "reached_at": _or_null(
+                    _text("", format="date-time"), "When the limit will be reached at that rate, if within the window."
+                ),
+                "already_reached": {"type": "boolean", "description": "Spent is at the limit already."},
+            },
+            "When one limit will be reached at the current rate.",
         ),
         "LimitState": _object(
             {
