@@ -134,7 +134,7 @@ class EmailOutbox:
         wait = self._retry_wait
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.attempts),
-            wait=wait_exponential_jitter(multiplier=wait, max=wait * 60, jitter=wait),
+            wait=wait_exponential_jitter(initial=wait, max=wait * 60, jitter=wait),
             retry=retry_if_exception(_temporary),
             reraise=True,
         )

@@ -8,7 +8,7 @@
 The first two start empty: they fill from the rows written after the upgrade (``tollgate rollups rebuild``
 fills them from the raw rows of the last weeks too).
 
-Revision ID: 0008
+Revision ID: 0005
 Revises: 0004
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
