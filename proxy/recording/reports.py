@@ -18,7 +18,7 @@ from pricing import decimal_text, pico_to_usd
 from proxy.recording.store import Store
 from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
 
-GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
+GROUPS = ("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month")
 TAG_GROUP = "tag:"
 """``group_by`` may also be ``tag:<name>``: one row per value of that tag (rows without it as None)."""
 # Tag names are header names (lower-cased tokens); only these may reach a JSON path.
@@ -31,6 +31,7 @@ FILTER_COLUMNS = _COLUMNS = {
     "thread": "thread_id",
     "model": "model_requested",
     "provider": "provider",
+    "kind": "provider_kind",
 }
 
 
@@ -183,7 +184,7 @@ def _rollups_answer(
     group_by: str | None, filters: Mapping[str, str], since: datetime | None, until: datetime | None
 ) -> bool:
     return (
-        group_by != "thread"
+        group_by not in ("thread", "kind")  # the rollups keep neither
         and not (group_by or "").startswith(TAG_GROUP)
         and all(name in _ROLLUP_COLUMNS for name in filters)
         and _midnight(since)
