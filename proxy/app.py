@@ -51,6 +51,7 @@ from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder
 from proxy.recording.store import Store
 from proxy.reload import ConfigReloader
+from proxy.startup import start_warnings
 
 if TYPE_CHECKING:
     from proxy.insight.email import EmailOutbox
@@ -144,12 +145,14 @@ def create_app(
     upstream_factory: UpstreamFactory = AiohttpUpstream,
     admin_key: str | None = None,
     clock: Clock = system_clock,
+    start_message: str | None = None,
 ) -> Starlette:
     """The Tollgate app for ``config``.
 
     ``upstream_factory`` makes the upstream client inside the lifespan; ``admin_key``
     (default ``$TOLLGATE_ADMIN_KEY``) opens the admin API; ``clock`` is the one source
-    of "now" for rows, limit windows and invoices.
+    of "now" for rows, limit windows and invoices. ``start_message`` is logged once the
+    app has started (``tollgate serve`` passes its start block).
     """
     admin_key = admin_key if admin_key is not None else os.environ.get("TOLLGATE_ADMIN_KEY")
     catalog = Catalog.load(config.pricing_models)
@@ -224,12 +227,12 @@ def create_app(
             invoicing = InvoiceScheduler(store, billing, prices=lambda: metering.catalog, clock=clock)
             invoicing.start()
             started.push_async_callback(invoicing.close)
-            logger.info(
-                "tollgate ready: %d providers, %d limits, database %s",
-                len(metering.router.providers),
-                len(metering.limits.rules),
-                store.dialect,
-            )
+            for warning in start_warnings(config, os.environ):
+                logger.warning("%s", warning)
+            if start_message is not None:
+                logger.info("%s", start_message)
+            else:
+                logger.debug("worker %d started", os.getpid())
             yield {
                 "proxy": endpoint,
                 "metering": metering,
@@ -292,5 +295,11 @@ async def _prepare_database(store: Store) -> None:
 
 
 def app_from_environment() -> Starlette:
-    """The app for ``uvicorn --factory``: config from ``$TOLLGATE_CONFIG`` (``tollgate serve`` sets it)."""
-    return create_app(load_config(os.environ.get("TOLLGATE_CONFIG")))
+    """The app for ``uvicorn --factory``: config from ``$TOLLGATE_CONFIG`` (``tollgate serve`` sets it).
+
+    ``$TOLLGATE_ACCESS_LOG=1`` (set by ``serve --access-log``) turns the access log on.
+    """
+    config = load_config(os.environ.get("TOLLGATE_CONFIG"))
+    if os.environ.get("TOLLGATE_ACCESS_LOG") == "1":
+        config = config.model_copy(update={"server": config.server.model_copy(update={"access_log": True})})
+    return create_app(config)

@@ -42,6 +42,8 @@ class AttributionReader:
 
     def __init__(self, config: AttributionConfig, teams: Mapping[str, TeamConfig] | None = None) -> None:
         self._team_of = {user: team for team, cfg in (teams or {}).items() for user in cfg.members}
+        self.team_of: Mapping[str, str] = self._team_of
+        """Each ``[teams]`` member's team."""
         self._fields = {
             config.user_header.lower().encode(): "user",
             config.team_header.lower().encode(): "team",

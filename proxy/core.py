@@ -38,6 +38,7 @@ from pricing import (
     price_tokens,
     token_columns,
 )
+from proxy.access_log import log_request
 from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
 from proxy.clock import Clock
@@ -143,6 +144,7 @@ class Metering:
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
         self.cost_header = config.server.cost_header
+        self.access_log = config.server.access_log
 
     def serves(self, path: str) -> bool:
         """Whether a (decoded) path belongs to one of the provider APIs Tollgate meters."""
@@ -612,6 +614,8 @@ class MeteredCall:
             provider_kind=self.provider.kind if self.provider is not None else None,
             provider_usage=_usage_json(usage),
         )
+        if metering.access_log or status >= 400:
+            log_request(record, metering.access_log)
         return metering.recorder.submit(record, charges, deferred)
 
     def _lookup(self, model: str) -> PriceCard | None:

@@ -7,6 +7,7 @@ returned, which passes through untouched) is one of these::
     ├── BadRequest                     400 invalid_request_error
     │   ├── InvalidJSON                400   code=invalid_json
     │   ├── MissingModel               400   param=model, code=missing_required_parameter
+    │   ├── UnknownParameter           400   code=unknown_parameter (an admin query parameter)
     │   └── CostUnbounded              400   code=cost_unbounded (a spend limit cannot admit it)
     ├── Unauthorized                   401 invalid_request_error, code=invalid_api_key
     ├── NotFound                       404 invalid_request_error, code=not_found
@@ -52,6 +53,10 @@ class BadRequest(TollgateError):
 
 class InvalidJSON(BadRequest):
     code = "invalid_json"
+
+
+class UnknownParameter(BadRequest):
+    code = "unknown_parameter"
 
 
 class MissingModel(BadRequest):

@@ -49,8 +49,7 @@ class ProviderRouter:
         for cfg in configs:
             pattern = re.compile("|".join(fnmatch.translate(m) for m in cfg.models) or "(?!)")
             api_key = env.get(cfg.api_key_env) if cfg.api_key_env else None
-            if cfg.api_key_env and not api_key:
-                logger.warning("provider %s: $%s is not set; managed keys cannot reach it", cfg.name, cfg.api_key_env)
+            # A missing key is worth a warning only in the modes that send one (proxy.startup.start_warnings).
             provider = Provider(
                 name=cfg.name,
                 base_url=cfg.base_url.rstrip("/"),

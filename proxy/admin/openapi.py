@@ -19,8 +19,10 @@ from typing import Any
 import orjson
 
 from proxy.billing.invoice import STATUSES, TOKEN_KINDS
+from proxy.billing.preview import PREVIEW_STATUS
 from proxy.billing.settings import ENTITIES
 from proxy.insight.api import ALERT_KINDS
+from proxy.limits.state import SOURCES, STATES
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 
@@ -30,6 +32,13 @@ Schema = dict[str, Any]
 _DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _UNPRICED = "Requests with no price, which cost nothing here."
+_TAG_GROUP = r"^tag:[a-z0-9!#$%&'*+.^_`|~-]{1,64}$"
+_GROUP: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "enum": list(GROUPS)},
+        {"type": "string", "pattern": _TAG_GROUP, "description": "tag:<name>: one row per value of that tag."},
+    ]
+}
 
 
 def _ref(name: str) -> Schema:
@@ -111,7 +120,10 @@ def _schemas() -> dict[str, Schema]:
         ),
         "Usage": _object(
             {
-                "group_by": {"type": ["string", "null"], "enum": [*GROUPS, None], "description": "As asked, or null."},
+                "group_by": {
+                    "anyOf": [_GROUP, {"type": "null"}],
+                    "description": "As asked, or null.",
+                },
                 "rows": _list_of(_ref("ReportRow"), "Largest cost first; by date for day and month."),
             },
             "A usage report, as `tollgate usage` gives it.",
@@ -146,6 +158,8 @@ def _schemas() -> dict[str, Schema]:
                 "window": _choice(WINDOWS, "The calendar window."),
                 "window_label": _text("This window."),
                 "action": _choice(("block", "warn"), "What the limit does when reached."),
+                "source": _choice(SOURCES, "config, wildcard, team or runtime (as in LimitState)."),
+                "state": _choice(STATES, "ok, alerting or refusing (as in LimitState)."),
                 "resets_at": _or_null(_text("", format="date-time"), "When the window ends; null for total."),
                 "spent_usd": _money("Spent in this window."),
                 "limit_usd": _money("The limit."),
@@ -166,6 +180,12 @@ def _schemas() -> dict[str, Schema]:
                 "window": _choice(WINDOWS, "The calendar window."),
                 "window_label": _text("This window, e.g. 2026-11-25, 2026-W48, 2026-11 or total."),
                 "action": _text("block (refuses requests past the limit with 429) or warn (only alerts)."),
+                "source": _choice(
+                    SOURCES, "config (names this id), wildcard (id *), team (through [teams]) or runtime."
+                ),
+                "state": _choice(
+                    STATES, "refusing (nothing left, or refused a request lately), alerting (past alert_at) or ok."
+                ),
                 "resets_at": _text("When this window ends; null for total.", nullable=True, format="date-time"),
                 "spent_usd": _money("Recorded spend in this window."),
                 "held_usd": _money("Budget held by requests in flight."),
@@ -200,7 +220,7 @@ def _schemas() -> dict[str, Schema]:
                 "entity_id": _text("The user or team id."),
                 "period": _text("The UTC month, YYYY-MM.", pattern=_PERIOD_PATTERN),
                 "currency": _text("The currency label of the amounts."),
-                "status": _choice(STATUSES, "The invoice's status."),
+                "status": _choice((*STATUSES, PREVIEW_STATUS), "The invoice's status (preview only in a preview)."),
                 "cost_usd": _money("Exact usage cost in USD, before exchange, rounding and markup."),
                 "exchange_rate": _money("Units of the currency per USD."),
                 "subtotal": _money("The sum of the model lines' amounts."),
@@ -216,6 +236,21 @@ def _schemas() -> dict[str, Schema]:
             "One entity's invoice for one month; amounts never change after generation.",
         ),
         "Invoices": _object({"invoices": _list_of(_ref("Invoice"), "Newest period first.")}, "Invoices."),
+        "PreviewInvoice": {
+            "allOf": [_ref("Invoice")],
+            "properties": {"status": {"const": PREVIEW_STATUS, "description": "Always preview: not stored."}},
+            "description": "An invoice as generation would make it now; never stored.",
+        },
+        "Preview": _object(
+            {
+                "period": _text("The month previewed, YYYY-MM.", pattern=_PERIOD_PATTERN),
+                "as_of": _text("The usage counted is up to this time.", format="date-time"),
+                "stored": {"const": False, "description": "Always false: a preview stores nothing."},
+                "note": _text("Says that nothing is stored."),
+                "invoices": _list_of(_ref("PreviewInvoice"), "One per entity with usage so far."),
+            },
+            "What a month's invoices would be now (Stripe's upcoming invoice).",
+        ),
         "Generation": _object(
             {
                 "period": _text("The month, YYYY-MM.", pattern=_PERIOD_PATTERN),
@@ -281,8 +316,8 @@ def _operation(
     reasons = [bad_request] if bad_request else []
     if parameters:
         reasons.append("A query or path value with a NUL character (%00).")
-    if reasons:
-        responses["400"] = _json(_ref("Error"), " ".join(reasons))
+    reasons.append("A query parameter this operation does not take (code unknown_parameter, named in the message).")
+    responses["400"] = _json(_ref("Error"), " ".join(reasons))
     responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
     off = {"$ref": "#/components/responses/AdminOff"}
     responses["404"] = _json(_ref("Error"), f"{not_found}, or the admin API is off.") if not_found else off
@@ -298,6 +333,8 @@ def _paths() -> dict[str, Schema]:
     invoice_id = _path_id("The invoice id, e.g. inv_2026-11_user_alice.")
     period = _text("A month.", pattern=_PERIOD_PATTERN)
     filters = (_query(name, f"Only usage of this {name}.") for name in ("user", "team", "agent", "thread", "model"))
+    since = "Usage from this ISO date or time (UTC unless it has a zone), inclusive."
+    until = "Usage before this ISO date or time (UTC unless it has a zone), exclusive."
     return {
         "/admin/limits": {
             "get": _operation(
@@ -306,8 +343,11 @@ def _paths() -> dict[str, Schema]:
                 "limits",
                 "Limits",
                 parameters=(
-                    _query("user", "Only the limits that apply to this user (with team, to either)."),
+                    _query("user", "Only the limits that apply to this user, their [teams] team's included."),
                     _query("team", "Only the limits that apply to this team."),
+                    _query("thread", "Only the limits that apply to this thread."),
+                    _query("agent", "Only the limits that apply to this agent."),
+                    _query("key", "Only the limits that apply to this managed key, by name."),
                 ),
             )
         },
@@ -318,12 +358,23 @@ def _paths() -> dict[str, Schema]:
                 "usage",
                 "Usage",
                 parameters=(
-                    _query("group_by", "What to group by; one row in all when absent.", _choice(GROUPS, "A group.")),
-                    _query("from", "Usage from this ISO date or time (UTC unless it has a zone), inclusive."),
-                    _query("to", "Usage before this ISO date or time (UTC unless it has a zone), exclusive."),
+                    _query("group_by", "What to group by (or tag:<name>); one row in all when absent.", _GROUP),
+                    _query("since", since),
+                    _query("until", until),
+                    _query("from", f"An alias of since, kept for older clients. {since}"),
+                    _query("to", f"An alias of until, kept for older clients. {until}"),
                     *filters,
+                    {
+                        "name": "tag",
+                        "in": "query",
+                        "description": "Only usage with this tag value, name=value; repeat it, all must match.",
+                        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^=]+=.*$"}},
+                        "style": "form",
+                        "explode": True,
+                    },
                 ),
-                bad_request="An unknown group_by, or from or to that is not an ISO date or time.",
+                bad_request="An unknown group_by, a tag that is not name=value, since or until (or from or to) "
+                "that is not an ISO date or time, both a name and its alias, or since not before until.",
             )
         },
         "/admin/users/{id}/summary": {
@@ -357,6 +408,23 @@ def _paths() -> dict[str, Schema]:
                 "Generation",
                 parameters=(_query("period", "The month, YYYY-MM; last month when absent.", period),),
                 bad_request="A period that is not YYYY-MM, or one that has not ended.",
+            )
+        },
+        "/admin/invoices/preview": {
+            "get": _operation(
+                "previewInvoices",
+                "What the running month's invoices would be now; nothing is stored",
+                "invoices",
+                "Preview",
+                parameters=(
+                    _query(
+                        "period",
+                        "running (the default: this month) or a month YYYY-MM.",
+                        _text("running or a month.", pattern=r"^(running|[0-9]{4}-(0[1-9]|1[0-2]))$"),
+                    ),
+                    _query("entity", "Only this user's or team's invoice."),
+                ),
+                bad_request="A period that is neither running nor YYYY-MM, or one that has not started.",
             )
         },
         "/admin/invoices/{id}": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,15 +17,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pricing import decimal_text
 from proxy.admin.openapi import admin_openapi_json
+from proxy.admin.params import WINDOW, accepting, window
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
 from proxy.insight.forecast import Rates, forecast_limits, project
 from proxy.keys import bearer_token
 from proxy.limits.ledger import Ledger
 from proxy.limits.rules import LimitBook
-from proxy.limits.state import limit_states
-from proxy.recording.reports import GROUPS, usage_report
+from proxy.limits.state import Subject, limit_states
+from proxy.money import money_text
+from proxy.recording.reports import FILTER_COLUMNS as FILTERS
+from proxy.recording.reports import GROUPS, check_group, parse_tag_filter, usage_report
 from proxy.recording.store import Store
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -56,34 +58,36 @@ def guarded(admin_key: str | None, endpoint: Endpoint) -> Endpoint:
 
 
 async def _limits(request: Request) -> Response:
-    user = request.query_params.get("user")
-    team = request.query_params.get("team")
+    params = request.query_params
+    subject = Subject(**{name: params.get(name) for name in LIMIT_PARAMS})
     now = request.state.clock()
-    states = await asyncio.to_thread(limit_states, request.state.limits(), request.state.ledger, now, user, team)
+    team_of = request.state.metering.attribution.team_of
+    refused = dict(request.state.budget.last_refused)
+    states = await asyncio.to_thread(
+        limit_states,
+        request.state.limits(),
+        request.state.ledger,
+        now,
+        subject=subject,
+        team_of=team_of,
+        refused=refused,
+    )
     return JSONResponse({"limits": [s.as_json() for s in states]})
-
-
-def _when(request: Request, name: str) -> datetime | None:
-    text = request.query_params.get(name)
-    if not text:
-        return None
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _usage(request: Request) -> Response:
     """``GET /admin/usage``: the same answers as ``tollgate usage``."""
     params = request.query_params
     group_by = params.get("group_by")
-    if group_by is not None and group_by not in GROUPS:
-        return _error(BadRequest(f"group_by must be one of {', '.join(GROUPS)}, not {group_by!r}."))
     try:
-        since, until = _when(request, "from"), _when(request, "to")
-    except ValueError:
-        return _error(BadRequest("from and to must be ISO dates or times, e.g. 2026-11-01 or 2026-11-01T12:00."))
-    filters = {name: params.get(name) for name in ("user", "team", "agent", "thread", "model")}
+        check_group(group_by)
+        tags = dict(parse_tag_filter(text) for text in params.getlist("tag"))
+    except ValueError as exc:
+        return _error(BadRequest(f"{exc}; group_by is one of {', '.join(GROUPS)} or tag:<name>, tag is name=value."))
+    since, until = window(request)
+    filters = {name: params.get(name) for name in FILTERS}
     store = request.state.store
-    rows = await asyncio.to_thread(usage_report, store, group_by, filters=filters, since=since, until=until)
+    rows = await asyncio.to_thread(usage_report, store, group_by, filters=filters, since=since, until=until, tags=tags)
     return JSONResponse({"group_by": group_by, "rows": [r.as_json() for r in rows]})
 
 
@@ -111,7 +115,7 @@ def _summary_of(store: Store, book: LimitBook, ledger: Ledger, user: str, now: d
         "user": user,
         "this_month": month[0].as_json() if month else None,
         "all_time": total[0].as_json() if total else None,
-        "average_daily_cost_usd_this_month": decimal_text((month_cost / days).quantize(Decimal("1e-12"))),
+        "average_daily_cost_usd_this_month": money_text((month_cost / days).quantize(Decimal("1e-12"))),
         "forecast": projection.as_json(),
         "limits": [f.as_json() for f in forecast_limits(states, rates)],
     }
@@ -122,11 +126,15 @@ async def _openapi(request: Request) -> Response:
     return Response(admin_openapi_json(), media_type="application/json")
 
 
+LIMIT_PARAMS = ("user", "team", "thread", "agent", "key")
+USAGE_PARAMS = ("group_by", *FILTERS, "tag", *WINDOW)
+
+
 def admin_routes(admin_key: str | None) -> list[Route]:
     return [
-        Route("/admin/limits", guarded(admin_key, _limits), methods=["GET"]),
-        Route("/admin/usage", guarded(admin_key, _usage), methods=["GET"]),
+        Route("/admin/limits", guarded(admin_key, accepting(LIMIT_PARAMS, _limits)), methods=["GET"]),
+        Route("/admin/usage", guarded(admin_key, accepting(USAGE_PARAMS, _usage)), methods=["GET"]),
         # A user id is whatever a client sent, "/" included (as %2F, which the router sees decoded).
-        Route("/admin/users/{id:path}/summary", guarded(admin_key, _user_summary), methods=["GET"]),
-        Route("/admin/openapi.json", guarded(admin_key, _openapi), methods=["GET"]),
+        Route("/admin/users/{id:path}/summary", guarded(admin_key, accepting((), _user_summary)), methods=["GET"]),
+        Route("/admin/openapi.json", guarded(admin_key, accepting((), _openapi)), methods=["GET"]),
     ]

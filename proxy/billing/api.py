@@ -17,8 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin.params import accepting
 from proxy.billing.invoice import STATUSES
 from proxy.billing.periods import parse_period, previous_period
+from proxy.billing.preview import RUNNING, preview_invoices
 from proxy.billing.queries import InvoiceNotFound, generate_invoices, get_invoice, list_invoices, set_status
 from proxy.billing.settings import current_settings
 from proxy.errors import BadRequest, InvalidJSON, NotFound, TollgateError, render_error
@@ -29,10 +31,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def invoice_routes(guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     """The routes under ``/admin/invoices``; ``guard`` wraps each endpoint with admin authentication."""
     return [
-        Route("/admin/invoices", guard(_list), methods=["GET"]),
-        Route("/admin/invoices/generate", guard(_generate), methods=["POST"]),
-        Route("/admin/invoices/{id}", guard(_show), methods=["GET"]),
-        Route("/admin/invoices/{id}", guard(_patch), methods=["PATCH"]),
+        Route("/admin/invoices", guard(accepting(("period", "status", "entity"), _list)), methods=["GET"]),
+        Route("/admin/invoices/generate", guard(accepting(("period",), _generate)), methods=["POST"]),
+        Route("/admin/invoices/preview", guard(accepting(("period", "entity"), _preview)), methods=["GET"]),
+        Route("/admin/invoices/{id}", guard(accepting((), _show)), methods=["GET"]),
+        Route("/admin/invoices/{id}", guard(accepting((), _patch)), methods=["PATCH"]),
     ]
 
 
@@ -63,16 +66,39 @@ async def _show(request: Request) -> Response:
     return JSONResponse(invoice.as_json())
 
 
+def _catalog(request: Request) -> Any:
+    catalog = getattr(request.state, "catalog", None)
+    return catalog() if callable(catalog) else catalog  # the app hands the catalog in force, which a reload swaps
+
+
+async def _preview(request: Request) -> Response:
+    """``GET /admin/invoices/preview?period=running|YYYY-MM&entity=...``: nothing is stored."""
+    settings = current_settings(request.state.billing)
+    params = request.query_params
+    try:
+        preview = await asyncio.to_thread(
+            preview_invoices,
+            request.state.store,
+            settings,
+            request.state.clock(),
+            period=params.get("period") or RUNNING,
+            entity_id=params.get("entity"),
+            prices=_catalog(request),
+        )
+    except ValueError as exc:
+        return _error(BadRequest(f"{exc} (period is running or YYYY-MM)."))
+    return JSONResponse(preview.as_json())
+
+
 async def _generate(request: Request) -> Response:
     """``POST /admin/invoices/generate?period=YYYY-MM``: last month when no period is given."""
     settings = current_settings(request.state.billing)  # read now: a config reload may have changed them
     now = request.state.clock()
     period = request.query_params.get("period") or previous_period(now)
-    catalog = getattr(request.state, "catalog", None)
-    if callable(catalog):  # the app hands the catalog in force, which a reload swaps
-        catalog = catalog()
     try:
-        result = await asyncio.to_thread(generate_invoices, request.state.store, settings, period, now, prices=catalog)
+        result = await asyncio.to_thread(
+            generate_invoices, request.state.store, settings, period, now, prices=_catalog(request)
+        )
     except ValueError as exc:
         return _error(BadRequest(str(exc)))
     return JSONResponse(

@@ -11,14 +11,19 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from proxy.billing.export import EXPORT_FORMATS, export_invoices
-from proxy.billing.invoice import STATUSES, Invoice
+from proxy.billing.export import EXPORT_FORMATS, export_invoices, select_invoices
+from proxy.billing.invoice import STATUSES
 from proxy.billing.periods import parse_period, previous_period
 from proxy.billing.queries import generate_invoices, get_invoice, list_invoices
 from proxy.billing.settings import settings_from_config
-from proxy.config import ConfigError, load_config
+from proxy.billing.text import invoice_text, summary_line
+from proxy.config import Config, ConfigError, load_config
 from proxy.recording.store import Store
+
+if TYPE_CHECKING:
+    from pricing import Catalog
 
 logger = logging.getLogger("tollgate.invoices")
 
@@ -28,6 +33,8 @@ def add_invoice_commands(
     config_option: Callable[[argparse.ArgumentParser], object],
 ) -> None:
     """Add ``invoices`` and its actions; ``config_option`` adds ``--config`` to a parser."""
+    from proxy.cli.options import add_usage_filters  # here: the proxy.cli package imports this module
+
     invoices = subparsers.add_parser("invoices", help="generate, list, show and export invoices")
     actions = invoices.add_subparsers(required=True, metavar="ACTION")
 
@@ -49,10 +56,37 @@ def add_invoice_commands(
     show.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
     show.set_defaults(run=_show)
 
-    export = actions.add_parser("export", help="write invoices as CSV (one row per line) or JSON")
+    preview = actions.add_parser(
+        "preview",
+        help="show what this month's invoices would be now (nothing is stored)",
+        description="Build the running month's invoices from its usage so far, as generation would, "
+        "and print them. Nothing is stored.",
+    )
+    config_option(preview)
+    preview.add_argument(
+        "--period", default="running", help="running (this month, the default) or a month YYYY-MM not yet invoiced"
+    )
+    preview.add_argument("--entity", help="only this user's (or team's) invoice")
+    preview.add_argument("--json", action="store_true", help="print JSON (money as decimal strings)")
+    preview.set_defaults(run=_preview)
+
+    mark = actions.add_parser("mark", help="set an invoice's status: paid, failed or void (amounts never change)")
+    config_option(mark)
+    mark.add_argument("id", help="the invoice id, e.g. inv_2026-11_user_alice")
+    mark.add_argument("status", choices=("paid", "failed", "void", "pending"), help="the new status")
+    mark.set_defaults(run=_mark)
+
+    export = actions.add_parser(
+        "export",
+        help="write invoices as CSV (one row per line), a JSON array or JSON lines",
+        description="Write invoices. --user/--team pick the invoiced entity, --since/--until the months that "
+        "overlap the window, --model/--agent only those lines. Invoices keep no threads or tags: "
+        "--thread and --tag are refused (`tollgate export usage` has them).",
+    )
     config_option(export)
-    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="json", help="output format (default: json)")
     export.add_argument("--period", type=_period, help="only this month (YYYY-MM)")
+    add_usage_filters(export)
     export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     export.set_defaults(run=_export)
 
@@ -72,21 +106,24 @@ def _open_store(args: argparse.Namespace) -> Store | None:
     return recorded_store(load_config(args.config).database.url)
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _prices(config: Config) -> Catalog | None:
     from pricing import Catalog
 
+    try:
+        return Catalog.load(config.pricing_models)
+    except FileNotFoundError:
+        logger.warning("no price map (is litellm installed?): model lines will have no unit prices")
+        return None
+
+
+def _generate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store = Store(config.database.url)
     store.create_tables()
     now = datetime.now(UTC)
     try:
-        prices: Catalog | None = Catalog.load(config.pricing_models)
-    except FileNotFoundError:
-        logger.warning("no price map (is litellm installed?): model lines will have no unit prices")
-        prices = None
-    try:
         result = generate_invoices(
-            store, settings_from_config(config), args.period or previous_period(now), now, prices=prices
+            store, settings_from_config(config), args.period or previous_period(now), now, prices=_prices(config)
         )
     except ValueError as exc:
         sys.stderr.write(f"tollgate: {exc}\n")
@@ -94,7 +131,7 @@ def _generate(args: argparse.Namespace) -> int:
     finally:
         store.dispose()
     for invoice in result.created:
-        sys.stdout.write(f"created {_summary(invoice)}\n")
+        sys.stdout.write(f"created {summary_line(invoice)}\n")
     sys.stdout.write(f"{result.period}: {len(result.created)} created, {len(result.skipped)} already there\n")
     return 0
 
@@ -108,7 +145,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(export_invoices(found, "json"))
     else:
-        sys.stdout.write("".join(_summary(invoice) + "\n" for invoice in found) or "no invoices\n")
+        sys.stdout.write("".join(summary_line(invoice) + "\n" for invoice in found) or "no invoices\n")
     return 0
 
 
@@ -124,34 +161,94 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(export_invoices([invoice], "json"))
         return 0
-    out = [
-        _summary(invoice),
-        f"  {invoice.entity_type} {invoice.entity_id}, {invoice.period}, {invoice.requests} requests",
-    ]
-    for line in invoice.lines:
-        unpriced = f" (+{line.unpriced_requests} unpriced)" if line.unpriced_requests else ""
-        out.append(f"  {line.kind:<5} {line.key or '(none)':<40} {line.requests:>9} req {line.amount:>14}{unpriced}")
-    out.append(f"  subtotal {invoice.subtotal}, markup {invoice.markup} ({invoice.markup_percent}%)")
-    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.write(invoice_text(invoice))
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    import orjson
+
+    from proxy.billing.preview import NOT_STORED, preview_invoices
+
+    config = load_config(args.config)
+    store = _open_store(args)
+    if store is None:
+        return 1
+    try:
+        preview = preview_invoices(
+            store,
+            settings_from_config(config),
+            datetime.now(UTC),
+            period=args.period,
+            entity_id=args.entity,
+            prices=_prices(config),
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"tollgate: {exc}\n")
+        return 2
+    finally:
+        store.dispose()
+    if args.json:
+        sys.stdout.write(orjson.dumps(preview.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    as_of = f"{preview.as_of:%Y-%m-%d %H:%M}Z"
+    sys.stdout.write(f"PREVIEW of {preview.period} as of {as_of}. {NOT_STORED}\n")
+    if not preview.invoices:
+        sys.stdout.write("no usage to invoice in this period yet\n")
+    for invoice in preview.invoices:
+        sys.stdout.write("\n" + invoice_text(invoice))
+    return 0
+
+
+def _mark(args: argparse.Namespace) -> int:
+    from proxy.billing.queries import InvoiceNotFound, set_status
+
+    store = _open_store(args)
+    if store is None:
+        return 1
+    try:
+        invoice = set_status(store, args.id, args.status, datetime.now(UTC))
+    except InvoiceNotFound:
+        sys.stderr.write(f"tollgate: no invoice {args.id!r}\n")
+        return 1
+    except ValueError as exc:
+        sys.stderr.write(f"tollgate: {exc}\n")
+        return 2
+    finally:
+        store.dispose()
+    sys.stdout.write(f"{summary_line(invoice)}\n")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.thread is not None or args.tag:
+        sys.stderr.write(
+            "tollgate: invoices keep no threads or tags; `tollgate export usage --thread ... --tag ...` has them\n"
+        )
+        return 2
+    from proxy.cli.options import window_is_possible
+
+    if not window_is_possible(args):
+        return 2
     store = _open_store(args)
     if store is None:
         return 1
-    text = export_invoices(list_invoices(store, period=args.period), args.format)
+    found = select_invoices(
+        list_invoices(store, period=args.period),
+        user=args.user,
+        team=args.team,
+        since=args.since,
+        until=args.until,
+        model=args.model,
+        agent=args.agent,
+    )
+    text = export_invoices(found, args.format)
     store.dispose()
     if args.output is None:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8", newline="")
     return 0
-
-
-def _summary(invoice: Invoice) -> str:
-    unpriced = f"  (+{invoice.unpriced_requests} unpriced requests)" if invoice.unpriced_requests else ""
-    return f"{invoice.id}  {invoice.status:<7}  {invoice.total} {invoice.currency}{unpriced}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,8 +70,8 @@ def generate_invoices(
     if end > now:
         raise ValueError(f"period {period} has not ended yet; invoices are generated once it has")
     column = "user_id" if settings.entity == "user" else "team_id"
-    models = _usage_by(store, column, "model_requested", start, end)
-    agents = _usage_by(store, column, "agent", start, end)
+    models = usage_totals(store, column, "model_requested", start, end)
+    agents = usage_totals(store, column, "agent", start, end)
     created: list[Invoice] = []
     skipped: list[str] = []
     for entity_id in sorted(models):
@@ -81,7 +81,14 @@ def generate_invoices(
         else:
             skipped.append(invoice.id)
     _warn_unattributed(store, column, start, end, period)
-    logger.info("invoices for %s: %d created, %d already there", period, len(created), len(skipped))
+    # The scheduler runs this at every start: only a run that made something is worth an info line.
+    logger.log(
+        logging.INFO if created else logging.DEBUG,
+        "invoices for %s: %d created, %d already there",
+        period,
+        len(created),
+        len(skipped),
+    )
     return Generation(period, tuple(created), tuple(skipped))
 
 
@@ -125,7 +132,7 @@ def set_status(store: Store, invoice_id: str, status: str, now: datetime) -> Inv
     return invoice
 
 
-def _usage_by(store: Store, entity: str, key: str, start: datetime, end: datetime) -> dict[str, list[UsageTotals]]:
+def usage_totals(store: Store, entity: str, key: str, start: datetime, end: datetime) -> dict[str, list[UsageTotals]]:
     """Usage per entity id and ``key`` column value over ``[start, end)``, summed in SQL (exact integers)."""
     t = USAGE_TABLE.c
     group = sa.func.coalesce(t[key], "")

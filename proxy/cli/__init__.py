@@ -42,8 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tollgate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tollgate", description="An OpenAI-compatible metering proxy.")
+    parser.add_argument("--version", action="version", version=f"tollgate {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     # In the order `tollgate --help` lists them.
     add_serve_command(commands, add_config_option)

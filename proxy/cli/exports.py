@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from proxy.cli.options import parse_date
+from proxy.cli.options import FILTERS, add_usage_filters, parse_date, window_is_possible
 from proxy.cli.store import recorded_store
 from proxy.config import load_config
 
@@ -19,11 +19,17 @@ def add_export_commands(
     """Add ``export usage`` and ``archive``; ``config_option`` adds ``--config`` to a parser."""
     export = commands.add_parser("export", help="export usage rows")
     export_commands = export.add_subparsers(required=True, metavar="WHAT")
-    export_usage = export_commands.add_parser("usage", help="stream usage rows as CSV or JSON lines")
+    export_usage = export_commands.add_parser(
+        "usage",
+        help="stream usage rows as CSV, a JSON array or JSON lines",
+        description="Stream usage rows, oldest first. Every format has cost_usd (dollars, a decimal string) "
+        "beside cost_pico; tags are an object in JSON and name=value;... in CSV.",
+    )
     config_option(export_usage)
-    export_usage.add_argument("--since", type=parse_date, help="from this date or time (UTC, inclusive)")
-    export_usage.add_argument("--until", type=parse_date, help="up to this date or time (UTC, exclusive)")
-    export_usage.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    add_usage_filters(export_usage)
+    export_usage.add_argument(
+        "--format", choices=("csv", "json", "jsonl"), default="jsonl", help="output format (default: jsonl)"
+    )
     export_usage.set_defaults(run=_export_usage)
 
     archive = commands.add_parser("archive", help="move old usage rows to compressed files, or import them back")
@@ -48,17 +54,20 @@ def add_rollup_commands(
 
 
 def _export_usage(args: argparse.Namespace) -> int:
-    from proxy.recording.export import iter_usage, write_csv, write_jsonl
+    from proxy.recording.export import iter_usage, write_csv, write_json, write_jsonl
 
+    if not window_is_possible(args):
+        return 2
     store = recorded_store(load_config(args.config).database.url)
     if store is None:
         return 1
-    rows = iter_usage(store, args.since, args.until)
+    filters = {name: getattr(args, name) for name in FILTERS}
+    rows = iter_usage(store, args.since, args.until, filters=filters, tags=dict(args.tag))
     if args.format == "csv":
         write_csv(rows, sys.stdout)
     else:
         sys.stdout.flush()
-        write_jsonl(rows, sys.stdout.buffer)
+        (write_json if args.format == "json" else write_jsonl)(rows, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     return 0
 

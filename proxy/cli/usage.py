@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import orjson
 
-from proxy.cli.options import parse_date
+from proxy.cli.options import FILTERS, add_usage_filters, group_choice, window_is_possible
 from proxy.cli.store import recorded_store
 from proxy.cli.table import print_table
 from proxy.config import load_config
@@ -21,14 +21,12 @@ def add_usage_command(
     """Add ``usage``; ``config_option`` adds ``--config`` to a parser."""
     usage = commands.add_parser("usage", help="report recorded usage")
     config_option(usage)
-    for name in ("user", "team", "agent", "thread", "model"):
-        usage.add_argument(f"--{name}", help=f"only this {name}")
-    usage.add_argument("--since", type=parse_date, help="from this date or time (UTC, inclusive)")
-    usage.add_argument("--until", type=parse_date, help="up to this date or time (UTC, exclusive)")
+    add_usage_filters(usage)
     usage.add_argument(
         "--group-by",
-        choices=("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month"),
-        help="one row per",
+        type=group_choice,
+        metavar="GROUP",
+        help="one row per user, team, agent, thread, model, provider, day, month or tag:<name>",
     )
     usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")
     usage.add_argument(
@@ -40,9 +38,11 @@ def add_usage_command(
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from pricing import decimal_text
+    from proxy.money import format_usd_column
     from proxy.recording.reports import usage_report
 
+    if not window_is_possible(args):
+        return 2
     config = load_config(args.config)
     store = recorded_store(config.database.url)
     if store is None:
@@ -51,12 +51,16 @@ def _usage(args: argparse.Namespace) -> int:
         from proxy.cli.forecast import print_forecast
 
         return print_forecast(config, store, args.user, args.team, args.json)
-    filters = {name: getattr(args, name) for name in ("user", "team", "agent", "thread", "model")}
-    rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until)
+    filters = {name: getattr(args, name) for name in FILTERS}
+    rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until, tags=dict(args.tag))
     if args.json:
         sys.stdout.write(orjson.dumps([r.as_json() for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    header = (args.group_by or "group", "requests", "input", "output", "cached", "reasoning", "cost_usd")
+    if not rows:
+        sys.stdout.write("no usage recorded in this window\n")
+        return 0
+    costs = format_usd_column([r.cost_usd for r in rows])
+    header = (args.group_by or "group", "requests", "input", "output", "cached", "reasoning", "cost", "unpriced")
     table = [header] + [
         (
             r.group if r.group is not None else "(none)",
@@ -65,9 +69,10 @@ def _usage(args: argparse.Namespace) -> int:
             str(r.output_tokens),
             str(r.cached_input_tokens),
             str(r.reasoning_tokens),
-            decimal_text(r.cost_usd) + (f"  (+{r.unpriced_requests} unpriced)" if r.unpriced_requests else ""),
+            "unpriced" if r.unpriced_requests and not r.cost_usd else cost,
+            str(r.unpriced_requests) if r.unpriced_requests else "",
         )
-        for r in rows
+        for r, cost in zip(rows, costs, strict=True)
     ]
     print_table(table)
     return 0

@@ -102,6 +102,9 @@ class ServerConfig(_Section):
     on_client_disconnect: str = _setting(
         "drain", "'drain' reads a stream to its end when the client leaves, for exact usage; 'cancel' stops at once."
     )
+    access_log: bool = _setting(
+        False, "Log one line per request (method, path, status, user, model, tokens, cost, latency; never a key)."
+    )
     _checks = {
         "port": (lambda n: n >= 0, "must be positive"),
         "workers": (lambda n: n >= 1, "must be positive"),
@@ -196,14 +199,14 @@ class ProviderConfig(_Section):
 
 class KeyConfig(_Section):
     name: str = _setting("", "A label for the key, recorded on each row.")
-    sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash KEY` prints it).")
+    sha256: str = _setting("", "Hex SHA-256 of the key (`tollgate keys hash < keyfile` prints it).")
     user: str | None = _setting(None, "User every request with this key is attributed to.")
     team: str | None = _setting(None, "Team every request with this key is attributed to.")
     trust_headers: bool = _setting(False, "Let attribution headers override the key's user and team.")
     _checks = {
         "sha256": (
             lambda hex: len(hex) == 64 and all(c in string.hexdigits for c in hex),
-            "must be 64 hex digits (run `tollgate keys hash KEY`)",
+            "must be 64 hex digits (run `tollgate keys hash < keyfile`)",
         ),
     }
 

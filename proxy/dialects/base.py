@@ -84,6 +84,8 @@ class Dialect:
     """Every header that may carry the client's key: none of them goes upstream with a managed key."""
     account_headers: ClassVar[frozenset[bytes]] = frozenset()
     """Answer headers that name the provider account: hidden from clients of managed keys."""
+    sdk_base_url: ClassVar[tuple[str, str] | None] = None
+    """(the environment variable its SDKs read their base URL from, the path to append), for ``serve``'s start."""
 
     def serves(self, canonical_path: str) -> bool:
         """Whether requests to this path may belong to this API."""

@@ -32,6 +32,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from pricing import decimal_text
 from proxy.hooks import load_hooks
+from proxy.money import format_usd_column
 
 logger = logging.getLogger("tollgate.alerts")
 
@@ -106,9 +107,8 @@ class Alert:
         """One line for logs, e.g. ``user alice day 2026-11-25 spent $8.00 of $10.00 (80%)``."""
         window = "total" if self.window == "total" else f"{self.window} {self.window_label}"
         percent = decimal_text((self.threshold * 100).normalize())
-        return (
-            f"{self.scope} {self.scope_id} {window} spent ${self.spent_usd:.2f} of ${self.limit_usd:.2f} ({percent}%)"
-        )
+        spent, limit = format_usd_column([self.spent_usd, self.limit_usd])
+        return f"{self.scope} {self.scope_id} {window} spent {spent} of {limit} ({percent}%)"
 
     def subject(self) -> str:
         percent = decimal_text((self.threshold * 100).normalize())

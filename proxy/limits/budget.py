@@ -82,13 +82,17 @@ class BudgetKeeper:
         self._task: asyncio.Task[None] | None = None
         self._last_sync = clock()
         self.extensions = 0  # database round trips taken on the request path, for the log and the benchmark
+        # Counter key -> when this worker last refused a request on it: the admin API shows such a limit
+        # as refusing even while some budget is left (too little for the requests that come).
+        self.last_refused: dict[str, float] = {}
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
 
     async def close(self) -> None:
-        logger.info("budget leases: %d extensions taken on the request path", self.extensions)
+        # For maintainers and the benchmark: how often a request waited for the database to extend a lease.
+        logger.debug("%d lease extensions waited for on the request path", self.extensions)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -200,6 +204,9 @@ class BudgetKeeper:
 
     def _refusal(self, lease: _Lease, bound: int, explain_bound: str) -> SpendLimitExceeded:
         counter = lease.counter
+        if len(self.last_refused) > 10_000:  # ids come from clients: bound the memory
+            self.last_refused.clear()
+        self.last_refused[counter.key] = self.clock()
         assert counter.block_pico is not None
         now = datetime.fromtimestamp(self.clock(), UTC)
         retry_after = seconds_until(counter.end, now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,11 +21,19 @@ from typing import IO, Any
 import orjson
 import sqlalchemy as sa
 
+from pricing import pico_to_usd
+from proxy.money import money_text
 from proxy.recording.records import UsageRecord
+from proxy.recording.reports import FILTER_COLUMNS, tag_expression
 from proxy.recording.store import Store
 from proxy.recording.tables import USAGE_TABLE
 
+EXPORT_FORMATS = ("csv", "json", "jsonl")
 COLUMNS = tuple(c.name for c in USAGE_TABLE.columns)
+EXPORT_COLUMNS = tuple(
+    name for column in COLUMNS for name in ((column, "cost_usd") if column == "cost_pico" else (column,))
+)
+"""An export's columns: the table's, with ``cost_usd`` (a decimal string) beside ``cost_pico``."""
 _DELETE_BATCH = 1_000
 _PAGE_ROWS = 1_000
 _TIME_COLUMNS = ("started_at", "ended_at")
@@ -45,15 +53,28 @@ def spreadsheet_cell(value: object) -> object:
     return value
 
 
-def iter_usage(store: Store, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
-    """Every usage row in the window, oldest first, a page of rows at a time.
+def iter_usage(
+    store: Store,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    filters: Mapping[str, str | None] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every usage row in the window (and matching ``filters`` and ``tags``), oldest first, a page at a time.
 
+    ``filters`` maps user, team, agent, thread or model to the value it must have, as in reports.
     Each page is its own short read, after the last row of the one before (by start time, then
     request id): on SQLite a read that lasted the whole export would hold back the recorder's
     commits for as long.
     """
     t = USAGE_TABLE.c
     query = sa.select(USAGE_TABLE).order_by(t.started_at, t.request_id).limit(_PAGE_ROWS)
+    for name, value in (filters or {}).items():
+        if value is not None:
+            query = query.where(t[FILTER_COLUMNS[name]] == value)
+    for name, value in (tags or {}).items():
+        query = query.where(tag_expression(name, store.dialect) == value)
     if since is not None:
         query = query.where(t.started_at >= since)
     if until is not None:
@@ -79,23 +100,69 @@ def _with_utc_times(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def export_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as exports write it: ``cost_usd`` beside ``cost_pico``, tags as an object (None without)."""
+    pico = row.get("cost_pico")
+    out = {name: row.get(name) for name in COLUMNS}
+    out["cost_usd"] = None if pico is None else money_text(pico_to_usd(int(pico)))
+    out["tags"] = _tags_object(row.get("tags"))
+    return {name: out[name] for name in EXPORT_COLUMNS}
+
+
+def _tags_object(text: str | None) -> dict[str, str] | str | None:
+    if not text:
+        return None
+    try:
+        tags = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # not written by Tollgate: give it back as it is
+    return tags if isinstance(tags, dict) else text
+
+
+def tags_cell(tags: object) -> str:
+    """Tags for one CSV cell: ``name=value;...`` sorted by name; ``\\``, ``;`` and ``=`` escaped by a backslash."""
+    if not isinstance(tags, dict):
+        return "" if tags is None else str(tags)
+
+    def escape(text: object) -> str:
+        return str(text).replace("\\", "\\\\").replace(";", "\\;").replace("=", "\\=")
+
+    return ";".join(f"{escape(name)}={escape(value)}" for name, value in sorted(tags.items()))
+
+
 def write_csv(rows: Iterator[dict[str, Any]], out: IO[str]) -> int:
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    """Stored rows as CSV (``EXPORT_COLUMNS``); text that a spreadsheet would run is escaped."""
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
     writer.writeheader()
     count = 0
     for row in rows:
+        data = export_row(row)
+        data["tags"] = tags_cell(data["tags"])
         writer.writerow(
-            {k: (v.isoformat() if isinstance(v, datetime) else spreadsheet_cell(v)) for k, v in row.items()}
+            {k: (v.isoformat() if isinstance(v, datetime) else spreadsheet_cell(v)) for k, v in data.items()}
         )
         count += 1
     return count
 
 
 def write_jsonl(rows: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
+    """Stored rows as JSON lines, one object a line, tags an object."""
     count = 0
     for row in rows:
-        out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        out.write(orjson.dumps(export_row(row), option=orjson.OPT_APPEND_NEWLINE))
         count += 1
+    return count
+
+
+def write_json(rows: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
+    """Stored rows as one JSON array, written a row at a time (never built whole in memory)."""
+    count = 0
+    out.write(b"[")
+    for row in rows:
+        out.write(b"\n" if count == 0 else b",\n")
+        out.write(orjson.dumps(export_row(row)))
+        count += 1
+    out.write(b"\n]\n" if count else b"]\n")
     return count
 
 

@@ -5,6 +5,7 @@ Shared by ``tollgate usage`` and, later, the admin API, so both give the same an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +19,12 @@ from proxy.recording.store import Store
 from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
 
 GROUPS = ("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month")
+TAG_GROUP = "tag:"
+"""``group_by`` may also be ``tag:<name>``: one row per value of that tag (rows without it as None)."""
+# Tag names are header names (lower-cased tokens); only these may reach a JSON path.
+_TAG_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _ROLLUP_COLUMNS = {"user": "user_id", "team": "team_id", "agent": "agent", "model": "model", "provider": "provider"}
-_COLUMNS = {
+FILTER_COLUMNS = _COLUMNS = {
     "user": "user_id",
     "team": "team_id",
     "agent": "agent",
@@ -55,8 +60,54 @@ class ReportRow:
         }
 
 
+def empty_window(since: datetime | None, until: datetime | None) -> str | None:
+    """Why ``since``..``until`` can hold no row (``since`` at or after ``until``), or None when it can."""
+    if since is None or until is None or since < until:
+        return None
+    return (
+        f"the window is empty: since {since.isoformat()} is not before until {until.isoformat()} "
+        "(since is inclusive, until exclusive)"
+    )
+
+
+def tag_name(text: str) -> str:
+    """A tag name as recorded (lower case), checked; ValueError for one no tag header could carry."""
+    name = text.strip().lower()
+    if not _TAG_NAME.match(name):
+        raise ValueError(f"{text!r} is not a tag name: tags are named by the header after the tag prefix")
+    return name
+
+
+def parse_tag_filter(text: str) -> tuple[str, str]:
+    """``name=value`` as a (name, value) tag filter; ValueError naming the problem."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"{text!r} is not a tag filter: write it name=value, e.g. env=prod")
+    return tag_name(name), value
+
+
+def tag_expression(name: str, dialect: str) -> sa.ColumnElement[Any]:
+    """The value of tag ``name`` in ``usage_records.tags`` (a JSON object as text), or NULL."""
+    tags = USAGE_TABLE.c.tags
+    if dialect == "postgresql":
+        return sa.func.json_extract_path_text(sa.cast(tags, sa.JSON), tag_name(name))
+    return sa.func.json_extract(tags, f'$."{tag_name(name)}"')
+
+
+def check_group(group_by: str | None) -> None:
+    """ValueError naming the choices unless ``group_by`` is one of ``GROUPS``, ``tag:<name>`` or None."""
+    if group_by is None or group_by in GROUPS:
+        return
+    if group_by.startswith(TAG_GROUP):
+        tag_name(group_by[len(TAG_GROUP) :])
+        return
+    raise ValueError(f"cannot group by {group_by!r}; choose one of {', '.join(GROUPS)} or tag:<name>")
+
+
 def _group_expression(group_by: str | None, dialect: str) -> sa.ColumnElement[Any]:
     started = USAGE_TABLE.c.started_at
+    if group_by is not None and group_by.startswith(TAG_GROUP):
+        return tag_expression(group_by[len(TAG_GROUP) :], dialect)
     if group_by in ("day", "month"):
         if dialect == "postgresql":
             fmt = "YYYY-MM-DD" if group_by == "day" else "YYYY-MM"
@@ -76,17 +127,18 @@ def usage_report(
     filters: Mapping[str, str | None] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    tags: Mapping[str, str] | None = None,
     use_rollups: bool = True,
 ) -> list[ReportRow]:
     """One row per group, largest cost first; ``filters`` maps a group name to the value it must have.
 
-    Answered from the daily or monthly rollups whenever they hold the answer (no thread, and
-    ``since``/``until`` on day boundaries), else from the raw rows. Both give the same numbers.
+    ``tags`` maps tag names to the value each must have. Answered from the daily or monthly
+    rollups whenever they hold the answer (no thread, no tag, and ``since``/``until`` on day
+    boundaries), else from the raw rows. Both give the same numbers.
     """
-    if group_by is not None and group_by not in GROUPS:
-        raise ValueError(f"cannot group by {group_by!r}; choose one of {', '.join(GROUPS)}")
+    check_group(group_by)
     active = {name: value for name, value in (filters or {}).items() if value is not None}
-    if use_rollups and _rollups_answer(group_by, active, since, until):
+    if use_rollups and not tags and _rollups_answer(group_by, active, since, until):
         return _sorted(group_by, _from_rollups(store, group_by, active, since, until))
     t = USAGE_TABLE.c
     group = _group_expression(group_by, store.dialect).label("grp")
@@ -105,6 +157,8 @@ def usage_report(
             if name not in _COLUMNS:
                 raise ValueError(f"cannot filter by {name!r}; choose one of {', '.join(_COLUMNS)}")
             query = query.where(t[_COLUMNS[name]] == value)
+    for name, value in (tags or {}).items():
+        query = query.where(tag_expression(name, store.dialect) == value)
     if since is not None:
         query = query.where(t.started_at >= since)
     if until is not None:
@@ -131,6 +185,7 @@ def _rollups_answer(
 ) -> bool:
     return (
         group_by not in ("thread", "kind")  # the rollups keep neither
+        and not (group_by or "").startswith(TAG_GROUP)
         and all(name in _ROLLUP_COLUMNS for name in filters)
         and _midnight(since)
         and _midnight(until)

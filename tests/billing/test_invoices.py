@@ -42,7 +42,8 @@ USD_0_125 = 125_000_000_000  # $0.125 in picodollars
 
 
 def _usage(n: int, **changes: Any) -> UsageRecord:
-    return dataclasses.replace(_BASE, request_id=f"r{n}", started_at=IN_PERIOD, **changes)
+    defaults: dict[str, Any] = {"request_id": f"r{n}", "started_at": IN_PERIOD}
+    return dataclasses.replace(_BASE, **(defaults | changes))
 
 
 @pytest.fixture
@@ -315,3 +316,98 @@ def test_list_filters_by_period_and_status(store: Store) -> None:
     assert list_invoices(store, period="2026-09") == []
     with pytest.raises(ValueError, match="void invoice cannot become pending"):
         set_status(store, invoice_id_for("user", "bob", PERIOD), "pending", NOW)
+
+
+def _exported(capsys: pytest.CaptureFixture[str], config: str, *args: str) -> list[dict[str, Any]]:
+    assert invoices_main(["invoices", "export", "--config", config, "--format", "jsonl", *args]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_invoice_export_takes_jsonl_and_the_usage_filters(
+    store: Store, any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.insert_records(
+        [_usage(1), _usage(2, user_id="bob", model_requested="gpt-4o-mini", agent="writer", cost_pico=USD_0_125)]
+    )
+    generate_invoices(store, BillingSettings(), PERIOD, NOW)
+    config = str(_write_config(tmp_path, any_db_url))
+    assert sorted(i["entity_id"] for i in _exported(capsys, config)) == ["alice", "bob"]
+    [bob] = _exported(capsys, config, "--user", "bob")
+    assert bob["cost_usd"] == "0.125" and bob["entity_id"] == "bob"
+    [only_mini] = _exported(capsys, config, "--model", "gpt-4o-mini")
+    assert [(line["kind"], line["key"]) for line in only_mini["lines"]] == [("model", "gpt-4o-mini")]
+    assert _exported(capsys, config, "--since", "2026-11-01") == []
+    assert len(_exported(capsys, config, "--since", "2026-10-31", "--until", "2026-11-01")) == 2
+    assert _exported(capsys, config, "--team", "nobody") == []
+
+
+def test_invoice_export_refuses_filters_invoices_do_not_keep(
+    any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(_write_config(tmp_path, any_db_url))
+    assert invoices_main(["invoices", "export", "--config", config, "--thread", "conv-1"]) == 2
+    assert "export usage" in capsys.readouterr().err
+
+
+def test_preview_shows_the_running_months_invoice_and_stores_nothing(store: Store) -> None:
+    from proxy.billing.preview import preview_invoices
+
+    running = datetime(2026, 11, 20, tzinfo=UTC)
+    store.insert_records(
+        [
+            _usage(1, started_at=datetime(2026, 11, 3, tzinfo=UTC)),
+            _usage(2, started_at=datetime(2026, 11, 25, tzinfo=UTC)),
+        ]
+    )
+    preview = preview_invoices(store, BillingSettings(), running)
+    [invoice] = preview.invoices
+    assert (preview.period, invoice.status, invoice.requests) == ("2026-11", "preview", 1)  # only usage up to now
+    assert preview.as_json()["stored"] is False and "nothing is stored" in preview.as_json()["note"]
+    assert _count(store, INVOICES_TABLE) == 0
+
+
+def test_cli_preview_says_nothing_is_stored_and_mark_sets_a_status(
+    store: Store, any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    store.insert_records([_usage(1), _usage(2, started_at=now, request_id="now")])
+    config = str(_write_config(tmp_path, any_db_url))
+    assert invoices_main(["invoices", "preview", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"PREVIEW of {now:%Y-%m}") and "nothing is stored" in out and "preview" in out
+    assert _count(store, INVOICES_TABLE) == 0
+    assert invoices_main(["invoices", "preview", "--period", "2999-01", "--config", config]) == 2
+    capsys.readouterr()
+    generate_invoices(store, BillingSettings(), PERIOD, NOW)
+    assert invoices_main(["invoices", "mark", "inv_2026-10_user_alice", "paid", "--config", config]) == 0
+    assert "paid" in capsys.readouterr().out
+    assert get_invoice(store, "inv_2026-10_user_alice").status == "paid"  # type: ignore[union-attr]
+    assert invoices_main(["invoices", "mark", "inv_2026-10_user_alice", "failed", "--config", config]) == 2
+    assert "paid" in capsys.readouterr().err
+    assert invoices_main(["invoices", "mark", "inv_nope", "void", "--config", config]) == 1
+
+
+def test_text_show_has_tokens_by_kind_unit_prices_and_amounts_per_model(
+    store: Store, any_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.insert_records([_usage(1, input_tokens=1200, cached_input_tokens=200, output_tokens=30, cost_pico=USD_0_125)])
+    generate_invoices(store, BillingSettings(), PERIOD, NOW, prices=Catalog.load({}))
+    config = str(_write_config(tmp_path, any_db_url))
+    assert invoices_main(["invoices", "show", "inv_2026-10_user_alice", "--config", config]) == 0
+    out = capsys.readouterr().out
+    model = next(line for line in out.splitlines() if line.strip().startswith("model gpt-4o"))
+    assert "0.13 USD" in model and "exact cost $0.125" in model
+    token_lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("      ")}
+    assert "1,200" in token_lines["input"] and "at 2.5 USD/M" in token_lines["input"]
+    assert "200" in token_lines["cached_input"] and "at 1.25 USD/M" in token_lines["cached_input"]
+    assert "30" in token_lines["output"] and "at 10 USD/M" in token_lines["output"]
+
+
+def test_admin_preview_answers_the_running_month_and_stores_nothing(store: Store) -> None:
+    store.insert_records([_usage(1, started_at=datetime(2026, 11, 1, 8, tzinfo=UTC))])
+    with _admin(store) as client:  # its clock says NOW, 2026-11-02
+        preview = client.get("/admin/invoices/preview").json()
+        assert client.get("/admin/invoices/preview", params={"period": "2030-01"}).status_code == 400
+    assert (preview["period"], preview["stored"]) == ("2026-11", False)
+    assert [(i["entity_id"], i["status"]) for i in preview["invoices"]] == [("alice", "preview")]
+    assert _count(store, INVOICES_TABLE) == 0

@@ -22,3 +22,12 @@ def test_the_command_imports_neither_uvicorn_nor_the_app_before_it_runs() -> Non
     code = "import sys, proxy.cli; print(sorted(m for m in ('uvicorn', 'proxy.app') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tollgate {version('tollgate')}"

@@ -21,7 +21,7 @@ def test_the_user_summary_has_the_projection_and_the_limit_dates(provider: FakeP
         summary = client.get("/admin/users/bob/summary", headers=ADMIN).json()
     assert summary["forecast"]["daily_rate_usd"] == "6.000000000000"
     assert summary["forecast"]["projected_month_end_usd"] == "46.000000000000"
-    assert summary["average_daily_cost_usd_this_month"] == "0.520000000000"  # 13 / 25 days
+    assert summary["average_daily_cost_usd_this_month"] == "0.52"  # 13 / 25 days
     assert [(lim["limit_usd"], lim["spent_usd"], lim["reached_at"]) for lim in summary["limits"]] == [
         ("40", "13", "2026-11-30T00:00:00Z")
     ]

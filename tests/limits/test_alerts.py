@@ -312,3 +312,10 @@ def test_emit_never_raises_even_when_its_loop_is_gone(caplog: pytest.LogCaptureF
     worker.start()
     worker.join()
     assert "could not queue spend alert" in caplog.text
+
+
+def test_small_amounts_keep_enough_digits_to_be_right() -> None:
+    alert = dataclasses.replace(
+        ALERT, spent_usd=Decimal("0.0005"), limit_usd=Decimal("0.001"), threshold=Decimal("0.5")
+    )
+    assert alert.describe() == "user alice day 2026-11-25 spent $0.00050 of $0.00100 (50%)"

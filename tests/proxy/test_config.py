@@ -39,7 +39,7 @@ def test_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
     [
         (
             "[server]\nprot = 1\n",
-            r"conf.toml: unknown key .server.prot.; valid keys: cost_header, host, max_body_bytes, metrics_user_labels",
+            r"conf.toml: unknown key .server.prot.; valid keys: access_log, cost_header, host, max_body_bytes",
         ),
         ('[server]\nport = "80"\n', r"conf.toml: server.port = '80' must be an integer"),
         ('[auth]\nmode = "open"\n', r"conf.toml: auth.mode = 'open' must be one of passthrough, managed"),

@@ -97,6 +97,12 @@ RELOADED: dict[str, tuple[str, Callable[[TestClient], object], object, object]] 
         True,
     ),
     "server.max_body_bytes": ("[server]\nmax_body_bytes = 10\n", lambda client: _chat(client).status_code, 200, 413),
+    "server.access_log": (
+        "[server]\naccess_log = true\n",
+        lambda client: client.app_state["metering"].access_log,
+        False,
+        True,
+    ),
     "server.cost_header": (
         "[server]\ncost_header = false\n",
         lambda client: "x-tollgate-cost-usd" in _chat(client).headers,
