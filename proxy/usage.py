@@ -9,7 +9,9 @@ every generated token, reasoning included (see ``pricing.TokenCounts``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from pricing import PriceCard, TokenCounts
 
@@ -33,6 +35,8 @@ class Usage:
     tokens: TokenCounts
     service_tier: str | None = None
     model: str | None = None
+    provider_usage: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The provider's own usage object, as it reported it (recorded beside the counts, for audit)."""
 
 
 def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:

@@ -27,7 +27,7 @@ def add_usage_command(
     usage.add_argument("--until", type=parse_date, help="up to this date or time (UTC, exclusive)")
     usage.add_argument(
         "--group-by",
-        choices=("user", "team", "agent", "thread", "model", "provider", "day", "month"),
+        choices=("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month"),
         help="one row per",
     )
     usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")

@@ -151,9 +151,20 @@ class AttributionConfig(_Section):
     strip_headers: bool = _setting(True, "Remove attribution headers before forwarding upstream.")
 
 
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "azure")
+
+
 class ProviderConfig(_Section):
     name: str = _setting("", "Name of the provider, recorded on each row.")
-    base_url: str = _setting("", "Base URL up to and including /v1, e.g. https://api.openai.com/v1.")
+    kind: str = _setting(
+        "openai",
+        "The API it speaks: openai, anthropic, gemini or azure; requests go to a provider of their API's kind.",
+    )
+    base_url: str = _setting(
+        "",
+        "The base URL its own SDK takes: https://api.openai.com/v1 (openai, up to and including /v1), "
+        "https://api.anthropic.com, https://generativelanguage.googleapis.com, https://RESOURCE.openai.azure.com.",
+    )
     api_key_env: str | None = _setting(None, "Environment variable holding the provider key (managed keys).")
     models: tuple[str, ...] = _setting(("*",), "Model names or glob patterns this provider serves.")
     headers: Annotated[Mapping[str, str], _READ_ONLY] = _setting({}, "Extra headers sent upstream with every request.")
@@ -164,13 +175,17 @@ class ProviderConfig(_Section):
     bound_models: tuple[str, ...] = _setting(
         (), "Priced models this provider may answer with instead of the one asked for; spend limits bound by them too."
     )
+    deployments: Annotated[Mapping[str, str], _READ_ONLY] = _setting(
+        {}, 'Azure: deployment name -> the model it runs (prod-4o = "gpt-4o"), to price and bound its requests.'
+    )
     _checks = {
         "name": (bool, "is required"),
+        "kind": _one_of(PROVIDER_KINDS),
         "base_url": (lambda url: url.startswith(_HTTP), "must start with http:// or https://"),
         "retries": (lambda n: n >= 0, "must be 0 or more"),
     }
 
-    @field_validator("headers", mode="before")
+    @field_validator("headers", "deployments", mode="before")
     @classmethod
     def _table_of_strings(cls, value: object) -> object:
         # Checked whole before pydantic reads it, so that the error shows the table as written.

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from pricing import decimal_text
 from proxy.hooks import load_hooks
@@ -277,9 +277,10 @@ class AlertDispatcher:
         assert self._client is not None and self._webhook_url is not None
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait, max=self._retry_wait * 20, jitter=self._retry_wait
-            ),
+            # Exponential backoff plus jitter, spelt so that every tenacity release reads it the same way
+            # (wait_exponential_jitter renamed its first argument; google-genai holds tenacity below 9.2).
+            wait=wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 20)
+            + wait_random(0, self._retry_wait),
             retry=retry_if_exception_type((httpx.TransportError, _RetryableAnswer)),
             reraise=True,
         )

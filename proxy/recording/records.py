@@ -64,6 +64,8 @@ class UsageRecord:
     ttfb_ms: float | None
     error_type: str | None
     cache_write_12h_tokens: int = 0  # last, with a default: journals and archives from before it still read
+    provider_kind: str | None = None  # the API the provider speaks: openai, anthropic, gemini or azure
+    provider_usage: str | None = None  # the provider's own usage object, as JSON
 
     @property
     def cost_usd(self) -> Decimal | None:

@@ -53,6 +53,8 @@ class UsageRow(SQLModel, table=True):
     ttfb_ms: float | None = None
     error_type: str | None = Field(default=None, max_length=64)
     cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    provider_kind: str | None = Field(default=None, max_length=16)
+    provider_usage: str | None = None
 
 
 class SpendCounterRow(SQLModel, table=True):

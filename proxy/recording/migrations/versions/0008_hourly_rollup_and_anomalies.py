@@ -9,7 +9,7 @@ The first two start empty: they fill from the rows written after the upgrade (``
 fills them from the raw rows of the last weeks too).
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
