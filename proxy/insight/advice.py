@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pricing import Catalog, TokenCounts, decimal_text, pico_to_usd, price_tokens
+from proxy.insight.money import dollars, plural
 from proxy.recording.store import Store
 from proxy.recording.tables import USAGE_TABLE
 
@@ -95,10 +96,6 @@ def _in_period(query: sa.Select[Any], since: datetime, until: datetime, team: st
     return query.where(t.team_id == team) if team is not None else query
 
 
-def _money(usd: Decimal) -> str:
-    return f"${usd:,.2f}"
-
-
 def advise(store: Store, catalog: Catalog, since: datetime, until: datetime, team: str | None = None) -> Advice:
     """Every opportunity found in the period, largest dollars at stake first within each kind."""
     t = USAGE_TABLE.c
@@ -161,7 +158,7 @@ def _cache(run: Run, catalog: Catalog) -> list[Opportunity]:
                 "cache_by_agent_model",
                 saving,
                 f"{who} on {model}: {ratio:.0%} of {inputs:,} input tokens came from the cache; caching the other "
-                f"{uncached:,} at the cache-read rate would save up to {_money(saving)}",
+                f"{uncached:,} at the cache-read rate would save up to {dollars(saving)}",
                 {
                     "agent": agent,
                     "model": model,
@@ -227,8 +224,9 @@ def _smaller_models(run: Run, catalog: Catalog) -> list[Opportunity]:
                 "smaller_model",
                 "short_outputs_on_flagships",
                 saving,
-                f"{count:,} requests on {model} answered in at most {SHORT_OUTPUT_TOKENS} tokens cost {_money(actual)};"
-                f" on {smaller} they would have cost {_money(alternative)} ({fraction:.0%}), saving {_money(saving)}",
+                f"{plural(int(count), 'request')} on {model} answered in at most {SHORT_OUTPUT_TOKENS} tokens cost "
+                f"{dollars(actual)}; on {smaller} they would have cost {dollars(alternative)} ({fraction:.0%}), "
+                f"saving {dollars(saving)}",
                 {
                     "model": model,
                     "smaller_model": smaller,
@@ -257,7 +255,7 @@ def _top(run: Run, what: str) -> list[Opportunity]:
             f"top_{what}s",
             f"cost_by_{what}",
             pico_to_usd(int(pico)),
-            f"{what} {name}: {_money(pico_to_usd(int(pico)))} over {count:,} requests",
+            f"{what} {name}: {dollars(pico_to_usd(int(pico)))} over {plural(int(count), 'request')}",
             {what: name, "requests": int(count), "cost_usd": decimal_text(pico_to_usd(int(pico)))},
         )
         for name, pico, count in rows
@@ -292,8 +290,9 @@ def _refused(run: Run) -> list[Opportunity]:
                 "refused_uncapped",
                 "refused_by_limit",
                 at_stake,
-                f"{who} on {model}: {int(count):,} requests refused by a spend limit, worth about {_money(at_stake)} "
-                f"at their average of {_money(average)}; a max_tokens cap lets those that fit through",
+                f"{who} on {model}: {plural(int(count), 'request')} refused by a spend limit, worth about "
+                f"{dollars(at_stake)} at their average of {dollars(average)}; a max_tokens cap lets those that fit "
+                "through",
                 {"user": user, "model": model, "refused": int(count), "average_cost_usd": decimal_text(average)},
             )
         )
@@ -323,8 +322,8 @@ def _failed_billed(run: Run) -> list[Opportunity]:
                 "failed_billed",
                 "failed_but_billed",
                 pico_to_usd(pico),
-                f"{count:,} requests on {model or '(unknown model)'} failed after tokens were billed: "
-                f"{_money(pico_to_usd(pico))}",
+                f"{plural(count, 'request')} on {model or '(unknown model)'} failed after tokens were billed: "
+                f"{dollars(pico_to_usd(pico))}",
                 {"model": model or None, "requests": count, "cost_usd": decimal_text(pico_to_usd(pico))},
             )
             for model, (pico, count) in sums.items()
@@ -359,8 +358,8 @@ def _retries(run: Run) -> list[Opportunity]:
                 "retries",
                 "retries_after_failure",
                 pico_to_usd(pico),
-                f"{count:,} retries on {model or '(unknown model)'} within {RETRY_SECONDS} s of a failure on the same "
-                f"thread: {_money(pico_to_usd(pico))}",
+                f"{plural(count, 'retry', 'retries')} on {model or '(unknown model)'} within {RETRY_SECONDS} s of a "
+                f"failure on the same thread: {dollars(pico_to_usd(pico))}",
                 {"model": model or None, "requests": count, "cost_usd": decimal_text(pico_to_usd(pico))},
             )
             for model, (pico, count) in spent.items()
