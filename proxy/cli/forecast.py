@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import orjson
 
-from pricing import decimal_text
 from proxy.cli.table import print_table
 from proxy.clock import Clock, system_clock
 from proxy.config import Config
 from proxy.insight.forecast import Projection, Rates, forecast_limits
+from proxy.insight.money import dollars
 from proxy.limits.ledger import Ledger
 from proxy.limits.rules import LimitBook, compile_rules
 from proxy.limits.state import limit_states
@@ -65,10 +65,7 @@ def _line(scope: str, p: Projection) -> tuple[str, ...]:
 
 
 def _money(amount: Decimal) -> str:
-    """Cents, except for amounts under a cent, which keep six places rather than read as $0.00."""
-    if amount == 0 or abs(amount) >= CENT:
-        return "$" + decimal_text(amount.quantize(CENT))
-    return "$" + decimal_text(amount.quantize(Decimal("0.000001")))
+    return dollars(amount)
 
 
 def _minute(when: datetime) -> str:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from pricing import decimal_text, pico_to_usd
+from proxy.insight.money import dollars, plural
 from proxy.limits.alerts import utc_text
 
 KINDS = ("spike", "new", "runaway", "forecast")
@@ -112,11 +113,14 @@ class Anomaly:
         return f"Tollgate: {what} for {self.scope} {self.scope_id}"
 
     def facts(self) -> list[tuple[str, str]]:
-        usual = "" if self.baseline_usd is None else f" (usual: ${self.baseline_usd:.2f})"
+        usual = "" if self.baseline_usd is None else f" (usual: {dollars(self.baseline_usd)})"
         return [
             ("Who", f"{self.scope} {self.scope_id}"),
             ("What", self.detail),
-            ("How much", f"${self.cost_usd:.2f}{usual}, {self.tokens:,} tokens, {self.requests:,} requests"),
+            (
+                "How much",
+                f"{dollars(self.cost_usd)}{usual}, {self.tokens:,} tokens, {plural(self.requests, 'request')}",
+            ),
             ("Since when", f"since {utc_text(self.since)}; found {utc_text(self.time)}"),
         ]
 
@@ -178,8 +182,8 @@ def judge_hour(
 
 def explain(kind: str, scope: str, figures: Figures, against: Baseline, rules: Rules, days: int) -> str:
     """The sentence an alert carries for a spike or a new entity."""
-    spend = f"${pico_to_usd(figures.cost_pico):.2f} and {figures.tokens:,} tokens this hour"
-    usual = f"${pico_to_usd(against.cost_pico):.2f} and {against.tokens:,} tokens"
+    spend = f"{dollars(pico_to_usd(figures.cost_pico))} and {figures.tokens:,} tokens this hour"
+    usual = f"{dollars(pico_to_usd(against.cost_pico))} and {against.tokens:,} tokens"
     if kind == "spike":
         return (
             f"{spend}, above {rules.factor}x its usual hour ({usual}: the {rules.percentile}th percentile of its "
@@ -198,6 +202,6 @@ def is_runaway(minute: Figures, rules: Rules) -> bool:
 
 def explain_runaway(minute_label: str, minute: Figures, rules: Rules) -> str:
     return (
-        f"{minute.requests:,} requests and {minute.tokens:,} tokens in the minute {minute_label} UTC "
+        f"{plural(minute.requests, 'request')} and {minute.tokens:,} tokens in the minute {minute_label} UTC "
         f"(runaway past {rules.runaway_requests:,} requests or {rules.runaway_tokens:,} tokens a minute)"
     )

@@ -107,9 +107,12 @@ class AnomalyMonitor:
         candidates: list[Anomaly] = []
         if self._settings.enabled:
             previous = now - timedelta(hours=1)
-            candidates += self._judge_hour(previous, now)
-            candidates += self._judge_hour(now, now)
-            candidates += self._runaways(now)
+            runaways = self._runaways(now)
+            looping = {(a.scope, a.scope_id, a.window) for a in runaways}
+            hours = self._judge_hour(previous, now) + self._judge_hour(now, now)
+            # A looping thread's hour is unusual too; one alert says it, the runaway one.
+            candidates += [a for a in hours if (a.scope, a.scope_id, a.window) not in looping]
+            candidates += runaways
         if self._extra and hour != self._extra_hour:
             for check in self._extra:
                 candidates += check(now)

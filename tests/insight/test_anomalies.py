@@ -107,6 +107,18 @@ def test_a_runaway_thread_alerts_within_a_minute(db_url: str) -> None:
     assert monitor.check(NOW + timedelta(seconds=15)) == []  # one alert per thread and hour
 
 
+def test_a_runaway_thread_is_not_also_alerted_as_a_new_one(db_url: str) -> None:
+    loop = [
+        row(NOW - timedelta(seconds=50) + timedelta(milliseconds=500 * i), "0.10", thread_id="t-loop")
+        for i in range(70)
+    ]
+    steady = [row(HOUR - timedelta(hours=h), "0.01", thread_id=f"t-{h}") for h in range(1, 5)]
+    monitor, _ = _monitor(write(db_url, loop + steady))
+    assert [(a.kind, a.scope, a.scope_id) for a in monitor.check(NOW) if a.scope == "thread"] == [
+        ("runaway", "thread", "t-loop")
+    ]
+
+
 def test_two_workers_alert_once_between_them(any_db_url: str) -> None:
     store = write(any_db_url, [*_steady("alice"), row(HOUR + timedelta(minutes=5), "10")])
     first, _ = _monitor(store)
