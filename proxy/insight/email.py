@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import urlencode
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from proxy.config import EmailConfig, TeamConfig
 from proxy.limits.alerts import Notice
@@ -134,7 +134,8 @@ class EmailOutbox:
         wait = self._retry_wait
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.attempts),
-            wait=wait_exponential_jitter(multiplier=wait, max=wait * 60, jitter=wait),
+            # Spelt so that every tenacity release reads it alike (google-genai holds tenacity below 9.2).
+            wait=wait_exponential(multiplier=wait, max=wait * 60) + wait_random(0, wait),
             retry=retry_if_exception(_temporary),
             reraise=True,
         )
