@@ -172,6 +172,14 @@ class Catalog:
         self._memo[model] = card
         return card
 
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is itself a key of the map or of the overrides (no prefix dropped, no date)."""
+        return name in self._entries or name in self._overrides
+
+    def candidates(self, model: str) -> Iterator[str]:
+        """The names ``lookup`` tries for ``model``, in its order."""
+        return _candidates(model)
+
     def describe(self, model: str) -> str:
         """A human-readable account of how ``model`` is priced (for ``tollgate prices MODEL``)."""
         card = self.lookup(model)

@@ -2,12 +2,14 @@
 
 The map keeps some providers' prices under a prefix: ``gemini/...`` are the Gemini API's
 (the bare names are Vertex AI's), ``azure/...`` are Azure OpenAI's. A provider of such a
-kind is priced by its prefixed entry where the map has one, else by the bare model's
-(``Catalog.lookup`` drops the prefix when nothing matches with it).
+kind is priced by its own entry where the map has one (``azure/gpt-4o`` for a dated
+``gpt-4o-2024-05-13`` the map has no ``azure/`` entry for), else by the bare model's, as
+``Catalog.lookup`` finds it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
@@ -19,7 +21,7 @@ KIND_PREFIXES: Final[Mapping[str, str]] = MappingProxyType({"gemini": "gemini/",
 
 
 def priced_name(model: str, kind: str | None) -> str:
-    """The name to look ``model`` up by at a provider of ``kind``."""
+    """The name to look ``model`` up by at a provider of ``kind``: its own prefix added."""
     prefix = KIND_PREFIXES.get(kind or "")
     if prefix is None or model.startswith(prefix):
         return model
@@ -28,4 +30,12 @@ def priced_name(model: str, kind: str | None) -> str:
 
 def lookup_for_kind(catalog: Catalog, model: str, kind: str | None) -> PriceCard | None:
     """The card that prices ``model`` at a provider of ``kind``: its own entry first, then the bare model's."""
-    return catalog.lookup(priced_name(model, kind))
+    prefix = KIND_PREFIXES.get(kind or "")
+    return catalog.lookup(model) if prefix is None else _lookup_own_first(catalog, model, prefix)
+
+
+@functools.lru_cache(maxsize=4096)  # on the request path several times a request; a catalog is never changed
+def _lookup_own_first(catalog: Catalog, model: str, prefix: str) -> PriceCard | None:
+    name = priced_name(model, prefix.rstrip("/"))
+    own = next((n for n in catalog.candidates(name) if n.startswith(prefix) and n in catalog), None)
+    return catalog.lookup(own if own is not None else model.removeprefix("models/"))

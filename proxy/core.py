@@ -129,6 +129,7 @@ class Metering:
         self.metrics = metrics
         self.clock = clock
         self.unpriced_warned: set[str] = set()
+        self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
         self.configure(config, catalog)
@@ -287,8 +288,8 @@ class MeteredCall:
                 raise ModelNotFound(f"The model '{model}' {served}.")
             raise ModelNotFound(f"No provider{of_kind} is configured in Tollgate.")
         self.provider = provider
-        if model is not None and provider.deployments:
-            self.priced_as = provider.deployments.get(model)
+        if model is not None and provider.kind == "azure" and self.endpoint is not None:
+            self._price_deployment(provider, model)
         if self.managed and provider.api_key is None:
             env = provider.api_key_env
             missing = f"set ${env} where Tollgate runs" if env else "set its api_key_env"
@@ -300,6 +301,19 @@ class MeteredCall:
             )
         if metering.limits:
             await self._reserve()
+
+    def _price_deployment(self, provider: Provider, deployment: str) -> None:
+        """An Azure deployment is priced by the model [providers.deployments] maps it to, else by the answer's."""
+        self.priced_as = provider.deployments.get(deployment)
+        warned = self.metering.unmapped_warned
+        if self.priced_as is None and (provider.name, deployment) not in warned and len(warned) < 10_000:
+            warned.add((provider.name, deployment))
+            logger.warning(
+                "provider %s: deployment %r has no [providers.deployments] entry; it is priced by the model its "
+                "answers name, and a spend limit cannot bound it before it answers",
+                provider.name,
+                deployment,
+            )
 
     async def _reserve(self) -> None:
         """Reserve the request's largest possible cost on every limit it counts against, or refuse it."""

@@ -7,13 +7,14 @@ request path uses it.
 from __future__ import annotations
 
 from proxy.dialects.anthropic import Anthropic
+from proxy.dialects.azure import Azure
 from proxy.dialects.base import Dialect, Headers
 from proxy.dialects.gemini import Gemini
 from proxy.dialects.openai import OpenAI
 
 # A request goes to the first dialect that claims it; more specific APIs come first, OpenAI's (the
 # fallback for refusals before a dialect is known) last.
-DIALECTS: tuple[Dialect, ...] = (Gemini(), Anthropic(), OpenAI())
+DIALECTS: tuple[Dialect, ...] = (Azure(), Gemini(), Anthropic(), OpenAI())
 
 
 def dialect_for(canonical_path: str, method: str = "POST", headers: Headers = ()) -> Dialect | None:

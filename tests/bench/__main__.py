@@ -31,7 +31,8 @@ from tests.bench.upstream import Mode, start_upstream
 logger = logging.getLogger("tests.bench")
 
 RESULTS_DIR = Path(__file__).parent / "results"
-MODES: tuple[Mode, ...] = ("json", "sse")
+MODES: tuple[Mode, ...] = ("json", "sse", "anthropic-sse")
+DEFAULT_MODES: tuple[Mode, ...] = ("json", "sse")  # anthropic-sse when asked for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     settings = Settings(duration_s=args.duration, warmup_s=args.warmup)
     targets = [t for t in lineup(os.environ) if not args.only or t.name in args.only]
-    modes = [m for m in MODES if not args.modes or m in args.modes]
+    modes = [m for m in MODES if m in (args.modes or DEFAULT_MODES)]
     started_at, started = datetime.now(UTC), time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     try:
@@ -90,7 +91,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per target (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: short runs, same checks")
     parser.add_argument("--only", type=_names, help="comma-separated targets, e.g. direct,bare,tollgate")
-    parser.add_argument("--modes", type=_names, help="json, sse or json,sse (default)")
+    parser.add_argument("--modes", type=_names, help="json, sse, anthropic-sse, comma-separated (default json,sse)")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, server logs)")

@@ -39,6 +39,13 @@ journal_dir = "{journal_dir}"
 name = "bench"
 base_url = "{upstream}/v1"
 models = ["*"]
+
+# Only the anthropic-sse mode's requests (POST /v1/messages) go here.
+[[providers]]
+name = "bench-anthropic"
+kind = "anthropic"
+base_url = "{upstream}"
+models = ["*"]
 """
 # A blocking limit on the bench's user that is never reached: every request pays
 # for reserving and settling, none is refused.

@@ -1,9 +1,11 @@
-"""The static upstream: one nginx master with two servers, JSON and SSE.
+"""The static upstream: one nginx master with three servers, JSON, SSE and Anthropic SSE.
 
 nginx answers every path with a canned `gpt-4o-mini` chat completion, so the
 upstream costs next to nothing and the targets are what is measured. One
-server answers with a JSON body, the other with an SSE transcript whose last
-chunk carries usage, as OpenAI sends with `stream_options.include_usage`.
+server answers with a JSON body, another with an SSE transcript whose last
+chunk carries usage, as OpenAI sends with `stream_options.include_usage`, and
+the third with an Anthropic Messages stream (`anthropic-sse` mode), whose usage
+comes in `message_start` and `message_delta`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from tests.bench.processes import ProcessFailed, Spawned, free_port, pin, proces
 
 logger = logging.getLogger("tests.bench.upstream")
 
-Mode = Literal["json", "sse"]
+Mode = Literal["json", "sse", "anthropic-sse"]
 MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
 
 _RESPONSE_MODEL = "gpt-4o-mini-2024-07-18"
 _ID = "chatcmpl-bench0000000000000000000001"
@@ -78,7 +81,36 @@ def sse_transcript() -> str:
     return "".join(f"data: {_dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
 
 
-def render_nginx_config(workdir: Path, json_port: int, sse_port: int) -> str:
+def anthropic_transcript() -> str:
+    """A Messages stream as Anthropic sends it: the same reply, in eight events."""
+    usage = {"input_tokens": 512, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1024, "output_tokens": 1}
+    message: dict[str, Any] = {
+        "id": "msg_bench0000000000000001",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5-20251001",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "service_tier": "standard"},
+    }
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"message": message}),
+        ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    events += [("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": t}}) for t in _REPLY]
+    events += [
+        ("content_block_stop", {"index": 0}),
+        (
+            "message_delta",
+            {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {**usage, "output_tokens": 12}},
+        ),
+        ("message_stop", {}),
+    ]
+    return "".join(f"event: {kind}\ndata: {_dumps({'type': kind, **data})}\n\n" for kind, data in events)
+
+
+def render_nginx_config(workdir: Path, json_port: int, sse_port: int, anthropic_port: int) -> str:
     temp_paths = "\n".join(
         f"    {name}_temp_path {workdir / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -116,6 +148,14 @@ http {{
             return 200 {_nginx_string(sse_transcript())};
         }}
     }}
+
+    server {{
+        listen 127.0.0.1:{anthropic_port};
+        default_type text/event-stream;
+        location / {{
+            return 200 {_nginx_string(anthropic_transcript())};
+        }}
+    }}
 }}
 """
 
@@ -125,9 +165,10 @@ class Upstream:
     process: Spawned
     json_port: int
     sse_port: int
+    anthropic_port: int
 
     def base_url(self, mode: Mode) -> str:
-        port = self.json_port if mode == "json" else self.sse_port
+        port = {"json": self.json_port, "sse": self.sse_port, "anthropic-sse": self.anthropic_port}[mode]
         return f"http://127.0.0.1:{port}"
 
     def pin(self, cpus: set[int]) -> None:
@@ -138,23 +179,23 @@ class Upstream:
 def start_upstream(workdir: Path, *, cpus: str, timeout_s: float = 10.0) -> Upstream:
     """Start nginx from a generated config in `workdir`; the caller stops `upstream.process`."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    json_port, sse_port = free_port(), free_port()
+    json_port, sse_port, anthropic_port = free_port(), free_port(), free_port()
     config = workdir / "nginx.conf"
-    config.write_text(render_nginx_config(workdir, json_port, sse_port))
+    config.write_text(render_nginx_config(workdir, json_port, sse_port, anthropic_port))
     argv = [nginx, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")]
-    upstream = Upstream(spawn(argv, cpus=cpus, log_path=workdir / "nginx.out"), json_port, sse_port)
+    upstream = Upstream(spawn(argv, cpus=cpus, log_path=workdir / "nginx.out"), json_port, sse_port, anthropic_port)
     try:
         _wait_until_answering(upstream, timeout_s)
     except BaseException:
         upstream.process.stop()
         raise
-    logger.info("nginx upstream on ports %d (json) and %d (sse)", json_port, sse_port)
+    logger.info("nginx upstream on ports %d (json), %d (sse), %d (anthropic-sse)", json_port, sse_port, anthropic_port)
     return upstream
 
 
 def _wait_until_answering(upstream: Upstream, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    pending = {upstream.json_port, upstream.sse_port}
+    pending = {upstream.json_port, upstream.sse_port, upstream.anthropic_port}
     while pending:
         if not upstream.process.is_running():
             raise ProcessFailed("nginx exited", upstream.process)

@@ -12,6 +12,7 @@ _ENTRIES = {
     "gpt-4o": {"input_cost_per_token": 3e-6},
     "azure/gpt-4o-mini": {"input_cost_per_token": 4e-6},
     "gpt-4o-mini": {"input_cost_per_token": 5e-6},
+    "gpt-4o-mini-2024-07-18": {"input_cost_per_token": 6e-6},
 }
 
 
@@ -23,6 +24,7 @@ _ENTRIES = {
         ("gemini-2.5-pro", "openai", "gemini-2.5-pro"),
         ("gpt-4o-mini", "azure", "azure/gpt-4o-mini"),
         ("gpt-4o", "azure", "gpt-4o"),  # no azure/ entry: the base model's
+        ("gpt-4o-mini-2024-07-18", "azure", "azure/gpt-4o-mini"),  # Azure's own, undated, before the bare dated one
         ("gpt-4o-mini", "openai", "gpt-4o-mini"),
         ("gpt-4o-mini", None, "gpt-4o-mini"),
     ],

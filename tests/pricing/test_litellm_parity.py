@@ -140,3 +140,65 @@ def test_tiered_costs_match_litellm(
 
     _assert_close(_prompt_side(cost), prompt_cost)
     _assert_close(_completion_side(cost), completion_cost)
+
+
+@pytest.mark.parametrize(
+    ("kind", "model", "usage", "litellm_args"),
+    [
+        # Anthropic: input_tokens excludes the cache; litellm takes the same three numbers.
+        (
+            "anthropic",
+            "claude-sonnet-4-5",
+            {
+                "input_tokens": 40,
+                "cache_read_input_tokens": 9000,
+                "cache_creation_input_tokens": 800,
+                "output_tokens": 70,
+            },
+            {
+                "prompt_tokens": 9840,
+                "completion_tokens": 70,
+                "cache_read_input_tokens": 9000,
+                "cache_creation_input_tokens": 800,
+            },
+        ),
+        # Gemini: thoughts are billed as output, beside the candidates; litellm counts them in completion_tokens.
+        (
+            "gemini",
+            "gemini-2.5-flash",
+            {"promptTokenCount": 5000, "candidatesTokenCount": 60, "thoughtsTokenCount": 400},
+            {"prompt_tokens": 5000, "completion_tokens": 460},
+        ),
+        # Azure: priced by the azure/ entry.
+        (
+            "azure",
+            "gpt-4o-mini",
+            {"prompt_tokens": 3000, "completion_tokens": 90},
+            {"prompt_tokens": 3000, "completion_tokens": 90},
+        ),
+    ],
+)
+def test_usage_read_from_each_provider_costs_what_litellm_says(
+    catalog: Catalog,
+    litellm_cost_per_token: CostPerToken,
+    kind: str,
+    model: str,
+    usage: dict[str, int],
+    litellm_args: dict[str, int],
+) -> None:
+    from pricing import lookup_for_kind, priced_name
+    from proxy.dialects.anthropic import usage_from_counts
+    from proxy.dialects.gemini import usage_from_metadata
+    from proxy.dialects.openai import usage_from_object
+
+    read = {
+        "anthropic": lambda: usage_from_counts(usage),
+        "gemini": lambda: usage_from_metadata(usage),
+        "azure": lambda: usage_from_object({"usage": usage}),
+    }[kind]()
+    card = lookup_for_kind(catalog, model, kind)
+    assert read is not None and card is not None
+    cost = price_tokens(card, read.tokens)
+    prompt_cost, completion_cost = litellm_cost_per_token(model=priced_name(model, kind), **litellm_args)
+    _assert_close(_prompt_side(cost), prompt_cost)
+    _assert_close(_completion_side(cost), completion_cost)
