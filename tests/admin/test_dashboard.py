@@ -6,11 +6,15 @@ browser-automation package is needed. The page reads the admin key from ``#key=.
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -18,22 +22,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from proxy.admin.dashboard import dashboard_routes
 from proxy.app import create_app
+from proxy.money import format_usd_column
+from proxy.recording.store import Store
 from tests.conftest import chat_completion, json_answer, make_config
 from tests.fakeprovider import FakeProvider, ServerThread
+from tests.recording.test_store import _BASE
 
 KEY = "dashboard-test-key"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium: apt-get install chromium (.ci/run installs it)"
 )
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # git-ignored
 EXTRA = """
 [pricing.models."metered-small"]
 input = 1
@@ -134,13 +135,42 @@ def _dump_dom(url: str, profile: Path) -> str:
     return _chromium(url, profile, "--dump-dom")
 
 
+OLD = datetime.now(UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+"""In last month: a row the period picker must find there and nowhere else."""
+
+
+def _seed(db_url: str) -> None:
+    """Rows the proxy could not make here: one last month, and one of a model with no price (today)."""
+    store = Store(db_url)
+    store.create_tables()
+    store.insert_records(
+        [
+            dataclasses.replace(
+                _BASE, request_id="old", user_id="oldie", started_at=OLD, ended_at=OLD, cost_pico=7 * 10**9
+            ),
+            dataclasses.replace(
+                _BASE,
+                request_id="unpriced",
+                user_id="carol",
+                model_requested="my-unpriced",
+                cost_pico=None,
+                unpriced=True,
+                started_at=datetime.now(UTC),
+                ended_at=datetime.now(UTC),
+            ),
+        ]
+    )
+    store.dispose()
+
+
 @pytest.fixture(scope="module")
 def tollgate_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running proxy (with the dashboard added) that has metered ``CALLS``."""
+    """A running proxy (with the dashboard added) that has metered ``CALLS``, and refused bob once."""
     provider = FakeProvider()
     with ServerThread(provider) as fake:
         provider.port = fake.port
         db_url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'tollgate.db'}"
+        _seed(db_url)
         app = create_app(make_config(provider, db_url, EXTRA), admin_key=KEY)
         with ServerThread(app) as server:
             url = f"http://127.0.0.1:{server.port}"
@@ -155,8 +185,11 @@ def _make_calls(provider: FakeProvider, url: str) -> None:
             body = orjson.dumps({"model": model, "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]})
             headers = {"x-user-id": user, "x-agent-name": agent, "x-thread-id": thread}
             assert client.post("/v1/chat/completions", content=body, headers=headers).status_code == 200
+        # bob asks for more than his day's limit can hold: refused, so his limit reads refusing.
+        big = orjson.dumps({"model": "metered-large", "max_tokens": 5000, "messages": []})
+        assert client.post("/v1/chat/completions", content=big, headers={"x-user-id": "bob"}).status_code == 429
         for _ in range(500):  # the recorder writes in the background
-            if sum(r["requests"] for r in _admin(url, "/admin/usage?group_by=user")["rows"]) == len(CALLS):
+            if sum(r["requests"] for r in _admin(url, "/admin/usage?group_by=user")["rows"]) == len(CALLS) + 3:
                 return
             time.sleep(0.01)
         raise AssertionError("the recorder never wrote the calls")
@@ -168,9 +201,16 @@ def _admin(url: str, path: str) -> Any:
     return response.json()
 
 
+def _this_month() -> str:
+    today = datetime.now(UTC).date()
+    start = today.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return f"since={start}&until={end}"
+
+
 @pytest.fixture(scope="module")
 def board(tollgate_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The whole board's DOM once rendered, read by several tests."""
+    """The whole board's DOM once rendered (this month, the default period), read by several tests."""
     if CHROMIUM is None:
         pytest.skip("needs Debian's chromium: apt-get install chromium (.ci/run installs it)")
     return _dump_dom(f"{tollgate_url}/dashboard#key={KEY}", tmp_path_factory.mktemp("profile"))
@@ -183,6 +223,8 @@ def test_page_is_served_without_a_key_and_holds_no_data(tollgate_url: str) -> No
     assert response.headers["cache-control"] == "no-store"
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert "alice" not in response.text and "cost_usd" not in response.text
+    script = httpx.get(f"{tollgate_url}/dashboard/dashboard.js").text
+    assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")  # no CDN, nothing fetched elsewhere
 
 
 @pytest.mark.parametrize(
@@ -196,95 +238,120 @@ def test_only_the_pages_own_files_are_served(tollgate_url: str, name: str, statu
         assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+def _costs(rows: list[dict[str, Any]]) -> list[str]:
+    """The cost cells the page should show: one format per column, unpriced as unpriced."""
+    texts = format_usd_column([Decimal(r["cost_usd"]) for r in rows])
+    return [
+        "unpriced"
+        if r["unpriced_requests"] and Decimal(r["cost_usd"]) == 0
+        else text + (f" + {r['unpriced_requests']} unpriced" if r["unpriced_requests"] else "")
+        for r, text in zip(rows, texts, strict=True)
+    ]
+
+
 @needs_chromium
-def test_page_shows_each_top_spender_as_the_api_reports_it(tollgate_url: str, board: str) -> None:
-    assert '<body data-state="ready">' in board
+def test_page_shows_each_top_spender_as_the_api_reports_it_in_dollars(tollgate_url: str, board: str) -> None:
+    assert re.search(r'<body data-state="ready"', board)
     tables = _tables(board)
-    for group in ("user", "team", "agent", "model", "thread"):
-        rows = _admin(tollgate_url, f"/admin/usage?group_by={group}")["rows"]
+    for group in ("user", "team", "agent", "model"):
+        rows = _admin(tollgate_url, f"/admin/usage?group_by={group}&{_this_month()}")["rows"][:10]
         shown = [[name, cost] for name, *_, cost in tables[f"top-{group}"][1:]]
-        assert shown == [[r["group"] or "(none)", r["cost_usd"]] for r in rows]
-    assert tables["top-user"][1][0] == "alice" and tables["top-user"][2][0] == "bob"
-    assert '<a href="#user=alice">alice</a>' in board  # a click opens the drill-down below
+        assert shown == [[r["group"] or "(none)", c] for r, c in zip(rows, _costs(rows), strict=True)]
+        assert all(c.startswith("$") or c == "unpriced" for _, c in shown)
+    assert tables["top-user"][1][0] == "alice"
+    assert re.search(r'<a href="#[^"]*user=alice[^"]*">alice</a>', board)  # a click opens the drill-down
+
+
+@needs_chromium
+def test_an_unpriced_model_is_shown_as_unpriced_never_as_zero(board: str) -> None:
+    [row] = [row for row in _tables(board)["top-model"] if row[0] == "my-unpriced"]
+    assert row[-1] == "unpriced"
 
 
 @needs_chromium
 def test_ids_are_shown_as_text_never_as_html(board: str) -> None:
     assert "&lt;b&gt;eve&lt;/b&gt;" in board
-    assert "<b>" not in board
+    assert "<b>eve" not in board
 
 
 @needs_chromium
-def test_page_shows_each_limit_with_its_state(tollgate_url: str, board: str) -> None:
+def test_limits_are_bars_with_their_state_and_a_refusing_one_reads_refusing(tollgate_url: str, board: str) -> None:
     limits = _admin(tollgate_url, "/admin/limits")["limits"]
-    shown = _tables(board)["limits"][1:]
-    assert len(shown) == len(limits) >= 3  # alice, bob (per user, per day) and the global month
-    for row, limit in zip(shown, limits, strict=True):
-        assert row[:2] == [limit["scope"], limit["id"]]
-        # Spent and limit are settled; held and remaining move as workers give back idle leases.
-        assert [row[4], row[6]] == [limit["spent_usd"], limit["limit_usd"]]
-        assert row[9] in ("ok", "near", "over", "blocking")
+    shown = re.findall(r'<div class="limit" data-state="(\w+)" data-scope="(\w+)" data-id="([^"]*)"', board)
+    assert [(s, scope, html.unescape(i)) for s, scope, i in shown] == [
+        (limit["state"], limit["scope"], limit["id"]) for limit in limits
+    ]
+    assert ("refusing", "user", "bob") in shown
+    assert 'role="progressbar"' in board
 
 
 @needs_chromium
-def test_spend_charts_draw_a_bar_per_day_and_month(tollgate_url: str, board: str) -> None:
-    today = _admin(tollgate_url, "/admin/usage?group_by=day")["rows"][-1]
-    charts = {
-        kind: re.findall(r"<rect [^>]*>", part) for kind, part in re.findall(r'data-kind="(\w+)"(.*?)</svg>', board)
-    }
-    assert (len(charts["day"]), len(charts["month"])) == (30, 12)
-    assert f'data-period="{today["group"]}"' in charts["day"][-1]
-    assert f'data-cost="{today["cost_usd"]}"' in charts["day"][-1]
+def test_spend_is_drawn_per_day_stacked_by_model_with_axes_and_hover_values(board: str) -> None:
+    today = datetime.now(UTC).date().isoformat()
+    spend = re.search(r'data-kind="spend"(.*?)</svg>', board, re.S)
+    assert spend is not None
+    segments = re.findall(r'data-day="([^"]+)" data-series="([^"]+)"><title>([^<]*)</title>', spend.group(1))
+    assert {series for day, series, _ in segments if day == today} >= {"metered-large", "metered-small"}
+    assert any(title.startswith(f"{today} · metered-large: $") for *_, title in segments)
+    assert re.search(r">\$0</text>", spend.group(1))  # a y axis in dollars
+    assert 'data-kind="requests"' in board and 'data-kind="tokens"' in board
 
 
 @needs_chromium
-def test_missing_invoices_endpoint_reads_as_no_invoices_yet(board: str) -> None:
-    assert re.search(r'id="invoices"[^>]*><p class="muted">No invoices yet.</p>', board)
+def test_a_period_change_changes_every_number(tollgate_url: str, board: str, tmp_path: Path) -> None:
+    last = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&period=last-month", tmp_path)
+    assert re.search(r'<body data-state="ready" data-period="last-month"', last)
+    month = re.search(r'id="totals" class="cards" data-cost="([^"]+)"', board)
+    before = re.search(r'id="totals" class="cards" data-cost="([^"]+)"', last)
+    assert month is not None and before is not None
+    assert before.group(1) == "0.007" != month.group(1)
+    assert [row[0] for row in _tables(last)["top-user"][1:]] == ["oldie"]
+    assert "alice" not in str(_tables(last)["top-user"])
 
 
 @needs_chromium
-def test_user_drill_down_shows_the_summary_and_models(tollgate_url: str, tmp_path: Path) -> None:
+def test_the_running_months_invoice_preview_is_shown(tollgate_url: str, board: str) -> None:
+    preview = _admin(tollgate_url, "/admin/invoices/preview")["invoices"]
+    shown = _tables(board)["preview"][1:]
+    assert [row[0] for row in shown] == [f"{i['entity_type']} {i['entity_id']}" for i in preview]
+    assert all(row[3] == "preview" for row in shown)
+
+
+@needs_chromium
+def test_user_drill_down_shows_threads_agents_and_models(tollgate_url: str, tmp_path: Path) -> None:
     dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&user=alice", tmp_path)
-    summary = _admin(tollgate_url, "/admin/users/alice/summary")
-    models = _admin(tollgate_url, "/admin/usage?group_by=model&user=alice")["rows"]
     assert re.search(r'id="user-detail" data-state="ready"', dom)
-    assert f"<dt>cost all time (USD)</dt><dd>{summary['all_time']['cost_usd']}</dd>" in dom
-    assert f"<dd>{summary['average_daily_cost_usd_this_month']}</dd>" in dom
-    shown = [[name, cost] for name, *_, cost in _tables(dom)["user-models"][1:]]
-    assert shown == [[r["group"], r["cost_usd"]] for r in models] and len(shown) == 2
+    tables = _tables(dom)
+    assert sorted(row[0] for row in tables["detail-a"][1:]) == ["t-1", "t-2"]
+    assert sorted(row[0] for row in tables["detail-b"][1:]) == ["coder", "planner"]
+    assert sorted(row[0] for row in tables["detail-c"][1:]) == ["metered-large", "metered-small"]
 
 
 @needs_chromium
-def test_wrong_key_asks_again_and_shows_no_numbers(tollgate_url: str, tmp_path: Path) -> None:
+def test_team_drill_down_shows_its_users(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&team=research", tmp_path)
+    assert '<span id="detail-kind">Team</span>' in dom
+    assert sorted(row[0] for row in _tables(dom)["detail-a"][1:]) == ["alice", "carol"]  # carol's row: _BASE's team
+
+
+@needs_chromium
+def test_wrong_key_asks_again_and_leaves_no_loading_behind(tollgate_url: str, tmp_path: Path) -> None:
     dom = _dump_dom(f"{tollgate_url}/dashboard#key=wrong", tmp_path)
     assert 'data-state="key"' in dom
-    assert "The proxy refused that admin key." in dom
-    assert "alice" not in dom and "<table" not in dom
+    assert "The proxy refused that admin key" in dom
+    assert "Loading" not in dom and "alice" not in dom and "<table" not in dom
 
 
 @needs_chromium
-def test_invoices_show_whatever_fields_they_carry(tmp_path: Path) -> None:
-    invoice: dict[str, Any] = {"id": "inv-1", "entity_type": "team", "entity_id": "research", "period": "2026-01"}
-    invoice |= {"total": "12.340000", "currency": "USD", "status": "draft", "lines": [{}, {}]}
-
-    async def answer(request: Request) -> Response:
-        body: dict[str, Any] = {"invoices": [invoice]} if request.url.path == "/admin/invoices" else {"rows": []}
-        return JSONResponse(body | {"limits": []})
-
-    stub = Starlette(routes=[*dashboard_routes(), Route("/admin/{path:path}", answer)])
-    with ServerThread(stub) as server:
-        dom = _dump_dom(f"http://127.0.0.1:{server.port}/dashboard#key={KEY}", tmp_path)
-    shown = _tables(dom)["invoices"]
-    assert shown[0] == ["id", "entity type", "entity id", "period", "total", "currency", "status", "lines"]
-    assert shown[1] == ["inv-1", "team", "research", "2026-01", "12.340000", "USD", "draft", "2"]
-
-
-@needs_chromium
-def test_screenshot_of_the_board_is_kept_as_an_artefact(tollgate_url: str, tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    picture = ARTIFACTS / "dashboard.png"
-    picture.unlink(missing_ok=True)
-    _chromium(
-        f"{tollgate_url}/dashboard#key={KEY}&user=alice", tmp_path, f"--screenshot={picture}", "--window-size=1280,1600"
-    )
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_board_fits_the_width_with_no_sideways_scroll(
+    tollgate_url: str, tmp_path_factory: pytest.TempPathFactory, width: int
+) -> None:
+    folder = tmp_path_factory.mktemp(f"screens-{width}")
+    url = f"{tollgate_url}/dashboard#key={KEY}&user=alice"
+    dom = _chromium(url, folder / "profile", "--dump-dom", f"--window-size={width},2400")
+    assert re.search(r'<body data-state="ready"[^>]*data-overflow="false"', dom)
+    picture = folder / f"dashboard-{width}.png"
+    _chromium(url, folder / "profile2", f"--screenshot={picture}", f"--window-size={width},2400")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshot kept at {picture}")

@@ -2,17 +2,15 @@
 //
 // Text is only ever written with textContent or setAttribute, never as HTML: user, team, agent and
 // thread ids come from request headers that any client of the proxy can set.
-// Money is shown as the API's decimal strings. Number() is used only for bar heights and limit
-// states, never to compute a sum or a price that is displayed.
+// Money is the API's decimal strings, rounded for display as strings (BigInt), never summed as
+// floats. Number() is used only for the geometry of bars and charts.
 "use strict";
 
 const KEY_STORAGE = "tollgate-admin-key";
 const TOP = 10;
-const DAYS = 30;
-const MONTHS = 12;
-const GROUPS = ["user", "team", "agent", "model", "thread"];
-const INVOICE_COLUMNS = ["id", "entity_type", "entity_id", "period", "total", "currency", "status"];
+const STACKED_MODELS = 5;
 const SVG_NS = "http://www.w3.org/2000/svg";
+const COLOURS = ["#3767d6", "#e0833a", "#2e8b57", "#9b59b6", "#c0392b", "#8a94a6"];
 const integers = new Intl.NumberFormat("en-US");
 
 class ApiError extends Error {
@@ -38,24 +36,66 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-function show(id, node) {
-  document.getElementById(id).replaceChildren(node);
+function show(id, ...nodes) {
+  document.getElementById(id).replaceChildren(...nodes);
 }
 
 function nameOf(group) {
   return group === null || group === undefined ? el("span", { class: "muted" }, "(none)") : String(group);
 }
 
-// columns: [{ title, cell: row => string | Node, num?: boolean }]
-function table(columns, rows, empty = "Nothing recorded yet.") {
-  if (rows.length === 0) return el("p", { class: "muted" }, empty);
-  const head = el("tr", {}, ...columns.map((c) => el("th", c.num ? { class: "num" } : {}, c.title)));
-  const body = rows.map((row) => {
-    const tr = el("tr", row.__class ? { class: row.__class } : {});
-    for (const c of columns) tr.append(el("td", { class: c.num ? "num" : "name" }, c.cell(row)));
-    return tr;
-  });
+function empty(text) {
+  return el("p", { class: "empty" }, text);
+}
+
+// columns: [{ title, cell: row => string | Node, num?: boolean, opt?: boolean (hidden on a phone) }]
+function table(columns, rows, emptyText) {
+  if (rows.length === 0) return empty(emptyText);
+  const cls = (c) => [c.num ? "num" : "name", c.opt ? "opt" : ""].join(" ").trim();
+  const head = el("tr", {}, ...columns.map((c) => el("th", { class: cls(c) }, c.title)));
+  const body = rows.map((row) => el("tr", {}, ...columns.map((c) => el("td", { class: cls(c) }, c.cell(row)))));
   return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+// ---- money: decimal strings in, "$0.000021" out ---------------------------------------------
+
+// Places that show a decimal string with two significant digits, from 2 to 12 (as proxy/money.py).
+function placesFor(text) {
+  const [whole, frac = ""] = text.replace("-", "").split(".");
+  if (/[1-9]/.test(whole)) return 2;
+  const first = frac.search(/[1-9]/);
+  return first < 0 ? 2 : Math.max(2, Math.min(12, first + 2));
+}
+
+function columnPlaces(texts) {
+  return Math.max(2, ...texts.filter((t) => /[1-9]/.test(t)).map(placesFor));
+}
+
+function usd(text, places = placesFor(text)) {
+  const negative = text.startsWith("-");
+  const [whole, frac = ""] = text.replace("-", "").split(".");
+  const digits = BigInt(whole + frac.padEnd(places + 1, "0").slice(0, places));
+  const rounded = frac.padEnd(places + 1, "0")[places] >= "5" ? digits + 1n : digits;
+  const padded = rounded.toString().padStart(places + 1, "0");
+  const intPart = padded.slice(0, padded.length - places);
+  const fracPart = padded.slice(padded.length - places);
+  const grouped = intPart.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return (negative && rounded !== 0n ? "-$" : "$") + grouped + (places ? "." + fracPart : "");
+}
+
+// A cost as a person should read it: unpriced usage is never shown as $0.
+function costText(row, places) {
+  const priced = /[1-9]/.test(row.cost_usd);
+  if (!priced && row.unpriced_requests > 0) return el("span", { class: "unpriced" }, "unpriced");
+  const text = usd(row.cost_usd, places);
+  return row.unpriced_requests > 0 ? `${text} + ${row.unpriced_requests} unpriced` : text;
+}
+
+function addDecimals(a, b) {
+  const places = Math.max((a.split(".")[1] || "").length, (b.split(".")[1] || "").length);
+  const scaled = (t) => BigInt(t.split(".")[0] + (t.split(".")[1] || "").padEnd(places, "0"));
+  const sum = (scaled(a) + scaled(b)).toString().padStart(places + 1, "0");
+  return places ? sum.slice(0, sum.length - places) + "." + sum.slice(sum.length - places) : sum;
 }
 
 // ---- the key and the API ---------------------------------------------------------------------
@@ -64,7 +104,7 @@ function adminKey() {
   return sessionStorage.getItem(KEY_STORAGE);
 }
 
-// Reads #key=...&user=... ; the key moves to sessionStorage and out of the address bar and history.
+// Reads #key=...&user=...&team=...&period=...; the key moves to sessionStorage and out of the address bar.
 function readFragment() {
   const params = new URLSearchParams(location.hash.slice(1));
   const key = params.get("key");
@@ -74,18 +114,26 @@ function readFragment() {
     const rest = params.toString();
     history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
   }
-  return params.get("user");
+  return params;
+}
+
+function setFragment(changes) {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === null) params.delete(name);
+    else params.set(name, value);
+  }
+  location.hash = params.toString();
 }
 
 // Paths are relative to /dashboard, so the page also works behind a path prefix.
-async function request(path) {
-  return fetch(path, { headers: { Authorization: "Bearer " + adminKey() }, cache: "no-store" });
-}
-
 async function api(path, params = {}) {
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined));
   const search = query.toString();
-  const response = await request(search ? `${path}?${search}` : path);
+  const response = await fetch(search ? `${path}?${search}` : path, {
+    headers: { Authorization: "Bearer " + adminKey() },
+    cache: "no-store",
+  });
   if (!response.ok) {
     let message = `${response.status} from ${path}`;
     try {
@@ -98,206 +146,320 @@ async function api(path, params = {}) {
   return response.json();
 }
 
-// /admin/invoices may not exist on this proxy yet: any answer but a 200 means "no invoices yet".
-async function fetchInvoices() {
-  try {
-    const response = await request("admin/invoices");
-    if (!response.ok) return [];
-    const body = await response.json();
-    return Array.isArray(body) ? body : Array.isArray(body.invoices) ? body.invoices : [];
-  } catch {
-    return [];
-  }
-}
-
-// ---- dates (UTC, like the API's day and month groups) ----------------------------------------
+// ---- the period every panel follows (UTC days; until is exclusive) ---------------------------
 
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
 
-function lastDays(count) {
-  const today = new Date();
-  const days = [];
-  for (let back = count - 1; back >= 0; back--) {
-    days.push(isoDay(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - back))));
+function utcDay(y, m, d) {
+  return new Date(Date.UTC(y, m, d));
+}
+
+function periodOf(params) {
+  const now = new Date();
+  const [y, m, d] = [now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()];
+  const name = params.get("period") || "month";
+  if (name === "today") return { name, since: utcDay(y, m, d), until: utcDay(y, m, d + 1), label: "today" };
+  if (name === "7d") return { name, since: utcDay(y, m, d - 6), until: utcDay(y, m, d + 1), label: "the last 7 days" };
+  if (name === "last-month") return { name, since: utcDay(y, m - 1, 1), until: utcDay(y, m, 1), label: "last month" };
+  if (name === "custom" && params.get("since") && params.get("until")) {
+    const since = new Date(params.get("since") + "T00:00:00Z");
+    const last = new Date(params.get("until") + "T00:00:00Z");
+    const until = utcDay(last.getUTCFullYear(), last.getUTCMonth(), last.getUTCDate() + 1);
+    if (!isNaN(since) && !isNaN(until) && since < until) return { name, since, until, label: "a custom period" };
   }
+  return { name: "month", since: utcDay(y, m, 1), until: utcDay(y, m + 1, 1), label: "this month" };
+}
+
+function windowParams(period) {
+  return { since: isoDay(period.since), until: isoDay(period.until) };
+}
+
+function daysOf(period) {
+  const days = [];
+  for (let t = period.since.getTime(); t < period.until.getTime(); t += 86400000) days.push(isoDay(new Date(t)));
   return days;
 }
 
-function lastMonths(count) {
-  const today = new Date();
-  const months = [];
-  for (let back = count - 1; back >= 0; back--) {
-    months.push(isoDay(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() - back, 1))).slice(0, 7));
-  }
-  return months;
-}
+// ---- charts: hand-written SVG with axes, labels and hover values -----------------------------
 
-// ---- charts ----------------------------------------------------------------------------------
-
-// One bar per period, periods without spend drawn as empty slots so the time axis stays even.
-function barChart(periods, rows, kind) {
-  const byPeriod = new Map(rows.map((r) => [r.group, r]));
-  const series = periods.map((p) => byPeriod.get(p) || { group: p, cost_usd: "0", requests: 0 });
-  const width = 960;
-  const height = 180;
-  const top = 16;
-  const bottom = 20;
-  const slot = width / series.length;
-  const peak = series.reduce((best, r) => (Number(r.cost_usd) > Number(best.cost_usd) ? r : best), series[0]);
-  const scale = Number(peak.cost_usd) > 0 ? (height - top - bottom) / Number(peak.cost_usd) : 0;
+// series: [{ name, colour, values: Map(day -> number), texts: Map(day -> string) }], stacked.
+function stackedChart(kind, days, series, axisText) {
+  const [width, height, left, bottom, top] = [960, 220, 64, 24, 10];
+  const totals = days.map((day) => series.reduce((sum, s) => sum + (s.values.get(day) || 0), 0));
+  const peak = Math.max(...totals, 0);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "data-kind": kind });
-  chart.append(svg("title", {}, `Cost per ${kind} in USD; highest ${peak.group}: $${peak.cost_usd}`));
-  chart.append(svg("line", { x1: 0, x2: width, y1: top, y2: top }));
-  chart.append(svg("line", { x1: 0, x2: width, y1: height - bottom, y2: height - bottom }));
-  chart.append(svg("text", { x: 2, y: top - 4 }, `$${peak.cost_usd}`));
-  const labelEvery = Math.ceil(series.length / 10);
-  series.forEach((row, i) => {
-    const barHeight = Number(row.cost_usd) * scale;
-    const bar = svg("rect", {
-      class: "bar",
-      x: i * slot + slot * 0.15,
-      y: height - bottom - barHeight,
-      width: slot * 0.7,
-      height: barHeight,
-      "data-period": row.group,
-      "data-cost": row.cost_usd,
-    });
-    bar.append(svg("title", {}, `${row.group}: $${row.cost_usd} (${integers.format(row.requests)} requests)`));
-    chart.append(bar);
-    if ((series.length - 1 - i) % labelEvery === 0) {
-      const label = kind === "day" ? row.group.slice(5) : row.group;
-      chart.append(svg("text", { x: i * slot + slot / 2, y: height - 6, "text-anchor": "middle" }, label));
+  chart.append(svg("title", {}, `${kind} per day`));
+  const plot = height - top - bottom;
+  const ticks = 4;
+  for (let i = 0; i <= ticks; i++) {
+    const y = top + plot - (plot * i) / ticks;
+    chart.append(svg("line", { x1: left, x2: width, y1: y, y2: y }));
+    chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, axisText((peak * i) / ticks, peak)));
+  }
+  const slot = (width - left) / Math.max(days.length, 1);
+  const labelEvery = Math.ceil(days.length / 10);
+  days.forEach((day, i) => {
+    let base = top + plot;
+    for (const s of series) {
+      const value = s.values.get(day) || 0;
+      if (value <= 0 || peak <= 0) continue;
+      const h = (value / peak) * plot;
+      base -= h;
+      const seg = svg("rect", {
+        class: "seg",
+        x: left + i * slot + slot * 0.15,
+        y: base,
+        width: Math.max(slot * 0.7, 1),
+        height: h,
+        fill: s.colour,
+        "data-day": day,
+        "data-series": s.name,
+      });
+      seg.append(svg("title", {}, `${day} · ${s.name}: ${s.texts.get(day)}`));
+      chart.append(seg);
+    }
+    if ((days.length - 1 - i) % labelEvery === 0) {
+      const label = days.length > 31 ? day.slice(2) : day.slice(5);
+      chart.append(svg("text", { x: left + i * slot + slot / 2, y: height - 6, "text-anchor": "middle" }, label));
     }
   });
-  return chart;
+  const legend = el("div", { class: "legend" });
+  for (const s of series) {
+    const swatch = el("i");
+    swatch.style.background = s.colour;
+    legend.append(el("span", {}, swatch, s.name));
+  }
+  return [chart, legend];
+}
+
+function dollarsAxis(value, peak) {
+  if (value === 0) return "$0";
+  const places = peak >= 10 ? 0 : peak >= 0.1 ? 2 : Math.min(12, 1 - Math.floor(Math.log10(peak)) + 1);
+  return "$" + value.toFixed(places);
+}
+
+function countAxis(value) {
+  return value >= 1e6 ? `${(value / 1e6).toFixed(1)}M` : value >= 1e3 ? `${(value / 1e3).toFixed(1)}k` : `${Math.round(value)}`;
+}
+
+function seriesOf(name, colour, rows, value, text) {
+  return {
+    name,
+    colour,
+    values: new Map(rows.map((r) => [r.group, value(r)])),
+    texts: new Map(rows.map((r) => [r.group, text(r)])),
+  };
+}
+
+async function drawCharts(period, perDay, models) {
+  const days = daysOf(period);
+  const top = models.slice(0, STACKED_MODELS).filter((m) => m.group !== null);
+  const byModel = await Promise.all(
+    top.map((m) => api("admin/usage", { group_by: "day", model: m.group, ...windowParams(period) })),
+  );
+  const series = top.map((m, i) =>
+    seriesOf(m.group, COLOURS[i], byModel[i].rows, (r) => Number(r.cost_usd), (r) => costTextPlain(r)),
+  );
+  // Whatever the top models leave: the day's total minus theirs, exactly, as a decimal string.
+  const rest = perDay.rows.map((day) => {
+    let left = day.cost_usd;
+    for (const s of byModel) {
+      const found = s.rows.find((r) => r.group === day.group);
+      if (found) left = addDecimals(left, "-" + found.cost_usd.replace("-", ""));
+    }
+    return { group: day.group, cost_usd: left, unpriced_requests: 0 };
+  });
+  if (models.length > top.length) {
+    series.push(seriesOf("other models", COLOURS[5], rest, (r) => Math.max(Number(r.cost_usd), 0), (r) => usd(r.cost_usd)));
+  }
+  show("chart-spend", ...stackedChart("spend", days, series, dollarsAxis));
+  const requests = [seriesOf("requests", COLOURS[0], perDay.rows, (r) => r.requests, (r) => integers.format(r.requests))];
+  show("chart-requests", ...stackedChart("requests", days, requests, countAxis));
+  const tokens = [
+    seriesOf("input tokens", COLOURS[0], perDay.rows, (r) => r.input_tokens, (r) => integers.format(r.input_tokens)),
+    seriesOf("output tokens", COLOURS[1], perDay.rows, (r) => r.output_tokens, (r) => integers.format(r.output_tokens)),
+  ];
+  show("chart-tokens", ...stackedChart("tokens", days, tokens, countAxis));
+}
+
+function costTextPlain(row) {
+  const node = costText(row);
+  return typeof node === "string" ? node : node.textContent;
 }
 
 // ---- tables ----------------------------------------------------------------------------------
 
-function costCell(row) {
-  const cell = el("span", { class: "cost" }, row.cost_usd);
-  if (row.unpriced_requests > 0) cell.setAttribute("title", `${row.unpriced_requests} requests had no price`);
-  return cell;
+function usageColumns(rows) {
+  const places = columnPlaces(rows.map((r) => r.cost_usd));
+  return [
+    { title: "requests", num: true, cell: (r) => integers.format(r.requests) },
+    { title: "in tokens", num: true, opt: true, cell: (r) => integers.format(r.input_tokens) },
+    { title: "out tokens", num: true, opt: true, cell: (r) => integers.format(r.output_tokens) },
+    { title: "cost", num: true, cell: (r) => costText(r, places) },
+  ];
 }
 
-const USAGE_COLUMNS = [
-  { title: "requests", num: true, cell: (r) => integers.format(r.requests) },
-  { title: "in tokens", num: true, cell: (r) => integers.format(r.input_tokens) },
-  { title: "out tokens", num: true, cell: (r) => integers.format(r.output_tokens) },
-  { title: "cost (USD)", num: true, cell: costCell },
-];
-
-function usageTable(group, rows) {
-  const name =
-    group === "user"
-      ? (r) => (r.group === null ? nameOf(null) : el("a", { href: "#" + new URLSearchParams({ user: r.group }) }, r.group))
-      : (r) => nameOf(r.group);
-  return table([{ title: group, cell: name }, ...USAGE_COLUMNS], rows.slice(0, TOP));
+function linkTo(kind, id) {
+  return id === null ? nameOf(null) : el("a", { href: "#" + new URLSearchParams({ ...currentView(), [kind]: id }) }, id);
 }
 
-// A state word for a limit; Number() here only compares, the money shown is the API's strings.
-function limitState(limit) {
+function currentView() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const view = {};
+  for (const name of ["period", "since", "until"]) if (params.get(name)) view[name] = params.get(name);
+  return view;
+}
+
+function usageTable(group, rows, emptyText) {
+  const shown = rows.slice(0, TOP);
+  const name = group === "user" || group === "team" ? (r) => linkTo(group, r.group) : (r) => nameOf(r.group);
+  return table([{ title: group, cell: name }, ...usageColumns(shown)], shown, emptyText);
+}
+
+function limitRow(limit) {
   const cap = Number(limit.limit_usd);
   const used = Number(limit.spent_usd) + Number(limit.held_usd);
-  if (Number(limit.remaining_usd) <= 0) return limit.action === "block" ? "blocking" : "over";
-  if (cap > 0 && used / cap >= 0.8) return "near";
-  return "ok";
+  const percent = cap > 0 ? Math.min(100, (used / cap) * 100) : 100;
+  const fill = el("span");
+  fill.style.width = `${percent.toFixed(1)}%`;
+  const places = columnPlaces([limit.spent_usd, limit.limit_usd]);
+  const window = limit.window === "total" ? "in total" : `${limit.window} ${limit.window_label}`;
+  const row = el(
+    "div",
+    { class: "limit", "data-state": limit.state || "ok", "data-scope": limit.scope, "data-id": limit.id },
+    el("span", { class: "what", title: `${limit.source || "config"} limit` }, `${limit.scope} ${limit.id} · ${window}`),
+    el("div", { class: "bar", role: "progressbar", "aria-valuenow": percent.toFixed(0) }, fill),
+    el(
+      "span",
+      { class: "nums" },
+      `${usd(limit.spent_usd, places)} of ${usd(limit.limit_usd, places)} `,
+      el("span", { class: "state" }, limit.state || "ok"),
+    ),
+  );
+  if (limit.reached_at) row.append(el("span", { class: "muted" }, `reached about ${limit.reached_at.slice(0, 10)}`));
+  return row;
 }
 
-function limitsTable(limits) {
-  const rows = limits.map((l) => ({ ...l, __class: { blocking: "over", over: "over", near: "near" }[limitState(l)] }));
+function limitsPanel(limits) {
+  if (limits.length === 0) return [empty("No spend limits configured. Add [[limits]] to config.toml to cap spend.")];
+  return limits.map(limitRow);
+}
+
+function invoiceTable(invoices, emptyText) {
   return table(
     [
-      { title: "scope", cell: (l) => l.scope },
-      { title: "id", cell: (l) => nameOf(l.id) },
-      { title: "window", cell: (l) => l.window_label || l.window },
-      { title: "action", cell: (l) => l.action },
-      { title: "spent", num: true, cell: (l) => l.spent_usd },
-      { title: "held", num: true, cell: (l) => l.held_usd },
-      { title: "limit", num: true, cell: (l) => l.limit_usd },
-      { title: "remaining", num: true, cell: (l) => l.remaining_usd },
-      { title: "resets", cell: (l) => l.resets_at || "never" },
-      { title: "state", cell: (l) => limitState(l) },
+      { title: "entity", cell: (i) => `${i.entity_type} ${i.entity_id}` },
+      { title: "period", opt: true, cell: (i) => i.period },
+      { title: "requests", num: true, opt: true, cell: (i) => integers.format(i.requests) },
+      { title: "status", cell: (i) => i.status },
+      {
+        title: "total",
+        num: true,
+        cell: (i) => `${i.total} ${i.currency}` + (i.unpriced_requests ? ` + ${i.unpriced_requests} unpriced` : ""),
+      },
     ],
-    rows,
-    "No limit has spend in its window.",
+    invoices,
+    emptyText,
   );
 }
 
-// Renders whatever fields the invoices carry: the known ones first, then any others.
-// A list (an invoice's lines) shows its length; the page is an overview, GET /admin/invoices/{id} has the rest.
-function invoicesTable(invoices) {
-  const seen = new Set(invoices.flatMap((i) => Object.keys(i)));
-  const names = [...INVOICE_COLUMNS.filter((n) => seen.has(n)), ...[...seen].filter((n) => !INVOICE_COLUMNS.includes(n))];
-  const text = (v) =>
-    v === null || v === undefined ? "" : Array.isArray(v) ? String(v.length) : typeof v === "object" ? JSON.stringify(v) : String(v);
-  const numeric = (n) => invoices.every((i) => /^-?[0-9.]+$/.test(text(i[n])));
-  const columns = names.map((n) => ({ title: n.replaceAll("_", " "), num: numeric(n), cell: (i) => text(i[n]) }));
-  return table(columns, invoices, "No invoices yet.");
-}
+// ---- drill-downs: a user's threads, agents and models; a team's users ------------------------
 
-// ---- the user drill-down ---------------------------------------------------------------------
-
-async function showUser(user, scroll = false) {
+async function showDetail(params, period) {
   const section = document.getElementById("user-detail");
-  if (!user) {
+  const user = params.get("user");
+  const team = params.get("team");
+  if (!user && !team) {
     section.hidden = true;
     return;
   }
   section.hidden = false;
   section.dataset.state = "loading";
-  document.getElementById("user-name").textContent = user;
-  let summary, models, limits;
+  document.getElementById("detail-kind").textContent = user ? "User" : "Team";
+  document.getElementById("user-name").textContent = user || team;
+  const w = windowParams(period);
   try {
-    // Any id a client sent, "/" and "?" included: encoded as one path segment, and as query values.
-    [summary, models, limits] = await Promise.all([
-      api(`admin/users/${encodeURIComponent(user)}/summary`),
-      api("admin/usage", { group_by: "model", user }),
-      api("admin/limits", { user }),
-    ]);
+    if (user) {
+      // Any id a client sent, "/" and "?" included: encoded as one path segment, and as query values.
+      const [summary, threads, agents, models] = await Promise.all([
+        api(`admin/users/${encodeURIComponent(user)}/summary`),
+        api("admin/usage", { group_by: "thread", user, ...w }),
+        api("admin/usage", { group_by: "agent", user, ...w }),
+        api("admin/usage", { group_by: "model", user, ...w }),
+      ]);
+      const month = summary.this_month;
+      const facts = [
+        ["cost this month", month ? costTextPlain(month) : "$0.00"],
+        ["average daily cost this month", usd(summary.average_daily_cost_usd_this_month)],
+        ["cost all time", summary.all_time ? costTextPlain(summary.all_time) : "$0.00"],
+      ];
+      if (summary.forecast) facts.push(["projected month end", usd(summary.forecast.projected_month_end_usd)]);
+      show("user-summary", ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+      show("detail-a", el("h3", {}, "Threads"), usageTable("thread", threads.rows, "No threads in this period."));
+      show("detail-b", el("h3", {}, "Agents"), usageTable("agent", agents.rows, "No agents in this period."));
+      show("detail-c", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
+    } else {
+      const [users, models] = await Promise.all([
+        api("admin/usage", { group_by: "user", team, ...w }),
+        api("admin/usage", { group_by: "model", team, ...w }),
+      ]);
+      show("user-summary");
+      show("detail-a", el("h3", {}, "Users"), usageTable("user", users.rows, "No users in this period."));
+      show("detail-b", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
+      show("detail-c");
+    }
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) throw error; // the whole page asks for the key
-    // One user's failure is shown in its own section, with the API's message; the board stays.
+    // One drill-down's failure is shown in its own section, with the API's message; the board stays.
     section.dataset.state = "error";
-    document.getElementById("user-summary").replaceChildren(el("p", { class: "error" }, error.message));
-    document.getElementById("user-models").replaceChildren();
+    show("user-summary", el("p", { class: "error" }, error.message));
+    show("detail-a");
+    show("detail-b");
+    show("detail-c");
     return;
   }
-  const month = summary.this_month;
-  const all = summary.all_time;
-  const facts = [
-    ["cost this month (USD)", month ? month.cost_usd : "0"],
-    ["requests this month", month ? integers.format(month.requests) : "0"],
-    ["average daily cost this month (USD)", summary.average_daily_cost_usd_this_month],
-    ["cost all time (USD)", all ? all.cost_usd : "0"],
-    ["requests all time", all ? integers.format(all.requests) : "0"],
-    ["limits", limits.limits.map((l) => `${l.window_label || l.window}: ${l.remaining_usd} of ${l.limit_usd} left`).join("; ") || "none"],
-  ];
-  document.getElementById("user-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-  show("user-models", table([{ title: "model", cell: (r) => nameOf(r.group) }, ...USAGE_COLUMNS], models.rows));
   section.dataset.state = "ready";
-  if (scroll) section.scrollIntoView();
 }
 
 // ---- the whole board -------------------------------------------------------------------------
 
-async function loadBoard() {
-  const days = lastDays(DAYS);
-  const months = lastMonths(MONTHS);
-  const [perDay, perMonth, limits, invoices, ...tops] = await Promise.all([
-    api("admin/usage", { group_by: "day", from: days[0] }),
-    api("admin/usage", { group_by: "month", from: months[0] + "-01" }),
+async function loadBoard(period) {
+  const w = windowParams(period);
+  const [perDay, total, limits, preview, invoices, users, teams, models, agents] = await Promise.all([
+    api("admin/usage", { group_by: "day", ...w }),
+    api("admin/usage", w),
     api("admin/limits"),
-    fetchInvoices(),
-    ...GROUPS.map((group) => api("admin/usage", { group_by: group })),
+    api("admin/invoices/preview"),
+    api("admin/invoices"),
+    ...["user", "team", "model", "agent"].map((group) => api("admin/usage", { group_by: group, ...w })),
   ]);
-  show("chart-day", barChart(days, perDay.rows, "day"));
-  show("chart-month", barChart(months, perMonth.rows, "month"));
-  GROUPS.forEach((group, i) => show(`top-${group}`, usageTable(group, tops[i].rows)));
-  show("limits", limitsTable(limits.limits));
-  show("invoices", invoicesTable(invoices));
+  const all = total.rows[0] || { requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: "0", unpriced_requests: 0 };
+  const card = (label, value) => el("div", { class: "card" }, label, el("b", {}, value));
+  show(
+    "totals",
+    card("spend", costText(all)),
+    card("requests", integers.format(all.requests)),
+    card("tokens in / out", `${integers.format(all.input_tokens)} / ${integers.format(all.output_tokens)}`),
+    card("unpriced requests", integers.format(all.unpriced_requests)),
+  );
+  document.getElementById("totals").dataset.cost = all.cost_usd;
+  const none = `No usage in ${period.label}. Point an app's OPENAI_BASE_URL at this proxy's /v1, or choose another period.`;
+  if (all.requests === 0) {
+    show("chart-spend", empty(none));
+    show("chart-requests");
+    show("chart-tokens");
+  } else {
+    await drawCharts(period, perDay, models.rows);
+  }
+  show("top-user", usageTable("user", users.rows, "No users in this period."));
+  show("top-team", usageTable("team", teams.rows, "No teams in this period."));
+  show("top-model", usageTable("model", models.rows, "No models in this period."));
+  show("top-agent", usageTable("agent", agents.rows, "No agents in this period."));
+  show("limits", ...limitsPanel(limits.limits));
+  show("preview", invoiceTable(preview.invoices, `No usage to invoice in ${preview.period} yet.`));
+  show("invoices", invoiceTable(invoices.invoices, "No invoices yet: the server invoices each month early in the next."));
 }
 
 function setStatus(text, isError = false) {
@@ -308,6 +470,7 @@ function setStatus(text, isError = false) {
 
 function askForKey(message = "") {
   document.body.dataset.state = "key";
+  setStatus(""); // never leave "Loading…" behind the key form
   document.getElementById("board").hidden = true;
   document.getElementById("sign-out").hidden = true;
   document.getElementById("key-form").hidden = false;
@@ -318,32 +481,48 @@ function askForKey(message = "") {
 function failed(error) {
   if (error instanceof ApiError && error.status === 401) {
     sessionStorage.removeItem(KEY_STORAGE);
-    askForKey("The proxy refused that admin key.");
+    askForKey("The proxy refused that admin key: check $TOLLGATE_ADMIN_KEY and try again.");
     return;
   }
-  // The API's own message says what is wrong (the admin API off, a bad value...): shown as it is.
+  // The API's own message says what is wrong and what to do (the admin API off, ...): shown once, as it is.
   document.body.dataset.state = "error";
+  document.getElementById("board").hidden = true;
   setStatus(error.message, true);
 }
 
+function markPeriod(period) {
+  for (const button of document.querySelectorAll("nav#periods button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.period === period.name));
+  }
+  const last = new Date(period.until.getTime() - 86400000);
+  document.getElementById("period-label").textContent = `${isoDay(period.since)} to ${isoDay(last)} (UTC)`;
+  document.getElementById("custom-since").value = isoDay(period.since);
+  document.getElementById("custom-until").value = isoDay(last);
+}
+
 async function start() {
-  const user = readFragment();
+  const params = readFragment();
   if (!adminKey()) {
     askForKey();
     return;
   }
+  const period = periodOf(params);
   document.getElementById("key-form").hidden = true;
   document.getElementById("board").hidden = false;
   document.getElementById("sign-out").hidden = false;
   document.body.dataset.state = "loading";
+  document.body.dataset.period = period.name;
+  markPeriod(period);
   setStatus("Loading…");
   try {
-    await Promise.all([loadBoard(), showUser(user)]);
+    await Promise.all([loadBoard(period), showDetail(params, period)]);
     setStatus(`Updated ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC`);
     document.body.dataset.state = "ready";
   } catch (error) {
     failed(error);
   }
+  // For the tests and for anyone checking a narrow screen: does anything stick out sideways?
+  document.body.dataset.overflow = String(document.documentElement.scrollWidth > window.innerWidth);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -359,10 +538,19 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("user-close").addEventListener("click", (event) => {
     event.preventDefault();
-    history.replaceState(null, "", location.pathname + location.search);
-    showUser(null);
+    setFragment({ user: null, team: null });
   });
-  // Clicking a user link changes the fragment; the drill-down follows it.
-  window.addEventListener("hashchange", () => showUser(readFragment(), true).catch(failed));
+  for (const button of document.querySelectorAll("nav#periods button")) {
+    button.addEventListener("click", () => {
+      const custom = button.dataset.period === "custom";
+      setFragment({
+        period: button.dataset.period,
+        since: custom ? document.getElementById("custom-since").value : null,
+        until: custom ? document.getElementById("custom-until").value : null,
+      });
+    });
+  }
+  // Every change of the fragment (a period, a user or team link) redraws what follows it.
+  window.addEventListener("hashchange", () => start());
   start();
 });
