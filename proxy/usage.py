@@ -9,7 +9,9 @@ every generated token, reasoning included (see ``pricing.TokenCounts``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pricing import PriceCard, TokenCounts
 
@@ -33,6 +35,8 @@ class Usage:
     tokens: TokenCounts
     service_tier: str | None = None
     model: str | None = None
+    details: Mapping[str, Any] | None = None
+    """The provider's own usage object, as it reported it (usage handlers get it as ``provider_metadata``)."""
 
 
 def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:

@@ -53,6 +53,7 @@ class UsageRow(SQLModel, table=True):
     ttfb_ms: float | None = None
     error_type: str | None = Field(default=None, max_length=64)
     cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    front_door: str = Field(default="proxy", max_length=16)
 
 
 class SpendCounterRow(SQLModel, table=True):

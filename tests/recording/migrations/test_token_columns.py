@@ -31,7 +31,7 @@ _RECORD = UsageRecord(
     agent=None,
     key_name=None,
     tags=None,
-    **dict.fromkeys(TOKEN_COLUMNS, HUGE),
+    **dict.fromkeys(TOKEN_COLUMNS, HUGE),  # type: ignore[arg-type]
     service_tier=None,
     cost_pico=10**15,
     unpriced=False,
