@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from tests.conftest import make_config
 from tests.fakeprovider import FakeProvider
 
 MeterFactory = Callable[..., Meter]
-_OPENED: list[openai.OpenAI | openai.AsyncOpenAI] = []
+_OPENED: list[openai.OpenAI] = []
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +26,7 @@ def _close_clients() -> Iterator[None]:
     """SDK clients made by a test are closed after it (their pools would leak sockets)."""
     yield
     while _OPENED:
-        client = _OPENED.pop()
-        if isinstance(client, openai.OpenAI):
-            client.close()
-        else:
-            asyncio.run(client.close())
+        _OPENED.pop().close()
 
 
 @pytest.fixture
@@ -79,11 +74,10 @@ def sync_client(meter: Meter, provider: FakeProvider, **options: Any) -> openai.
 
 
 def async_client(meter: Meter, provider: FakeProvider, **options: Any) -> openai.AsyncOpenAI:
+    """An async SDK client through the meter; open it with ``async with`` on the test's loop."""
     options.setdefault("max_retries", 0)
     http_client = as_sdk_client(meter.async_httpx_client())
-    client = openai.AsyncOpenAI(base_url=provider.base_url, api_key="sk-app-key", http_client=http_client, **options)
-    _OPENED.append(client)
-    return client
+    return openai.AsyncOpenAI(base_url=provider.base_url, api_key="sk-app-key", http_client=http_client, **options)
 
 
 def responses_stream(text: str = "Hi there", input_tokens: int = 40, output_tokens: int = 9) -> tuple[bytes, ...]:
