@@ -133,12 +133,14 @@ class Recorder:
             journaled = self._journal.append(record, charges, deferred) if self._journal is not None else False
             pending.append(entry)
             queued = len(pending)
-        if queued == 1 or queued >= self._batch_size:
-            if self._loop is None or threading.get_ident() == self._loop_thread:
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            if queued == 1 or queued >= self._batch_size:
                 self._wake.set()
-            else:  # from another thread: an asyncio event is set on its own loop only
-                with contextlib.suppress(RuntimeError):  # that loop is closed: close() wrote what it could
-                    self._loop.call_soon_threadsafe(self._wake.set)
+        elif queued == 1:
+            # From another thread, an asyncio event is set on its own loop only, which costs a write to its
+            # self-pipe: done only when the queue was empty, the one time the recorder waits for this event.
+            with contextlib.suppress(RuntimeError):  # that loop is closed: close() wrote what it could
+                self._loop.call_soon_threadsafe(self._wake.set)
         return journaled or self._journal is None
 
     async def write_through(self) -> bool:
