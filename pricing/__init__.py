@@ -19,9 +19,11 @@ from pricing.cost import (
     price_tokens,
     token_columns,
 )
+from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
 
 __all__ = [
     "CACHE_WRITE_KINDS",
+    "KIND_PREFIXES",
     "TOKEN_COLUMNS",
     "TOKEN_KINDS",
     "Catalog",
@@ -32,7 +34,9 @@ __all__ = [
     "bound_cost",
     "cost_to_pico",
     "decimal_text",
+    "lookup_for_kind",
     "pico_to_usd",
     "price_tokens",
+    "priced_name",
     "token_columns",
 ]

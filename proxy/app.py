@@ -16,7 +16,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,19 +34,26 @@ from proxy.billing.api import invoice_routes
 from proxy.billing.scheduler import InvoiceScheduler
 from proxy.billing.settings import CurrentBilling, settings_from_config
 from proxy.clock import Clock, system_clock
-from proxy.config import Config, load_config
+from proxy.config import Config, TeamConfig, load_config
 from proxy.core import Metering
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
 from proxy.hooks import load_hooks
+from proxy.insight.api import insight_routes
+from proxy.insight.forecast import forecast_warnings
+from proxy.insight.monitor import AnomalyMonitor
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.state import limit_states
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder
 from proxy.recording.store import Store
 from proxy.reload import ConfigReloader
+
+if TYPE_CHECKING:
+    from proxy.insight.email import EmailOutbox
 
 logger = logging.getLogger("tollgate.app")
 _SWITCH_INTERVAL_S = 0.0005
@@ -162,7 +169,11 @@ def create_app(
             started.callback(store.dispose)
             await _prepare_database(store)
             ledger = Ledger(store, holder=f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}")
-            alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers)
+            teams = [config.teams]  # the teams in force: a reload swaps them, and with them their alert_emails
+            outbox = _email_outbox(config, lambda: teams[0])
+            if outbox is not None:
+                started.push_async_callback(outbox.close)  # after the dispatcher's: its last alerts reach it
+            alerts = AlertDispatcher(config.alerts.webhook_url, alert_handlers, outbox=outbox)
             alerts.start()
             started.push_async_callback(alerts.close)
             budget = BudgetKeeper(ledger, config.budget, clock=lambda: clock().timestamp())
@@ -199,7 +210,14 @@ def create_app(
                 metering.configure(new, new_catalog)
                 endpoint.cancel_on_disconnect = new.server.on_client_disconnect == "cancel"
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
+                teams[0] = new.teams
 
+            extra = [forecast_warnings(store, lambda now: limit_states(metering.limits, ledger, now))]
+            monitor = AnomalyMonitor(
+                store, config.anomalies, alerts.emit, clock=clock, extra=extra if config.alerts.forecast_alert else ()
+            )
+            monitor.start()
+            started.push_async_callback(monitor.close)
             reloader = ConfigReloader(config, reconfigure)
             reloader.start()
             started.push_async_callback(reloader.close)
@@ -222,6 +240,7 @@ def create_app(
                 "recorder": recorder,
                 "budget": budget,
                 "alerts": alerts,
+                "anomalies": monitor,
                 "reloader": reloader,
                 "billing": billing,
                 "invoicing": invoicing,
@@ -236,6 +255,7 @@ def create_app(
             Route("/metrics", _metrics, methods=["GET"]),
             *admin_routes(admin_key),
             *invoice_routes(lambda endpoint: guarded(admin_key, endpoint)),
+            *insight_routes(lambda endpoint: guarded(admin_key, endpoint)),
             *dashboard_routes(),
         ],
         exception_handlers={
@@ -249,6 +269,15 @@ def create_app(
     # which any client sets: a trailing slash gets the one-shape 404 instead.
     app.router.redirect_slashes = False
     return app
+
+
+def _email_outbox(config: Config, teams: Callable[[], Mapping[str, TeamConfig]]) -> EmailOutbox | None:
+    """The alert email outbox, when ``[alerts.email] smtp_host`` is set (imported only then)."""
+    if config.alerts.email.smtp_host is None:
+        return None
+    from proxy.insight.email import EmailOutbox
+
+    return EmailOutbox(config.alerts.email, teams)
 
 
 async def _prepare_database(store: Store) -> None:

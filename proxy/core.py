@@ -37,6 +37,7 @@ from pricing import (
     TokenCounts,
     cost_to_pico,
     decimal_text,
+    lookup_for_kind,
     pico_to_usd,
     price_tokens,
     token_columns,
@@ -63,7 +64,7 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.estimate import estimate
-from proxy.keys import KeyRing, bearer_token
+from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
 from proxy.limits.rules import Counter, LimitBook, compile_rules
@@ -225,6 +226,7 @@ class MeteredCall:
         self.managed = False
         self.attribution = Attribution()
         self.provider: Provider | None = None
+        self.priced_as: str | None = None  # the model an Azure deployment runs, from [providers.deployments]
         self.admission = UNLIMITED
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
         self.recorded = False
@@ -252,7 +254,7 @@ class MeteredCall:
         """The path, the dialect that speaks it, and the metered endpoint it goes to (if any)."""
         judged = self._judged = read_path(self._raw_path, self.path, self._query)
         self.path = judged.text
-        dialect = dialect_for(judged.canonical)
+        dialect = dialect_for(judged.canonical, self.method, self.headers)
         if dialect is None:
             raise NotFound(f"Tollgate does not forward the path {judged.text!r}: no provider API uses it.")
         self.dialect = dialect
@@ -265,11 +267,11 @@ class MeteredCall:
     def authenticate(self) -> None:
         """Which Tollgate key the client presented, if any; refused when managed mode needs one."""
         metering = self.metering
-        token = bearer_token(_header(self.headers, self.dialect.key_header))
+        token = self.dialect.client_key(self.headers, self._query)
         self._key = metering.keys.identify(token) if metering.keys else None
         if self._key is None and metering.managed_only:
             if token is None:
-                raise Unauthorized("A Tollgate API key is required: send it as 'Authorization: Bearer <key>'.")
+                raise Unauthorized(f"A Tollgate API key is required: send it as {self.dialect.key_hint}.")
             raise Unauthorized(
                 "The Tollgate API key presented is not valid: check it, or make one with `tollgate keys new`."
             )
@@ -280,8 +282,10 @@ class MeteredCall:
     def read(self, body: bytes) -> None:
         self.body = body
         if self.endpoint is None:
+            model = None
             if body and _header(self.headers, b"content-type").startswith(b"application/json"):
-                self.facts = RequestFacts(model=_label(self.dialect.model_of(_parse(body))))
+                model = self.dialect.model_of(_parse(body))
+            self.facts = RequestFacts(model=_label(model or self.dialect.model_in_path(self.path)))
             return
         content_type = _header(self.headers, b"content-type")
         if content_type and not content_type.startswith(b"application/json"):
@@ -296,6 +300,8 @@ class MeteredCall:
         if not isinstance(payload, dict):
             raise InvalidJSON("The request body must be a JSON object.")
         facts = self.dialect.read_request(self.endpoint, payload)
+        if facts.model is None:  # Gemini's and Azure's name it in the path
+            facts = dataclasses.replace(facts, model=self.dialect.model_in_path(self.path))
         if facts.model is None:
             raise MissingModel("You must provide a model parameter.")
         problem = label_problem(facts.model)
@@ -315,20 +321,24 @@ class MeteredCall:
             await self.reserve()
 
     def _route(self) -> Provider:
-        router, model = self.metering.router, self.facts.model
-        provider = router.route(model) if model else router.default
+        router, model, kind = self.metering.router, self.facts.model, self.dialect.kind
+        provider = router.route(model, kind) if model else router.default_for(kind)
         if provider is None:
+            of_kind = f" of kind '{kind}'" if kind != "openai" else ""  # every provider is, unless told otherwise
             if model:
-                raise ModelNotFound(f"The model '{model}' is not served by any provider configured in Tollgate.")
-            raise ModelNotFound("No provider is configured in Tollgate.")
+                served = f"is not served by any provider{of_kind} configured in Tollgate"
+                raise ModelNotFound(f"The model '{model}' {served}.")
+            raise ModelNotFound(f"No provider{of_kind} is configured in Tollgate.")
         return provider
 
     def place(self, attribution: Attribution, provider: Provider) -> None:
         """Who the call is for and which provider answers it; refused if its row could not be recorded."""
-        metering = self.metering
+        metering, model = self.metering, self.facts.model
         self.attribution = attribution
         self.key_name = attribution.key
         self.provider = provider
+        if model is not None and provider.deployments:
+            self.priced_as = provider.deployments.get(model)
         if self.managed and provider.api_key is None:
             env = provider.api_key_env
             missing = f"set ${env} where Tollgate runs" if env else "set its api_key_env"
@@ -374,13 +384,13 @@ class MeteredCall:
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
         assert self.endpoint is not None and self.provider is not None and self.facts.model is not None
-        metering, facts, model = self.metering, self.facts, self.facts.model
+        metering, facts, model = self.metering, self.facts, self.priced_as or self.facts.model
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]
-        candidates = [(name, metering.catalog.lookup(name)) for name in names]
+        candidates = [(name, self._lookup(name)) for name in names]
         candidates += [(card.model, card) for card in metering.substitutes.get((self.provider.name, model), ())]
-        requested = metering.catalog.lookup(model)
+        requested = self._lookup(model)
         if requested is not None or not candidates:
             candidates.append((model, requested))
         embeddings = self.endpoint.embeddings
@@ -402,7 +412,8 @@ class MeteredCall:
         """What goes upstream: the raw path under the provider's base URL, the headers, the (prepared) body."""
         assert self._judged is not None and self.provider is not None
         provider = self.provider
-        url = provider.url(self.dialect.upstream_path(self._judged.raw), self._query)
+        query = self.dialect.upstream_query(self._query, self.managed)
+        url = provider.url(self.dialect.upstream_path(self._judged.raw), query)
         return UpstreamRequest(self.method, url, self.upstream_headers(provider), self.body)
 
     async def forward(self, upstream: Upstream) -> UpstreamResponse:
@@ -422,19 +433,20 @@ class MeteredCall:
     def upstream_headers(self, provider: Provider) -> list[tuple[str, str]]:
         """The client's headers as they go upstream: hop-by-hop and attribution headers gone, keys placed."""
         reader, managed, metered = self.metering.attribution, self.managed, self.metered
+        key_headers = self.dialect.key_headers
         out: list[tuple[str, str]] = []
         for name, value in self.headers:
             if name in HOP_BY_HOP:
                 continue
-            if managed and name == self.dialect.key_header:
+            if managed and name in key_headers:
                 continue
             if metered and name == b"accept-encoding":
                 continue
             if reader.strip and reader.is_attribution_header(name):
                 continue
             out.append((name.decode("latin-1"), value.decode("latin-1")))
-        if managed:
-            out.append(("authorization", f"Bearer {provider.api_key}"))
+        if managed and provider.api_key is not None:
+            out.append(self.dialect.provider_key_header(provider.api_key))
         if metered:
             # Usage is read from the body as it passes, so it should arrive uncompressed (proxy.encoding reads
             # it anyway if the provider compresses).
@@ -541,12 +553,12 @@ class MeteredCall:
     def _cost(self, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
         """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
         metering = self.metering
-        model_served = (usage.model if usage is not None else None) or requested
+        model_served = self.priced_as or (usage.model if usage is not None else None) or requested
         if usage is None or model_served is None:
             return None, None, False
-        card = metering.catalog.lookup(model_served)
+        card = self._lookup(model_served)
         if card is None and requested is not None and requested != model_served:
-            card = metering.catalog.lookup(requested)
+            card = self._lookup(requested)
         if card is None:
             if model_served not in metering.unpriced_warned:
                 metering.unpriced_warned.add(model_served)
@@ -568,7 +580,7 @@ class MeteredCall:
             decimal_text(pico_to_usd(bound)),
         )
         model, provider = self.facts.model, self.provider
-        if provider is not None and model is not None and metering.catalog.lookup(model) != served:
+        if provider is not None and model is not None and self._lookup(model) != served:
             # The provider answered with a dearer model than asked for: from now on, bound by that one too.
             key = (provider.name, model)
             known = metering.substitutes.get(key, ())
@@ -578,7 +590,7 @@ class MeteredCall:
     def _finished(self, job: str, usage: Usage | None) -> Finished:
         """A finished job's usage, priced, to complete the row of the request that queued it."""
         usage = usage if usage is not None else Usage(tokens=_NO_TOKENS)
-        card = self.metering.catalog.lookup(usage.model) if usage.model is not None else None
+        card = self._lookup(usage.model) if usage.model is not None else None
         usage, _ = clamp_usage(usage, card)
         _, cost, unpriced = self._cost(usage, None)
         if usage.model is None and usage.tokens == _NO_TOKENS:
@@ -602,7 +614,7 @@ class MeteredCall:
         model_served = (usage.model if usage is not None else None) or self.facts.model
         clamped = False
         if usage is not None:
-            usage, clamped = clamp_usage(usage, metering.catalog.lookup(model_served) if model_served else None)
+            usage, clamped = clamp_usage(usage, self._lookup(model_served) if model_served else None)
             if clamped:
                 logger.error(
                     "IMPOSSIBLE USAGE: request %s (model %r) reported more tokens than the model can use; "
@@ -665,10 +677,25 @@ class MeteredCall:
             latency_ms=latency * 1e3,
             ttfb_ms=self.ttfb * 1e3 if self.ttfb is not None else None,
             error_type=error,
+            provider_kind=self.provider.kind if self.provider is not None else None,
+            provider_usage=_usage_json(usage),
             front_door=self.front_door,
-            provider_metadata=usage.details if usage is not None else None,
         )
         return metering.recorder.submit(record, charges, deferred)
+
+    def _lookup(self, model: str) -> PriceCard | None:
+        """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``)."""
+        kind = self.provider.kind if self.provider is not None else self.dialect.kind
+        return lookup_for_kind(self.metering.catalog, model, kind)
+
+
+def _usage_json(usage: Usage | None) -> str | None:
+    if usage is None or usage.provider_usage is None:
+        return None
+    try:
+        return orjson.dumps(usage.provider_usage).decode()
+    except TypeError:  # not JSON (numbers beyond 64 bits): kept out rather than failing the row
+        return None
 
 
 def _header(headers: Headers, name: bytes) -> bytes:

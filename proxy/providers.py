@@ -1,4 +1,8 @@
-"""Which provider serves a model, and how to reach it."""
+"""Which provider serves a model, and how to reach it.
+
+A request is routed within its API's kind (``[[providers]] kind``): among the providers of
+the kind its dialect speaks, the first whose ``models`` match its model, in config order.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from proxy.config import ProviderConfig
 
@@ -26,6 +30,8 @@ class Provider:
     retries: int
     retry_max_seconds: float
     bound_models: tuple[str, ...] = ()
+    kind: str = "openai"
+    deployments: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def url(self, upstream_path: str, query: bytes) -> str:
         """The provider URL for the part of a path that follows its ``base_url`` (as the dialect says)."""
@@ -34,11 +40,12 @@ class Provider:
 
 
 class ProviderRouter:
-    """Maps a model name to the first provider whose patterns match it."""
+    """Maps (a model name, an API kind) to the first provider of that kind whose patterns match it."""
 
     def __init__(self, configs: tuple[ProviderConfig, ...], environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.providers: list[tuple[re.Pattern[str], Provider]] = []
+        self._by_kind: dict[str, list[tuple[re.Pattern[str], Provider]]] = {}
         for cfg in configs:
             pattern = re.compile("|".join(fnmatch.translate(m) for m in cfg.models) or "(?!)")
             api_key = env.get(cfg.api_key_env) if cfg.api_key_env else None
@@ -55,21 +62,31 @@ class ProviderRouter:
                 retries=cfg.retries,
                 retry_max_seconds=cfg.retry_max_seconds,
                 bound_models=cfg.bound_models,
+                kind=cfg.kind,
+                deployments=dict(cfg.deployments),
             )
             self.providers.append((pattern, provider))
-        self._cache: dict[str, Provider | None] = {}
+            self._by_kind.setdefault(cfg.kind, []).append((pattern, provider))
+        self._cache: dict[tuple[str, str], Provider | None] = {}
 
     @property
     def default(self) -> Provider | None:
-        """The provider for requests that name no model, such as ``GET /v1/models``."""
+        """The first provider of all, for requests that name no model, such as ``GET /v1/models``."""
         return self.providers[0][1] if self.providers else None
 
-    def route(self, model: str) -> Provider | None:
+    def default_for(self, kind: str) -> Provider | None:
+        """The first provider of ``kind``, for requests of its API that name no model."""
+        providers = self._by_kind.get(kind)
+        return providers[0][1] if providers else None
+
+    def route(self, model: str, kind: str = "openai") -> Provider | None:
+        """The first provider of ``kind`` whose ``models`` match ``model``."""
+        key = (model, kind)
         try:
-            return self._cache[model]
+            return self._cache[key]
         except KeyError:
             pass
-        found = next((p for pattern, p in self.providers if pattern.match(model)), None)
+        found = next((p for pattern, p in self._by_kind.get(kind, ()) if pattern.match(model)), None)
         if len(self._cache) < 10_000:  # model names come from clients: bound the memo
-            self._cache[model] = found
+            self._cache[key] = found
         return found

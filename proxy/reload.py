@@ -41,6 +41,7 @@ RESTART_ONLY = (
     "budget.sync_interval",
     "budget.limits_when_db_down",
     "alerts",
+    "anomalies",
     "usage_handlers",
 )
 

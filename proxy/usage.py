@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pricing import TOKEN_KINDS, PriceCard, TokenCounts
@@ -37,8 +37,8 @@ class Usage:
     tokens: TokenCounts
     service_tier: str | None = None
     model: str | None = None
-    details: Mapping[str, Any] | None = None
-    """The provider's own usage object, as it reported it (usage handlers get it as ``provider_metadata``)."""
+    provider_usage: Mapping[str, Any] | None = field(default=None, compare=False)
+    """The provider's own usage object, as it reported it (recorded beside the counts, for audit)."""
 
 
 def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:

@@ -20,6 +20,7 @@ import orjson
 
 from proxy.billing.invoice import STATUSES, TOKEN_KINDS
 from proxy.billing.settings import ENTITIES
+from proxy.insight.api import ALERT_KINDS
 from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 
@@ -121,8 +122,42 @@ def _schemas() -> dict[str, Schema]:
                 "this_month": _or_null(_ref("ReportRow"), "Since the 1st (UTC); null without usage."),
                 "all_time": _or_null(_ref("ReportRow"), "Everything recorded; null without usage."),
                 "average_daily_cost_usd_this_month": _money("This month's cost / days so far, to 12 places."),
+                "forecast": _ref("Projection"),
+                "limits": _list_of(
+                    _ref("LimitForecast"), "The user's own limits, each with the date it will be reached."
+                ),
             },
             "One user's usage.",
+        ),
+        "Projection": _object(
+            {
+                "group": _text("The user, team, or 'total'."),
+                "month_so_far_usd": _money("Spend since the 1st of this UTC month."),
+                "daily_rate_usd": _money("Spend of the 7 full days before today / 7 (fewer days for a newer entity)."),
+                "projected_month_end_usd": _money("month_so_far_usd + daily_rate_usd x days_left."),
+                "days_left": _money("Days from now to the 1st of next month, fractions included."),
+            },
+            "A month-end projection; see docs in proxy/insight/forecast.py and the README.",
+        ),
+        "LimitForecast": _object(
+            {
+                "scope": _text("What the limit counts."),
+                "id": _text("The subject within the scope."),
+                "window": _choice(WINDOWS, "The calendar window."),
+                "window_label": _text("This window."),
+                "action": _choice(("block", "warn"), "What the limit does when reached."),
+                "resets_at": _or_null(_text("", format="date-time"), "When the window ends; null for total."),
+                "spent_usd": _money("Spent in this window."),
+                "limit_usd": _money("The limit."),
+                "daily_rate_usd": _or_null(
+                    _ref("Decimal"), "The subject's recent daily rate; null for key and thread."
+                ),
+                "reached_at": _or_null(
+                    _text("", format="date-time"), "When the limit will be reached at that rate, if within the window."
+                ),
+                "already_reached": {"type": "boolean", "description": "Spent is at the limit already."},
+            },
+            "When one limit will be reached at the current rate.",
         ),
         "LimitState": _object(
             {
@@ -189,6 +224,26 @@ def _schemas() -> dict[str, Schema]:
             },
             "What one run of invoice generation did.",
         ),
+        "Alert": _object(
+            {
+                "kind": _choice(
+                    ALERT_KINDS,
+                    "spike, new (an entity with no history), runaway (a thread's minute), "
+                    "forecast (a limit projected to be reached) or threshold (a limit's alert_at fraction).",
+                ),
+                "scope": _text("user, team, agent or thread; for threshold and forecast alerts, the limit's scope."),
+                "id": _text("The entity."),
+                "window": _text("The UTC hour (2026-11-25T14), or the limit's window and label."),
+                "time": _text("When it was alerted.", format="date-time"),
+                "cost_usd": _money("Spend in the window when found; for a threshold alert, the threshold's amount."),
+                "baseline_usd": _or_null(_ref("Decimal"), "The usual hour it was compared with, if any."),
+                "requests": {"type": ["integer", "null"], "minimum": 0, "description": "Requests in the window."},
+                "tokens": {"type": ["integer", "null"], "minimum": 0, "description": "Tokens in the window."},
+                "detail": _text("What was seen, in one sentence."),
+            },
+            "One alert sent: an anomaly, a forecast warning or a threshold alert.",
+        ),
+        "Alerts": _object({"alerts": _list_of(_ref("Alert"), "Newest first.")}, "Alerts sent."),
         "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"], "description": "This document."},
         "StatusChange": {
             "type": "object",
@@ -325,6 +380,19 @@ def _paths() -> dict[str, Schema]:
                 not_found="No such invoice",
             ),
         },
+        "/admin/alerts": {
+            "get": _operation(
+                "listAlerts",
+                "The alerts sent, anomalies and threshold alerts, newest first, as `tollgate alerts` lists them",
+                "alerts",
+                "Alerts",
+                parameters=(
+                    _query("since", "Only alerts from this ISO date or time (UTC unless it has a zone)."),
+                    _query("kind", "Only alerts of this kind.", _choice(ALERT_KINDS, "A kind.")),
+                ),
+                bad_request="An unknown kind, or since that is not an ISO date or time.",
+            )
+        },
         "/admin/openapi.json": {
             "get": _operation("getAdminOpenapi", "This OpenAPI 3.1 document", "meta", "OpenAPI"),
         },
@@ -350,7 +418,7 @@ def admin_openapi() -> dict[str, Any]:
             "`Authorization: Bearer $TOLLGATE_ADMIN_KEY`; without that variable the admin API is off (404).",
         },
         "security": [{"adminKey": []}],
-        "tags": [{"name": name} for name in ("usage", "limits", "invoices", "meta")],
+        "tags": [{"name": name} for name in ("usage", "limits", "alerts", "invoices", "meta")],
         "paths": _paths(),
         "components": {
             "schemas": _schemas(),

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,9 +20,13 @@ from starlette.routing import Route
 from pricing import decimal_text
 from proxy.admin.openapi import admin_openapi_json
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
+from proxy.insight.forecast import Rates, forecast_limits, project
 from proxy.keys import bearer_token
+from proxy.limits.ledger import Ledger
+from proxy.limits.rules import LimitBook
 from proxy.limits.state import limit_states
 from proxy.recording.reports import GROUPS, usage_report
+from proxy.recording.store import Store
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -83,23 +88,33 @@ async def _usage(request: Request) -> Response:
 
 
 async def _user_summary(request: Request) -> Response:
-    """``GET /admin/users/{id}/summary``: this month, all time, and the average daily cost this month."""
+    """``GET /admin/users/{id}/summary``: this month, all time, daily costs, the month-end projection, limit dates."""
     user = request.path_params["id"]
     now = request.state.clock()
+    summary = await asyncio.to_thread(
+        _summary_of, request.state.store, request.state.limits(), request.state.ledger, user, now
+    )
+    return JSONResponse(summary)
+
+
+def _summary_of(store: Store, book: LimitBook, ledger: Ledger, user: str, now: datetime) -> dict[str, Any]:
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    store = request.state.store
-    month = await asyncio.to_thread(usage_report, store, None, filters={"user": user}, since=month_start)
-    total = await asyncio.to_thread(usage_report, store, None, filters={"user": user})
+    month = usage_report(store, None, filters={"user": user}, since=month_start)
+    total = usage_report(store, None, filters={"user": user})
     month_cost = month[0].cost_usd if month else Decimal(0)
     days = now.day  # days of this month so far, today included
-    return JSONResponse(
-        {
-            "user": user,
-            "this_month": month[0].as_json() if month else None,
-            "all_time": total[0].as_json() if total else None,
-            "average_daily_cost_usd_this_month": decimal_text((month_cost / days).quantize(Decimal("1e-12"))),
-        }
-    )
+    rates = Rates(store, now)
+    found = rates.projections("user", user)
+    projection = found[0] if found else project(Decimal(0), Decimal(0), 1, now, user)
+    states = [s for s in limit_states(book, ledger, now, user) if s.scope == "user"]
+    return {
+        "user": user,
+        "this_month": month[0].as_json() if month else None,
+        "all_time": total[0].as_json() if total else None,
+        "average_daily_cost_usd_this_month": decimal_text((month_cost / days).quantize(Decimal("1e-12"))),
+        "forecast": projection.as_json(),
+        "limits": [f.as_json() for f in forecast_limits(states, rates)],
+    }
 
 
 async def _openapi(request: Request) -> Response:

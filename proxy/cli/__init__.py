@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from proxy.billing.cli import add_invoice_commands
+from proxy.cli.alerts import add_alerts_command
 from proxy.cli.db import add_db_commands
 from proxy.cli.exports import add_export_commands, add_rollup_commands
 from proxy.cli.keys import add_key_commands
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_command(commands, add_config_option)
     add_usage_command(commands, add_config_option)
     add_limits_command(commands, add_config_option)
+    add_alerts_command(commands, add_config_option)
     add_export_commands(commands, add_config_option)
     add_invoice_commands(commands, add_config_option)
     add_db_commands(commands, add_config_option)

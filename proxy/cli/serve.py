@@ -51,6 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
     # then re-raises the signal to the handler that was there before it: make that an exit with status 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     if workers > 1:
+        # Upgrade here, once, before any worker starts: uvicorn's supervisor would only see workers
+        # die and exit 0, and several workers would race to migrate the same database.
+        if not _prepare_database(config.database.url):
+            return 3
         # Each worker process builds its own app from the same file.
         if args.config:
             os.environ["TOLLGATE_CONFIG"] = str(Path(args.config).resolve())
@@ -58,6 +62,24 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]
     return 0
+
+
+def _prepare_database(url: str) -> bool:
+    """Bring the database to the newest schema; False (after one line saying why) when it cannot be."""
+    import logging
+
+    from proxy.recording.migrations import UpgradeRefused
+    from proxy.recording.store import Store
+
+    store = Store(url)
+    try:
+        store.create_tables()
+    except UpgradeRefused as exc:
+        logging.getLogger("tollgate.app").error("tollgate cannot start: %s", exc)
+        return False
+    finally:
+        store.engine.dispose()
+    return True
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -27,10 +27,15 @@ def add_usage_command(
     usage.add_argument("--until", type=parse_date, help="up to this date or time (UTC, exclusive)")
     usage.add_argument(
         "--group-by",
-        choices=("user", "team", "agent", "thread", "model", "provider", "day", "month"),
+        choices=("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month"),
         help="one row per",
     )
     usage.add_argument("--json", action="store_true", help="print JSON (costs as decimal strings)")
+    usage.add_argument(
+        "--forecast",
+        action="store_true",
+        help="month-end projections per user, team and in total, and when each limit will be reached",
+    )
     usage.set_defaults(run=_usage)
 
 
@@ -42,6 +47,10 @@ def _usage(args: argparse.Namespace) -> int:
     store = recorded_store(config.database.url)
     if store is None:
         return 1
+    if args.forecast:
+        from proxy.cli.forecast import print_forecast
+
+        return print_forecast(config, store, args.user, args.team, args.json)
     filters = {name: getattr(args, name) for name in ("user", "team", "agent", "thread", "model")}
     rows = usage_report(store, args.group_by, filters=filters, since=args.since, until=args.until)
     if args.json:

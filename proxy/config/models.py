@@ -151,9 +151,20 @@ class AttributionConfig(_Section):
     strip_headers: bool = _setting(True, "Remove attribution headers before forwarding upstream.")
 
 
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "azure")
+
+
 class ProviderConfig(_Section):
     name: str = _setting("", "Name of the provider, recorded on each row.")
-    base_url: str = _setting("", "Base URL up to and including /v1, e.g. https://api.openai.com/v1.")
+    kind: str = _setting(
+        "openai",
+        "The API it speaks: openai, anthropic, gemini or azure; requests go to a provider of their API's kind.",
+    )
+    base_url: str = _setting(
+        "",
+        "The base URL its own SDK takes: https://api.openai.com/v1 (openai, up to and including /v1), "
+        "https://api.anthropic.com, https://generativelanguage.googleapis.com, https://RESOURCE.openai.azure.com.",
+    )
     api_key_env: str | None = _setting(None, "Environment variable holding the provider key (managed keys).")
     models: tuple[str, ...] = _setting(("*",), "Model names or glob patterns this provider serves.")
     headers: Annotated[Mapping[str, str], _READ_ONLY] = _setting({}, "Extra headers sent upstream with every request.")
@@ -164,13 +175,17 @@ class ProviderConfig(_Section):
     bound_models: tuple[str, ...] = _setting(
         (), "Priced models this provider may answer with instead of the one asked for; spend limits bound by them too."
     )
+    deployments: Annotated[Mapping[str, str], _READ_ONLY] = _setting(
+        {}, 'Azure: deployment name -> the model it runs (prod-4o = "gpt-4o"), to price and bound its requests.'
+    )
     _checks = {
         "name": (bool, "is required"),
+        "kind": _one_of(PROVIDER_KINDS),
         "base_url": (lambda url: url.startswith(_HTTP), "must start with http:// or https://"),
         "retries": (lambda n: n >= 0, "must be 0 or more"),
     }
 
-    @field_validator("headers", mode="before")
+    @field_validator("headers", "deployments", mode="before")
     @classmethod
     def _table_of_strings(cls, value: object) -> object:
         # Checked whole before pydantic reads it, so that the error shows the table as written.
@@ -213,6 +228,10 @@ class LimitConfig(_Section):
 
 class TeamConfig(_Section):
     members: tuple[str, ...] = _setting((), "Users in the team; their requests count against it.")
+    alert_emails: tuple[str, ...] = _setting(
+        (), "Addresses that also get the team's alerts, and those of its members, by email."
+    )
+    _checks = {"alert_emails": (lambda to: all(_is_address(a) for a in to), "must be email addresses")}
 
 
 class BudgetConfig(_Section):
@@ -230,10 +249,73 @@ class BudgetConfig(_Section):
     _checks = {"limits_when_db_down": (("refuse", "allow").__contains__, "must be refuse or allow")}
 
 
+def _is_address(text: str) -> bool:
+    """Roughly an email address: one @ with something on each side, no spaces or line breaks."""
+    local, at, domain = text.rpartition("@")
+    return bool(local and at and domain) and not any(c.isspace() for c in text)
+
+
+class EmailConfig(_Section):
+    smtp_host: str | None = _setting(None, "SMTP server that sends alert emails; unset, no email is sent.")
+    smtp_port: int = _setting(587, "Port of the SMTP server.")
+    starttls: bool = _setting(True, "Upgrade the SMTP connection with STARTTLS before logging in.")
+    username: str | None = _setting(None, "SMTP login name; unset, Tollgate does not log in.")
+    password_env: str | None = _setting(None, "Environment variable holding the SMTP password (never the password).")
+    sender: str = Field(
+        "tollgate@localhost", description="Address alert emails come from.", validation_alias="from", strict=True
+    )
+    to: tuple[str, ...] = _setting((), "Addresses that get every alert by email.")
+    dashboard_url: str | None = _setting(
+        None, "Base URL of the dashboard, e.g. https://tollgate.example.com/dashboard, linked from each email."
+    )
+    timeout: float = _setting(10.0, "Seconds one SMTP attempt may take.")
+    attempts: int = _setting(5, "Tries per email before it is logged as failed.")
+    _checks = {
+        "smtp_port": (lambda n: 0 < n < 65536, "must be a port number"),
+        "sender": (_is_address, "must be an email address"),
+        "to": (lambda to: all(_is_address(a) for a in to), "must be email addresses"),
+        "dashboard_url": (lambda url: not url or url.startswith(_HTTP), "must start with http:// or https://"),
+        "attempts": (lambda n: n >= 1, "must be at least 1"),
+    }
+
+
 class AlertsConfig(_Section):
     webhook_url: str | None = _setting(None, "URL that receives each spend alert as a JSON POST.")
     alert_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each alert.")
+    forecast_alert: bool = _setting(
+        False, "Alert when a limit is projected to be reached before its window ends, at the recent daily rate."
+    )
+    # model_validate, not EmailConfig(): mypy reads the constructor as needing the "from" alias.
+    email: EmailConfig = Field(default_factory=lambda: EmailConfig.model_validate({}))
     _checks = {"webhook_url": (lambda url: not url or url.startswith(_HTTP), "must start with http:// or https://")}
+
+
+class AnomaliesConfig(_Section):
+    enabled: bool = _setting(False, "Look for unusual spend and runaway threads, and alert on them.")
+    baseline_days: int = _setting(14, "Days of hourly spend an entity's baseline is taken from.")
+    baseline_percentile: int = _setting(95, "Percentile of those hourly spends that is the baseline.")
+    factor: Decimal = _setting(Decimal(5), "An hour alerts when its spend is above this many times the baseline...")
+    min_usd: Decimal = _setting(Decimal(1), "... and above this many dollars.")
+    min_tokens: int = _setting(
+        1_000_000, "An hour also alerts when its tokens pass factor times their baseline and this many tokens."
+    )
+    scopes: tuple[str, ...] = _setting(("user", "team", "agent", "thread"), "Which entities are watched.")
+    runaway_requests_per_minute: int = _setting(60, "A thread sending more requests than this in a minute alerts.")
+    runaway_tokens_per_minute: int = _setting(2_000_000, "A thread using more tokens than this in a minute alerts.")
+    check_interval: float = _setting(15.0, "Seconds between looks at the hourly and per-minute rollups.")
+    _checks = {
+        "baseline_days": (lambda n: 1 <= n <= 90, "must be between 1 and 90"),
+        "baseline_percentile": (lambda n: 1 <= n <= 100, "must be between 1 and 100"),
+        "factor": (lambda n: n >= 1, "must be at least 1"),
+        "min_usd": (lambda n: n >= 0, "must be 0 or more"),
+        "scopes": (
+            lambda scopes: all(s in ("user", "team", "agent", "thread") for s in scopes),
+            "must name user, team, agent or thread",
+        ),
+        "runaway_requests_per_minute": (lambda n: n >= 1, "must be at least 1"),
+        "runaway_tokens_per_minute": (lambda n: n >= 1, "must be at least 1"),
+        "check_interval": (lambda n: n > 0, "must be more than 0"),
+    }
 
 
 class Config(_Section):
@@ -250,6 +332,7 @@ class Config(_Section):
     teams: Annotated[Mapping[str, TeamConfig], _READ_ONLY] = Field(default_factory=dict)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    anomalies: AnomaliesConfig = Field(default_factory=AnomaliesConfig)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     # The file's [pricing] table, of which only [pricing.models."<name>"] is read; pricing.Catalog checks the prices.
     pricing_models: Annotated[Mapping[str, Mapping[str, Any]], _READ_ONLY] = Field(
@@ -306,7 +389,20 @@ def documented_settings() -> list[tuple[str, str]]:
                 out.append((name, field.description))
             continue
         prefix = f"{name}.<id>" if typing.get_origin(field.annotation) is Mapping else name
-        out += [(f"{prefix}.{key}", f.description or "") for key, f in section.model_fields.items()]
+        out += _section_settings(prefix, section)
+    return out
+
+
+def _section_settings(prefix: str, section: type[BaseModel]) -> list[tuple[str, str]]:
+    """The settings of one table, those of its sub-tables ([alerts.email]) included, under their names in the file."""
+    out: list[tuple[str, str]] = []
+    for key, f in section.model_fields.items():
+        name = f.validation_alias if isinstance(f.validation_alias, str) else key
+        inner = _section_in(f.annotation)
+        if inner is not None:
+            out += _section_settings(f"{prefix}.{name}", inner)
+        else:
+            out.append((f"{prefix}.{name}", f.description or ""))
     return out
 
 

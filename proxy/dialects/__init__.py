@@ -6,13 +6,16 @@ request path uses it.
 
 from __future__ import annotations
 
-from proxy.dialects.base import Dialect
+from proxy.dialects.anthropic import Anthropic
+from proxy.dialects.base import Dialect, Headers
+from proxy.dialects.gemini import Gemini
 from proxy.dialects.openai import OpenAI
 
-# A request goes to the first dialect whose paths it uses; more specific APIs come first.
-DIALECTS: tuple[Dialect, ...] = (OpenAI(),)
+# A request goes to the first dialect that claims it; more specific APIs come first, OpenAI's (the
+# fallback for refusals before a dialect is known) last.
+DIALECTS: tuple[Dialect, ...] = (Gemini(), Anthropic(), OpenAI())
 
 
-def dialect_for(canonical_path: str) -> Dialect | None:
-    """The dialect whose paths ``canonical_path`` (see ``proxy.paths``) uses, or None."""
-    return next((dialect for dialect in DIALECTS if dialect.serves(canonical_path)), None)
+def dialect_for(canonical_path: str, method: str = "POST", headers: Headers = ()) -> Dialect | None:
+    """The dialect that claims a request to ``canonical_path`` (see ``proxy.paths``), or None."""
+    return next((dialect for dialect in DIALECTS if dialect.claims(method, canonical_path, headers)), None)

@@ -2,7 +2,10 @@
 
 A dialect knows a wire format and nothing else (no ASGI, no database, no limits):
 
-- which paths it serves, and which of them are metered (``endpoint``);
+- which requests are its API's (``claims``: by path, and where two APIs share a path, by
+  method or header), and which of them are metered (``endpoint``);
+- where a client's key comes from and where the provider's goes (``client_key``,
+  ``key_headers``, ``provider_key_header``, ``upstream_query``);
 - what a request says about itself: its model, whether it streams, its user, and the
   facts its cost bound needs (``read_request``);
 - how to make a stream report usage, and how to hide what that added
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from proxy.errors import TollgateError
+from proxy.keys import bearer_token
 from proxy.usage import Usage
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -73,13 +77,37 @@ class Dialect:
     kind: ClassVar[str]
     """The provider kind it speaks, as ``[[providers]] kind`` names it."""
     key_header: ClassVar[bytes] = b"authorization"
-    """Where a client sends its key."""
+    """Where a client sends its key (as ``Bearer <key>``)."""
+    key_hint: ClassVar[str] = "'Authorization: Bearer <key>'"
+    """How a client of this API sends its key, in words for an error."""
+    key_headers: ClassVar[frozenset[bytes]] = frozenset({b"authorization"})
+    """Every header that may carry the client's key: none of them goes upstream with a managed key."""
     account_headers: ClassVar[frozenset[bytes]] = frozenset()
     """Answer headers that name the provider account: hidden from clients of managed keys."""
 
     def serves(self, canonical_path: str) -> bool:
-        """Whether requests to this path belong to this API."""
+        """Whether requests to this path may belong to this API."""
         raise NotImplementedError
+
+    def claims(self, method: str, canonical_path: str, headers: Headers) -> bool:
+        """Whether this request belongs to this API; paths two APIs share are told apart by method or header."""
+        return self.serves(canonical_path)
+
+    def client_key(self, headers: Headers, query: bytes) -> str | None:
+        """The key the client presented, if any."""
+        return bearer_token(_header(headers, self.key_header))
+
+    def provider_key_header(self, api_key: str) -> tuple[str, str]:
+        """The header that carries Tollgate's provider key upstream, for a managed key's request."""
+        return "authorization", f"Bearer {api_key}"
+
+    def upstream_query(self, query: bytes, managed: bool) -> bytes:
+        """The query string that goes upstream (a managed key's request drops a key the client put there)."""
+        return query
+
+    def model_in_path(self, path: str) -> str | None:
+        """The model a (decoded) path names, for APIs that name it there rather than in the body."""
+        return None
 
     def endpoint(self, method: str, canonical_path: str) -> Endpoint | None:
         """The metered endpoint a request goes to, or None when it carries no usage."""
@@ -130,3 +158,27 @@ class Dialect:
     def error_body(self, error: TollgateError) -> bytes:
         """A refusal as this API writes its own errors."""
         raise NotImplementedError
+
+
+def _header(headers: Headers, name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
+
+
+def read_count(table: Any, key: str) -> int:
+    """A token count from a provider's JSON: a non-negative integer, else 0 (what a provider sends is never trusted)."""
+    if not isinstance(table, dict):
+        return 0
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return 0
+    return value
+
+
+def read_label(value: Any, max_chars: int = 256) -> str | None:
+    """A name from a provider's or client's JSON (a model, a service tier), if a row can hold it."""
+    if not isinstance(value, str) or not value or len(value) > max_chars or "\x00" in value:
+        return None
+    return value

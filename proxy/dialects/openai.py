@@ -181,7 +181,7 @@ def usage_from_object(obj: Any) -> Usage | None:
         reasoning=_count(out_details, "reasoning_tokens"),
         audio_output=_count(out_details, "audio_tokens"),
     )
-    return Usage(tokens=tokens, service_tier=service_tier, model=model, details=usage)
+    return Usage(tokens=tokens, service_tier=service_tier, model=model, provider_usage=usage)
 
 
 def _cache_writes(details: Any) -> tuple[int, int]:

@@ -151,7 +151,9 @@ class Exchange:
         return provider
 
     def _find_provider(self, url: str, dialect: Dialect, origin: str) -> tuple[Provider, bool]:
-        configured = [p for _, p in self.metering.router.providers if p.base_url.startswith(origin)]
+        configured = [
+            p for _, p in self.metering.router.providers if p.base_url.startswith(origin) and p.kind == dialect.kind
+        ]
         matches = [p for p in configured if url.startswith(p.base_url + "/") or url == p.base_url]
         if matches:
             return max(matches, key=lambda p: len(p.base_url)), len(configured) > 1
@@ -166,6 +168,7 @@ class Exchange:
                 read_timeout=0.0,
                 retries=0,
                 retry_max_seconds=0.0,
+                kind=dialect.kind,
             ),
             len(configured) > 1,
         )

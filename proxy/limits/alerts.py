@@ -4,8 +4,14 @@
 ``tollgate.alerts``, the alert's JSON in ``extra``) and queues it; it never
 blocks and never raises, and may be called from any thread. A background task
 then POSTs each alert to the webhook, retrying transport errors and 5xx/429
-answers, and calls the configured handlers. An alert that still fails is logged
-and dropped: alerts inform, and must never hold up or fail a request.
+answers, and calls the configured handlers. An email outbox, when configured,
+gets each alert as it is queued and sends it on its own tasks, so a slow or
+failing mail server delays neither the webhook nor other alerts. An alert that
+still fails is logged and dropped: alerts inform, and must never hold up or fail
+a request.
+
+Any ``Notice`` can be dispatched: a threshold ``Alert`` (here) or an anomaly
+(``proxy.insight.anomalies.Anomaly``).
 """
 
 from __future__ import annotations
@@ -19,16 +25,46 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from pricing import decimal_text
 from proxy.hooks import load_hooks
 
 logger = logging.getLogger("tollgate.alerts")
 
-AlertHandler = Callable[["Alert"], object]
+
+class Notice(Protocol):
+    """Anything the dispatcher delivers: who it is about, when, its JSON body and its words for people."""
+
+    @property
+    def scope(self) -> str: ...
+    @property
+    def scope_id(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    def as_json(self) -> dict[str, object]: ...
+    def describe(self) -> str: ...
+    def subject(self) -> str: ...
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, text) lines for an email: who, what, how much, since when."""
+        ...
+
+
+class Outbox(Protocol):
+    """Another destination, handed each notice as it is queued (``proxy.insight.email.EmailOutbox``)."""
+
+    def submit(self, notice: Notice) -> None: ...
+
+
+AlertHandler = Callable[[Notice], object]
+
+
+def utc_text(when: datetime) -> str:
+    """``2026-11-25 14:03 UTC``: a time as an alert's reader sees it."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +80,7 @@ class Alert:
     threshold: Decimal  # e.g. Decimal("0.8")
     action: str  # block or warn
     time: datetime
+    window_start: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None or self.time.utcoffset() is None:
@@ -52,6 +89,7 @@ class Alert:
     def as_json(self) -> dict[str, object]:
         """The webhook body: money and threshold as decimal strings, time as ISO 8601 in UTC."""
         return {
+            "kind": "threshold",
             "scope": self.scope,
             "id": self.scope_id,
             "window": self.window,
@@ -71,6 +109,31 @@ class Alert:
         return (
             f"{self.scope} {self.scope_id} {window} spent ${self.spent_usd:.2f} of ${self.limit_usd:.2f} ({percent}%)"
         )
+
+    def subject(self) -> str:
+        percent = decimal_text((self.threshold * 100).normalize())
+        window = "total" if self.window == "total" else f"{self.window} ({self.window_label})"
+        return f"Tollgate: {_who(self.scope, self.scope_id)} reached {percent}% of its {window} limit"
+
+    def facts(self) -> list[tuple[str, str]]:
+        percent = decimal_text((self.threshold * 100).normalize())
+        window = "in total" if self.window == "total" else f"in the {self.window} {self.window_label}"
+        consequence = (
+            "requests that would pass the limit are refused with a 429"
+            if self.action == "block"
+            else "the limit only warns: requests go on"
+        )
+        since = f"window started {utc_text(self.window_start)}; " if self.window_start is not None else ""
+        return [
+            ("Who", _who(self.scope, self.scope_id)),
+            ("What", f"spend reached {percent}% of its limit; {consequence}"),
+            ("How much", f"${self.spent_usd:.2f} spent of ${self.limit_usd:.2f} {window}"),
+            ("Since when", f"{since}alert raised {utc_text(self.time)}"),
+        ]
+
+
+def _who(scope: str, scope_id: str) -> str:
+    return "all requests" if scope == "global" else f"{scope} {scope_id}"
 
 
 def load_alert_handlers(specs: Sequence[str]) -> list[AlertHandler]:
@@ -98,6 +161,7 @@ class AlertDispatcher:
         webhook_url: str | None,
         handlers: Sequence[AlertHandler] = (),
         *,
+        outbox: Outbox | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 5.0,
         attempts: int = 5,
@@ -108,11 +172,12 @@ class AlertDispatcher:
         # Only scheme and host reach the logs: a webhook URL often carries its secret in the path or query.
         self._origin = _origin(webhook_url) if webhook_url else ""
         self._handlers = list(handlers)
+        self._outbox = outbox
         self._transport = transport
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._retry_wait = retry_wait
-        self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=max_queued)
+        self._queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=max_queued)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._client: httpx.AsyncClient | None = None
@@ -129,7 +194,7 @@ class AlertDispatcher:
             self._client = httpx.AsyncClient(transport=self._transport, timeout=self._timeout)
         self._task = self._loop.create_task(self._run(), name="tollgate-alerts")
 
-    def emit(self, alert: Alert) -> None:
+    def emit(self, alert: Notice) -> None:
         """Log ``alert`` now and queue it for delivery. Never blocks and never raises."""
         try:
             logger.warning("spend alert: %s", alert.describe(), extra={"alert": alert.as_json()})
@@ -162,11 +227,16 @@ class AlertDispatcher:
             self.dropped += left
             logger.error("shutdown dropped %d spend alerts still queued for delivery", left)
 
-    def _enqueue(self, alert: Alert) -> None:
+    def _enqueue(self, alert: Notice) -> None:
         if self._closed:
             self.dropped += 1
             logger.error("spend alert for %s %s arrived after shutdown; dropped", alert.scope, alert.scope_id)
             return
+        if self._outbox is not None:
+            try:
+                self._outbox.submit(alert)
+            except Exception:
+                logger.exception("could not queue the email for the alert on %s %s", alert.scope, alert.scope_id)
         try:
             self._queue.put_nowait(alert)
         except asyncio.QueueFull:
@@ -192,7 +262,7 @@ class AlertDispatcher:
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, alert: Alert) -> None:
+    async def _deliver(self, alert: Notice) -> None:
         accepted = await self._post(alert) if self._client is not None else True
         if accepted:
             self.delivered += 1
@@ -202,14 +272,15 @@ class AlertDispatcher:
         for handler in self._handlers:
             await self._call(handler, alert)
 
-    async def _post(self, alert: Alert) -> bool:
+    async def _post(self, alert: Notice) -> bool:
         """POST ``alert`` to the webhook with retries; False (and logged) if it never got through."""
         assert self._client is not None and self._webhook_url is not None
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry_wait, max=self._retry_wait * 20, jitter=self._retry_wait
-            ),
+            # Exponential backoff plus jitter, spelt so that every tenacity release reads it the same way
+            # (wait_exponential_jitter renamed its first argument; google-genai holds tenacity below 9.2).
+            wait=wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 20)
+            + wait_random(0, self._retry_wait),
             retry=retry_if_exception_type((httpx.TransportError, _RetryableAnswer)),
             reraise=True,
         )
@@ -241,7 +312,7 @@ class AlertDispatcher:
             )
         return False
 
-    async def _call(self, handler: AlertHandler, alert: Alert) -> None:
+    async def _call(self, handler: AlertHandler, alert: Notice) -> None:
         try:
             # Kept in a bool: narrowing on iscoroutinefunction would confuse mypy about to_thread below.
             is_async = inspect.iscoroutinefunction(handler)

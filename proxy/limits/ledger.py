@@ -232,8 +232,11 @@ class Ledger:
             self._insert(ALERTS_TABLE)
             .values(counter_key=counter_key, limit_pico=limit_pico, threshold=str(threshold), sent_at=now)
             .on_conflict_do_nothing()
+            # RETURNING, not rowcount: through SQLAlchemy, psycopg reports -1 rows for this INSERT ... ON
+            # CONFLICT, which read as "already sent" and silenced every threshold alert on PostgreSQL.
+            .returning(ALERTS_TABLE.c.counter_key)
         )
-        return bool(result.rowcount == 1)
+        return result.first() is not None
 
     def status(self, counter_keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
         """(spent, held in live leases) of each counter; spent is at least what its window's rows cost."""

@@ -410,6 +410,7 @@ class Recorder:
                             threshold=threshold,
                             action=rule.action,
                             time=now,
+                            window_start=counter.start,
                         )
                     )
         return alerts

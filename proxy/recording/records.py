@@ -2,21 +2,21 @@
 
 It is built on the request path, queued to the recorder, written as one row of
 ``usage_records`` and handed to the usage handlers. Its field names are the table's
-column names (``COLUMNS``), but for ``provider_metadata``: the provider's own usage
-object, which handlers get and the journal keeps, but the table does not.
+column names.
 
 Handlers also read it through the names of an app's own usage callback: ``agent_name``,
-``model``, ``usage`` (input, output, total, cached and reasoning tokens) and ``cost``.
+``model``, ``usage`` (input, output, total, cached and reasoning tokens), ``cost`` and
+``provider_metadata`` (the provider's usage object, parsed).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from pricing import pico_to_usd
 
@@ -71,9 +71,9 @@ class UsageRecord:
     ttfb_ms: float | None
     error_type: str | None
     cache_write_12h_tokens: int = 0  # last, with a default: journals and archives from before it still read
+    provider_kind: str | None = None  # the API the provider speaks: openai, anthropic, gemini or azure
+    provider_usage: str | None = None  # the provider's own usage object, as JSON
     front_door: str = "proxy"  # how the request reached the meter: "proxy" (over HTTP) or "inprocess"
-    provider_metadata: Mapping[str, Any] | None = field(default=None, compare=False)
-    """The provider's usage object as it sent it; not a column (see the module's docstring)."""
 
     @property
     def cost_usd(self) -> Decimal | None:
@@ -84,6 +84,11 @@ class UsageRecord:
     def cost(self) -> Decimal | None:
         """``cost_usd``, by the name usage callbacks use."""
         return self.cost_usd
+
+    @property
+    def provider_metadata(self) -> Any:
+        """The provider's own usage object (``provider_usage`` parsed), or None."""
+        return None if self.provider_usage is None else orjson.loads(self.provider_usage)
 
     @property
     def agent_name(self) -> str | None:
@@ -114,8 +119,3 @@ class TokenUsage:
     total_tokens: int
     cached_tokens: int
     reasoning_tokens: int
-
-
-NOT_COLUMNS = frozenset({"provider_metadata"})
-COLUMNS = tuple(f.name for f in dataclasses.fields(UsageRecord) if f.name not in NOT_COLUMNS)
-"""The record's fields that are columns of ``usage_records``, in the table's order."""

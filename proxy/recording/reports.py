@@ -17,7 +17,7 @@ from pricing import decimal_text, pico_to_usd
 from proxy.recording.store import Store
 from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
 
-GROUPS = ("user", "team", "agent", "thread", "model", "provider", "day", "month")
+GROUPS = ("user", "team", "agent", "thread", "model", "provider", "kind", "day", "month")
 _ROLLUP_COLUMNS = {"user": "user_id", "team": "team_id", "agent": "agent", "model": "model", "provider": "provider"}
 _COLUMNS = {
     "user": "user_id",
@@ -26,6 +26,7 @@ _COLUMNS = {
     "thread": "thread_id",
     "model": "model_requested",
     "provider": "provider",
+    "kind": "provider_kind",
 }
 
 
@@ -129,7 +130,7 @@ def _rollups_answer(
     group_by: str | None, filters: Mapping[str, str], since: datetime | None, until: datetime | None
 ) -> bool:
     return (
-        group_by != "thread"
+        group_by not in ("thread", "kind")  # the rollups keep neither
         and all(name in _ROLLUP_COLUMNS for name in filters)
         and _midnight(since)
         and _midnight(until)

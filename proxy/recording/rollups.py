@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pricing import CACHE_WRITE_KINDS, TOKEN_COLUMNS, TOKEN_KINDS
+from proxy.recording.hourly import apply_hourly, rebuild_hourly
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import Store
 from proxy.recording.tables import ROLLUPS_TABLE, USAGE_TABLE
@@ -84,7 +85,9 @@ def _add(sums: dict[K, list[int]], key: K, values: Sequence[int]) -> None:
 def apply_rollups(
     conn: sa.Connection, dialect: str, records: Iterable[UsageRecord], *, count_requests: bool = True
 ) -> None:
-    """Add ``records`` to the rollups, inside the caller's transaction."""
+    """Add ``records`` to the rollups (daily, monthly and hourly), inside the caller's transaction."""
+    records = list(records)
+    apply_hourly(conn, dialect, records, count_requests=count_requests)
     totals = rollup_increments(records, count_requests=count_requests)
     if not totals:
         return
@@ -106,8 +109,12 @@ def apply_rollups(
     conn.execute(statement, rows)
 
 
-def rebuild_rollups(store: Store) -> int:
-    """Recompute every rollup from the raw rows; returns the number of rollup rows."""
+def rebuild_rollups(store: Store, *, hourly_since: datetime | None = None) -> int:
+    """Recompute every rollup from the raw rows; returns the number of daily and monthly rollup rows.
+
+    The hourly rollup is rebuilt from the rows started at or after ``hourly_since`` (default: the last
+    35 days, more than anomaly detection's longest baseline needs).
+    """
     t = USAGE_TABLE.c
     if store.dialect == "postgresql":
         day = sa.func.to_char(sa.func.timezone("UTC", t.started_at), "YYYY-MM-DD")
@@ -132,4 +139,6 @@ def rebuild_rollups(store: Store) -> int:
         for period, start in (("day", day), ("month", sa.func.substr(day, 1, 7))):
             select = sa.select(sa.literal(period), start, *dims, *sums).group_by(start, *dims)
             conn.execute(ROLLUPS_TABLE.insert().from_select(columns, select))
+        since = hourly_since or datetime.now(UTC) - timedelta(days=35)
+        rebuild_hourly(conn, store.dialect, since)
         return int(conn.execute(sa.select(sa.func.count()).select_from(ROLLUPS_TABLE)).scalar_one())

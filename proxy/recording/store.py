@@ -22,17 +22,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from proxy.recording.migrations import HEAD
-from proxy.recording.records import COLUMNS, UsageRecord
+from proxy.recording.records import UsageRecord
 from proxy.recording.sqlite import begin_immediate, sqlite_file, sqlite_pragmas, take_transactions
 from proxy.recording.tables import USAGE_TABLE
 
 logger = logging.getLogger("tollgate.store")
 
 
-_RECORD_FIELDS = COLUMNS
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
 _RECORD_VALUES = operator.attrgetter(*_RECORD_FIELDS)  # a record's column values as one tuple, built in C
-_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(UsageRecord)}
-_TIME_COLUMNS = tuple(i for i, name in enumerate(_RECORD_FIELDS) if _FIELD_TYPES[name] == "datetime")
+_TIME_COLUMNS = tuple(i for i, f in enumerate(dataclasses.fields(UsageRecord)) if f.type == "datetime")
 # Rows per INSERT statement; 500 rows of 31 values stay under SQLite's 32,766 bound parameters.
 _STATEMENT_SIZES = (500, 100, 20, 5, 1)
 

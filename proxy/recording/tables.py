@@ -53,6 +53,8 @@ class UsageRow(SQLModel, table=True):
     ttfb_ms: float | None = None
     error_type: str | None = Field(default=None, max_length=64)
     cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    provider_kind: str | None = Field(default=None, max_length=16)
+    provider_usage: str | None = None
     front_door: str = Field(default="proxy", max_length=16)
 
 
@@ -132,12 +134,60 @@ class BackgroundResponseRow(SQLModel, table=True):
     completed: bool = False
 
 
+class HourlyUsageRow(SQLModel, table=True):
+    """Spend per UTC hour of each user, team, agent and thread, kept by the recorder for anomaly detection.
+
+    Written in the same transaction as the raw rows; rows older than the anomaly baseline are pruned.
+    """
+
+    __tablename__ = "usage_hourly"
+
+    hour: str = Field(primary_key=True, max_length=13)  # "2026-11-25T14" (UTC)
+    scope: str = Field(primary_key=True, max_length=8)  # user, team, agent or thread
+    entity_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    tokens: int = Field(default=0, sa_type=sa.BigInteger)  # input + output
+    cost_pico: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class ThreadMinuteRow(SQLModel, table=True):
+    """Requests, tokens and cost per UTC minute of each thread: what catches a runaway loop. Pruned after an hour."""
+
+    __tablename__ = "thread_minutes"
+
+    minute: str = Field(primary_key=True, max_length=16)  # "2026-11-25T14:03" (UTC)
+    thread_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    cost_pico: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class AnomalyRow(SQLModel, table=True):
+    """An anomaly (or a forecast warning) already alerted: one per kind, entity and window, across every worker."""
+
+    __tablename__ = "anomalies"
+
+    kind: str = Field(primary_key=True, max_length=16)  # spike, new, runaway or forecast
+    scope: str = Field(primary_key=True, max_length=8)
+    entity_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
+    window: str = Field(primary_key=True, max_length=32)  # the hour "2026-11-25T14", or a limit's window label
+    detected_at: datetime = Field(index=True, sa_type=sa.DateTime(timezone=True))
+    observed_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    baseline_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
+    requests: int = Field(default=0, sa_type=sa.BigInteger)
+    tokens: int = Field(default=0, sa_type=sa.BigInteger)
+    detail: str = ""  # one sentence saying what was seen
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
 BACKGROUND_TABLE: sa.Table = BackgroundResponseRow.__table__  # type: ignore[attr-defined]
 ROLLUPS_TABLE: sa.Table = UsageRollupRow.__table__  # type: ignore[attr-defined]
 COUNTERS_TABLE: sa.Table = SpendCounterRow.__table__  # type: ignore[attr-defined]
 LEASES_TABLE: sa.Table = BudgetLeaseRow.__table__  # type: ignore[attr-defined]
 ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
+HOURLY_TABLE: sa.Table = HourlyUsageRow.__table__  # type: ignore[attr-defined]
+THREAD_MINUTES_TABLE: sa.Table = ThreadMinuteRow.__table__  # type: ignore[attr-defined]
+ANOMALIES_TABLE: sa.Table = AnomalyRow.__table__  # type: ignore[attr-defined]
 
 
 class InvoiceRow(SQLModel, table=True):

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,8 +23,11 @@ from proxy.admin.openapi import admin_openapi
 from proxy.app import create_app
 from proxy.billing.invoice import invoice_id_for
 from proxy.billing.periods import parse_period, previous_period
+from proxy.insight.anomalies import Anomaly
+from proxy.insight.history import claim_anomaly
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import Store
+from proxy.recording.tables import ALERTS_TABLE
 from tests.conftest import chat_completion, json_answer, make_config
 from tests.fakeprovider import FakeProvider
 from tests.recording.test_store import _BASE
@@ -38,6 +42,21 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 DOCUMENT = admin_openapi()
 OPERATIONS = [(path, method) for path, item in DOCUMENT["paths"].items() for method in item if method in METHODS]
 GROUP_BY = next(p for p in DOCUMENT["paths"]["/admin/usage"]["get"]["parameters"] if p["name"] == "group_by")
+
+
+ANOMALY = Anomaly(
+    kind="runaway",
+    scope="thread",
+    scope_id="t-1",
+    window="2026-11-25T14",
+    since=datetime(2026, 11, 25, 14, 3, tzinfo=UTC),
+    time=datetime(2026, 11, 25, 14, 3, 40, tzinfo=UTC),
+    cost_usd=Decimal("0.000000000001"),
+    baseline_usd=None,
+    requests=70,
+    tokens=910,
+    detail="70 requests in a minute",
+)
 
 
 def _records(period: str, prefix: str) -> list[UsageRecord]:
@@ -61,6 +80,13 @@ def admin(provider: FakeProvider, db_url: str) -> Iterator[TestClient]:
     store = Store(db_url)
     store.create_tables()
     store.insert_records(_records(PERIOD, "p") + _records(EARLIER, "e"))
+    with store.write_engine.begin() as conn:
+        claim_anomaly(conn, store.dialect, ANOMALY)
+        conn.execute(
+            ALERTS_TABLE.insert().values(
+                counter_key="user:alice:day:2026-11-25", limit_pico=10**13, threshold="0.8", sent_at=ANOMALY.time
+            )
+        )
     store.dispose()
     provider.answer("POST", CHAT, json_answer(chat_completion()))
     with TestClient(create_app(make_config(provider, db_url, LIMITS), admin_key="s3cret")) as client:
@@ -167,6 +193,10 @@ CASES: list[tuple[str, str, str, Any, int]] = [
     ("/admin/invoices/{id}", "patch", f"/admin/invoices/{INVOICE}", {"status": "refunded"}, 400),
     ("/admin/invoices/{id}", "patch", f"/admin/invoices/{INVOICE}", {"state": "paid"}, 400),
     ("/admin/invoices/{id}", "patch", "/admin/invoices/inv_nope", {"status": "paid"}, 404),
+    ("/admin/alerts", "get", "/admin/alerts", None, 200),
+    ("/admin/alerts", "get", "/admin/alerts?since=2020-01-01&kind=spike", None, 200),
+    ("/admin/alerts", "get", "/admin/alerts?kind=loud", None, 400),
+    ("/admin/alerts", "get", "/admin/alerts?since=yesterday", None, 400),
     ("/admin/openapi.json", "get", "/admin/openapi.json", None, 200),
 ]
 
@@ -215,6 +245,8 @@ def test_the_seeded_bodies_reach_the_tricky_parts_of_the_schemas(admin: TestClie
     assert models["my-model"]["unit_prices_per_million"] is None
     summary = admin.get("/admin/users/nobody/summary", headers=ADMIN).json()
     assert (summary["this_month"], summary["average_daily_cost_usd_this_month"]) == (None, "0.000000000000")
+    alerts = admin.get("/admin/alerts", headers=ADMIN).json()["alerts"]
+    assert [(a["kind"], a["cost_usd"]) for a in alerts] == [("threshold", "8"), ("runaway", "0.000000000001")]
     states = admin.get("/admin/limits", headers=ADMIN).json()["limits"]
     assert {state["window"]: state["resets_at"] is None for state in states} == {"day": False, "total": True}
 

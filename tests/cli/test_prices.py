@@ -22,3 +22,16 @@ def test_prices_of_unknown_model_exits_1(capsys: pytest.CaptureFixture[str], tmp
     config.write_text("")
     assert main(["prices", "--config", str(config), "no-such-model-xyz"]) == 1
     assert "unpriced" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("kind", "resolved"),
+    [("gemini", "gemini/gemini-2.5-pro"), ("openai", "gemini-2.5-pro")],
+)
+def test_prices_shows_the_entry_a_provider_kind_chooses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str, resolved: str
+) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    assert main(["prices", "--config", str(config), "gemini-2.5-pro", "--provider", kind]) == 0
+    assert f"resolved   {resolved}\n" in capsys.readouterr().out

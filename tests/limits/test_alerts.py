@@ -12,7 +12,7 @@ import httpx
 import pytest
 import respx
 
-from proxy.limits.alerts import Alert, AlertDispatcher, load_alert_handlers
+from proxy.limits.alerts import Alert, AlertDispatcher, Notice, load_alert_handlers
 
 WEBHOOK = "https://hooks.example.com/services/T000/SECRET-TOKEN?key=hush"
 
@@ -29,6 +29,7 @@ ALERT = Alert(
 )
 
 EXPECTED_JSON = {
+    "kind": "threshold",
     "scope": "user",
     "id": "alice",
     "window": "day",
@@ -185,13 +186,13 @@ async def test_webhook_client_error_is_not_retried() -> None:
 
 @pytest.mark.anyio
 async def test_sync_and_async_handlers_get_the_alert() -> None:
-    seen: list[tuple[str, Alert, bool]] = []
+    seen: list[tuple[str, Notice, bool]] = []
 
-    def sync_handler(alert: Alert) -> None:
+    def sync_handler(alert: Notice) -> None:
         # Run on a worker thread, not the event loop's.
         seen.append(("sync", alert, threading.current_thread() is threading.main_thread()))
 
-    async def async_handler(alert: Alert) -> None:
+    async def async_handler(alert: Notice) -> None:
         seen.append(("async", alert, threading.current_thread() is threading.main_thread()))
 
     dispatcher = AlertDispatcher(None, [sync_handler, async_handler])
@@ -206,10 +207,10 @@ async def test_sync_and_async_handlers_get_the_alert() -> None:
 async def test_failing_handler_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
 
-    def broken_sync(alert: Alert) -> None:
+    def broken_sync(alert: Notice) -> None:
         raise RuntimeError("sync boom")
 
-    async def broken_async(alert: Alert) -> None:
+    async def broken_async(alert: Notice) -> None:
         raise RuntimeError("async boom")
 
     dispatcher = AlertDispatcher(None, [broken_sync, broken_async, lambda alert: seen.append(alert.scope_id)])
@@ -224,7 +225,7 @@ async def test_failing_handler_does_not_stop_the_others(caplog: pytest.LogCaptur
 
 @pytest.mark.anyio
 async def test_webhook_failure_does_not_stop_handlers() -> None:
-    seen: list[Alert] = []
+    seen: list[Notice] = []
     transport = httpx.MockTransport(lambda request: httpx.Response(500))
     dispatcher = AlertDispatcher(WEBHOOK, [seen.append], transport=transport, attempts=2, retry_wait=0)
     dispatcher.start()
@@ -252,7 +253,7 @@ async def test_close_flushes_everything_queued() -> None:
 async def test_close_gives_up_after_its_bound(caplog: pytest.LogCaptureFixture) -> None:
     never = asyncio.Event()
 
-    async def stuck(alert: Alert) -> None:
+    async def stuck(alert: Notice) -> None:
         await never.wait()
 
     dispatcher = AlertDispatcher(None, [stuck], timeout=0.05, attempts=1)
@@ -267,7 +268,7 @@ async def test_close_gives_up_after_its_bound(caplog: pytest.LogCaptureFixture) 
 
 @pytest.mark.anyio
 async def test_full_queue_drops_with_an_error(caplog: pytest.LogCaptureFixture) -> None:
-    seen: list[Alert] = []
+    seen: list[Notice] = []
     dispatcher = AlertDispatcher(None, [seen.append], max_queued=2)
     for name in ("alice", "bob", "carol"):
         dispatcher.emit(alert_for(name))
@@ -280,7 +281,7 @@ async def test_full_queue_drops_with_an_error(caplog: pytest.LogCaptureFixture) 
 
 @pytest.mark.anyio
 async def test_emit_from_another_thread_is_delivered() -> None:
-    seen: list[Alert] = []
+    seen: list[Notice] = []
     dispatcher = AlertDispatcher(None, [seen.append])
     dispatcher.start()
     await asyncio.to_thread(dispatcher.emit, ALERT)

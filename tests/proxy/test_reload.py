@@ -131,6 +131,7 @@ RESTARTED = {
     "budget.sync_interval": "[budget]\nsync_interval = 5\n",
     "budget.limits_when_db_down": '[budget]\nlimits_when_db_down = "allow"\n',
     "alerts": '[alerts]\nwebhook_url = "http://hooks.test/alerts"\n',
+    "anomalies": "[anomalies]\nenabled = true\n",
     "usage_handlers": 'usage_handlers = ["tests.proxy.test_hooks:record_hook"]\n',
 }
 

@@ -17,7 +17,6 @@ from proxy.billing.export import export_invoices
 from proxy.billing.invoice import Invoice, InvoiceLine
 from proxy.cli import main
 from proxy.recording.export import iter_usage, write_csv
-from proxy.recording.records import COLUMNS
 from proxy.recording.store import Store
 from tests.recording.test_store import _BASE
 
@@ -38,7 +37,7 @@ def _unescaped(cell: str) -> str:
 def _usage_csv(user: str, agent: str, tags: str) -> tuple[list[str], list[str]]:
     record = dataclasses.replace(_BASE, user_id=user, agent=agent, tags=tags)
     out = io.StringIO(newline="")
-    write_csv(iter([{name: getattr(record, name) for name in COLUMNS}]), out)
+    write_csv(iter([{**dataclasses.asdict(record)}]), out)
     header, row = _cells(out.getvalue())
     return header, row
 

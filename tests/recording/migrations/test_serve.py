@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from proxy.recording.migrations import HEAD
@@ -25,8 +26,9 @@ def _config(tmp_path: Path, url: str) -> Path:
     return config
 
 
-def _serve(config: Path, port: int) -> subprocess.Popen[str]:
+def _serve(config: Path, port: int, workers: int = 1) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), "--port", str(port)]
+    command += ["--workers", str(workers)]
     return subprocess.Popen(
         command, stderr=subprocess.PIPE, text=True, env={**os.environ, "TOLLGATE_LOG_LEVEL": "info"}
     )
@@ -60,15 +62,16 @@ def test_serve_upgrades_a_released_database_as_it_starts(
     assert kept(before, read_rows(any_db_url, list(rows))) == before
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_serve_refuses_a_database_newer_than_itself_naming_it(
-    any_db_url: str, tmp_path: Path, make_store: Callable[[str], Store]
+    workers: int, any_db_url: str, tmp_path: Path, make_store: Callable[[str], Store]
 ) -> None:
     url = sa.make_url(any_db_url).set(password="s3cret").render_as_string(hide_password=False)
     store = make_store(url)
     store.create_tables()
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
-    process = _serve(_config(tmp_path, url), free_port())
+    process = _serve(_config(tmp_path, url), free_port(), workers)
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 3
     shown = sa.make_url(url).render_as_string(hide_password=True)

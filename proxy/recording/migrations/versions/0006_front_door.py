@@ -3,8 +3,8 @@
 - ``usage_records.front_door``: ``"proxy"`` for a request that came over HTTP, ``"inprocess"`` for one
   metered by ``proxy.inprocess`` inside the app. Existing rows are the proxy's: they get ``"proxy"``.
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

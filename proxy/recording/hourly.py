@@ -1,0 +1,124 @@
+"""The hourly rollup and the per-minute thread counts, kept in step with the raw rows.
+
+Anomaly detection (``proxy.insight.anomalies``) reads these two small tables on a timer, never the
+raw rows. ``apply_hourly`` runs inside the recorder's transaction, beside the daily and monthly
+rollups, so the three never disagree with the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from proxy.recording.records import UsageRecord
+from proxy.recording.tables import HOURLY_TABLE, THREAD_MINUTES_TABLE, USAGE_TABLE
+
+SCOPES = ("user", "team", "agent", "thread")
+_MINUTE_SUMS = ("requests", "tokens", "cost_pico")
+_ATTRIBUTES = {"user": "user_id", "team": "team_id", "agent": "agent", "thread": "thread_id"}
+
+
+def hour_label(when: datetime) -> str:
+    """``2026-11-25T14``: the UTC hour ``when`` falls in, as the hourly rollup keys it."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def minute_label(when: datetime) -> str:
+    """``2026-11-25T14:03``: the UTC minute ``when`` falls in."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def hourly_increments(
+    records: Iterable[UsageRecord], *, count_requests: bool = True
+) -> tuple[dict[tuple[str, str, str], list[int]], dict[tuple[str, str], list[int]]]:
+    """What ``records`` add: per (hour, scope, entity) [requests, tokens, cost]; per (minute, thread) the same."""
+    request = 1 if count_requests else 0
+    hours: dict[tuple[str, str, str], list[int]] = {}
+    minutes: dict[tuple[str, str], list[int]] = {}
+    for r in records:
+        tokens = r.input_tokens + r.output_tokens
+        cost = r.cost_pico or 0
+        hour = hour_label(r.started_at)
+        for scope in SCOPES:
+            entity = getattr(r, _ATTRIBUTES[scope])
+            if entity:
+                sums = hours.setdefault((hour, scope, entity), [0, 0, 0])
+                sums[0] += request
+                sums[1] += tokens
+                sums[2] += cost
+        if r.thread_id:
+            counts = minutes.setdefault((minute_label(r.started_at), r.thread_id), [0, 0, 0])
+            counts[0] += request
+            counts[1] += tokens
+            counts[2] += cost
+    return hours, minutes
+
+
+def apply_hourly(
+    conn: sa.Connection, dialect: str, records: Iterable[UsageRecord], *, count_requests: bool = True
+) -> None:
+    """Add ``records`` to the hourly rollup and the thread minutes, inside the caller's transaction."""
+    hours, minutes = hourly_increments(records, count_requests=count_requests)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if hours:
+        statement = insert(HOURLY_TABLE)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["hour", "scope", "entity_id"],
+                set_={c: HOURLY_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens", "cost_pico")},
+            ),
+            # Sorted, so that concurrent recorders lock rows in the same order.
+            [
+                {"hour": h, "scope": s, "entity_id": e, "requests": v[0], "tokens": v[1], "cost_pico": v[2]}
+                for (h, s, e), v in sorted(hours.items())
+            ],
+        )
+    if minutes:
+        statement = insert(THREAD_MINUTES_TABLE)
+        conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["minute", "thread_id"],
+                set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
+            ),
+            [
+                {"minute": m, "thread_id": t, **dict(zip(_MINUTE_SUMS, v, strict=True))}
+                for (m, t), v in sorted(minutes.items())
+            ],
+        )
+
+
+def rebuild_hourly(conn: sa.Connection, dialect: str, since: datetime) -> None:
+    """Recompute the hourly rollup from the raw rows started at or after ``since`` (``tollgate rollups rebuild``)."""
+    t = USAGE_TABLE.c
+    if dialect == "postgresql":
+        hour = sa.func.to_char(sa.func.timezone("UTC", t.started_at), 'YYYY-MM-DD"T"HH24')
+    else:
+        hour = sa.func.strftime("%Y-%m-%dT%H", t.started_at)
+    conn.execute(HOURLY_TABLE.delete())
+    conn.execute(THREAD_MINUTES_TABLE.delete())
+    for scope in SCOPES:
+        column = t[_ATTRIBUTES[scope]]
+        select = (
+            sa.select(
+                hour,
+                sa.literal(scope),
+                column,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(t.input_tokens + t.output_tokens), 0),
+                sa.func.coalesce(sa.func.sum(t.cost_pico), 0),
+            )
+            .where(t.started_at >= since, column.is_not(None), column != "")
+            .group_by(hour, column)
+        )
+        conn.execute(
+            HOURLY_TABLE.insert().from_select(["hour", "scope", "entity_id", "requests", "tokens", "cost_pico"], select)
+        )
+
+
+def prune_hourly(conn: sa.Connection, hours_before: datetime, minutes_before: datetime) -> None:
+    """Forget hourly rows older than ``hours_before`` and thread minutes older than ``minutes_before``."""
+    conn.execute(HOURLY_TABLE.delete().where(HOURLY_TABLE.c.hour < hour_label(hours_before)))
+    conn.execute(THREAD_MINUTES_TABLE.delete().where(THREAD_MINUTES_TABLE.c.minute < minute_label(minutes_before)))
