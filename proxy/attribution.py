@@ -5,6 +5,8 @@ Pure: takes raw ASGI headers and returns an ``Attribution``. The rules:
 - the attribution headers (names configurable) give user, team, thread, agent
   and ``<tag prefix><name>`` tags;
 - the body's ``user`` field is the fallback user;
+- ``base`` (the in-process meter's scope, see ``proxy.inprocess``) fills what the
+  headers leave out, before the body's ``user`` field;
 - a managed key bound to a user or team wins over the headers (no spoofing),
   unless the key has ``trust_headers = true``;
 - a user listed in ``[teams.<id>] members`` belongs to that team, whatever the
@@ -64,9 +66,15 @@ class AttributionReader:
         """Whether ``name`` (lower-case) is an attribution or tag header."""
         return name in self._fields or name.startswith(self._tag_prefix)
 
-    def read(self, headers: RawHeaders, body_user: str | None = None, key: KeyConfig | None = None) -> Attribution:
+    def read(
+        self,
+        headers: RawHeaders,
+        body_user: str | None = None,
+        key: KeyConfig | None = None,
+        base: Attribution | None = None,
+    ) -> Attribution:
         found: dict[str, str] = {}
-        tags: dict[str, str] = {}
+        tags: dict[str, str] = dict(base.tags) if base is not None and base.tags else {}
         prefix = self._tag_prefix
         for name, value in headers:
             slot = self._fields.get(name)
@@ -86,6 +94,11 @@ class AttributionReader:
                 tags[tag] = text
                 if len(tags) > MAX_TAGS:
                     raise BadRequest(f"A request carries at most {MAX_TAGS} {self._tag_header}<name> tag headers.")
+        if base is not None:
+            for slot in ("user", "team", "thread", "agent"):
+                value = getattr(base, slot)
+                if value is not None and not found.get(slot):
+                    found[slot] = value
         user = found.get("user") or body_user
         problem = label_problem(user) if user is not None and not found.get("user") else None
         if problem is not None:

@@ -8,10 +8,14 @@
     record     price, settle the limits, and queue one usage row (``refuse``: the same for a refusal)
 
 The core knows no ASGI and no provider. It talks to the outside through small seams:
-the front door that drives it (``proxy.asgi`` for the HTTP proxy), the upstream client
-(``proxy.forward``), the dialect (``proxy.dialects``) and the recorder
-(``proxy.recording.recorder``). ``Metering`` holds what every call shares, and swaps in
-what a reloaded config decides.
+the front door that drives it (``proxy.asgi`` for the HTTP proxy, ``proxy.inprocess`` for
+an httpx transport inside the app), the upstream client (``proxy.forward``), the dialect
+(``proxy.dialects``) and the recorder (``proxy.recording.recorder``). ``Metering`` holds
+what every call shares, and swaps in what a reloaded config decides.
+
+Each step is a method, so a front door without a client key (the in-process meter) runs
+``judge`` instead of ``begin``, and one that already knows who a call is for and where it
+goes runs ``place`` and ``reserve_now`` / ``reserve`` instead of ``admit``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -61,11 +65,10 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.estimate import estimate
-from proxy.forward import Upstream, UpstreamResponse
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
-from proxy.limits.rules import LimitBook, compile_rules
+from proxy.limits.rules import Counter, LimitBook, compile_rules
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recording.deferred import Deferred, Finished, Queued
@@ -82,6 +85,9 @@ from proxy.usage import (
     Usage,
     clamp_usage,
 )
+
+if TYPE_CHECKING:  # the HTTP client of the proxy, which the in-process meter never imports
+    from proxy.forward import Upstream, UpstreamResponse
 
 logger = logging.getLogger("tollgate.core")
 
@@ -109,6 +115,16 @@ _NEVER_RELAYED = frozenset({b"set-cookie", b"alt-svc"})
 # Request ids: a random prefix per process and a counter; unique across workers, and far cheaper than uuid4.
 _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    """A forked child (gunicorn preload, multiprocessing) would repeat its parent's ids: it gets its own."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
 _NO_TOKENS = TokenCounts()
 
 
@@ -151,8 +167,16 @@ class Metering:
         """Whether a (decoded) path belongs to one of the provider APIs Tollgate meters."""
         return any(dialect.serves(path.lower()) for dialect in DIALECTS)
 
-    def call(self, method: str, raw_path: bytes | None, path: str, query: bytes, headers: Headers) -> MeteredCall:
-        return MeteredCall(self, method, raw_path, path, query, headers)
+    def call(
+        self,
+        method: str,
+        raw_path: bytes | None,
+        path: str,
+        query: bytes,
+        headers: Headers,
+        front_door: str = "proxy",
+    ) -> MeteredCall:
+        return MeteredCall(self, method, raw_path, path, query, headers, front_door)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +200,17 @@ class MeteredCall:
     """One request through Tollgate, from its headers to its one usage row."""
 
     def __init__(
-        self, metering: Metering, method: str, raw_path: bytes | None, path: str, query: bytes, headers: Headers
+        self,
+        metering: Metering,
+        method: str,
+        raw_path: bytes | None,
+        path: str,
+        query: bytes,
+        headers: Headers,
+        front_door: str = "proxy",
     ) -> None:
         self.metering = metering
+        self.front_door = front_door
         self.request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         self.method = method
         self.path = path[:MAX_LABEL_CHARS].replace("\x00", "?")  # what a row can hold, until judged
@@ -204,6 +236,7 @@ class MeteredCall:
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
         self._key: Any = None
+        self._wanted: tuple[Sequence[Counter], int, str] | None = None  # a reservation that needs a lease to grow
 
     @property
     def model(self) -> str | None:
@@ -217,6 +250,11 @@ class MeteredCall:
 
     def begin(self) -> None:
         """Judge the path and authenticate; an anonymous client of managed mode never gets its body read."""
+        self.judge()
+        self.authenticate()
+
+    def judge(self) -> None:
+        """The path, the dialect that speaks it, and the metered endpoint it goes to (if any)."""
         judged = self._judged = read_path(self._raw_path, self.path, self._query)
         self.path = judged.text
         dialect = dialect_for(judged.canonical, self.method, self.headers)
@@ -228,12 +266,15 @@ class MeteredCall:
             raise NotFound(f"Tollgate does not forward the path {judged.text!r}: its prefix is percent-encoded.")
         self.endpoint = dialect.endpoint(self.method, judged.canonical)
         self.fetches_job = dialect.fetches_job(self.method, judged.text)
+
+    def authenticate(self) -> None:
+        """Which Tollgate key the client presented, if any; refused when managed mode needs one."""
         metering = self.metering
-        token = dialect.client_key(self.headers, self._query)
+        token = self.dialect.client_key(self.headers, self._query)
         self._key = metering.keys.identify(token) if metering.keys else None
         if self._key is None and metering.managed_only:
             if token is None:
-                raise Unauthorized(f"A Tollgate API key is required: send it as {dialect.key_hint}.")
+                raise Unauthorized(f"A Tollgate API key is required: send it as {self.dialect.key_hint}.")
             raise Unauthorized(
                 "The Tollgate API key presented is not valid: check it, or make one with `tollgate keys new`."
             )
@@ -276,17 +317,28 @@ class MeteredCall:
     # 3. Attribute, route, and admit against the limits.
 
     async def admit(self) -> None:
+        """Attribute from the headers, route by the model, and reserve on the limits (or refuse)."""
         metering = self.metering
-        self.attribution = metering.attribution.read(self.headers, self.facts.user, self._key)
-        self.key_name = self.attribution.key
-        model, kind = self.facts.model, self.dialect.kind
-        provider = metering.router.route(model, kind) if model else metering.router.default_for(kind)
+        self.place(metering.attribution.read(self.headers, self.facts.user, self._key), self._route())
+        if metering.limits and not self.reserve_now():
+            await self.reserve()
+
+    def _route(self) -> Provider:
+        router, model, kind = self.metering.router, self.facts.model, self.dialect.kind
+        provider = router.route(model, kind) if model else router.default_for(kind)
         if provider is None:
             of_kind = f" of kind '{kind}'" if kind != "openai" else ""  # every provider is, unless told otherwise
             if model:
                 served = f"is not served by any provider{of_kind} configured in Tollgate"
                 raise ModelNotFound(f"The model '{model}' {served}.")
             raise ModelNotFound(f"No provider{of_kind} is configured in Tollgate.")
+        return provider
+
+    def place(self, attribution: Attribution, provider: Provider) -> None:
+        """Who the call is for and which provider answers it; refused if its row could not be recorded."""
+        metering, model = self.metering, self.facts.model
+        self.attribution = attribution
+        self.key_name = attribution.key
         self.provider = provider
         if model is not None and provider.kind == "azure" and self.endpoint is not None:
             self._price_deployment(provider, model)
@@ -299,8 +351,6 @@ class MeteredCall:
                 "Tollgate cannot record usage right now (its journal cannot be written and its database is "
                 "unreachable), so it forwards nothing; try again shortly."
             )
-        if metering.limits:
-            await self._reserve()
 
     def _price_deployment(self, provider: Provider, deployment: str) -> None:
         """An Azure deployment is priced by the model [providers.deployments] maps it to, else by the answer's."""
@@ -315,12 +365,18 @@ class MeteredCall:
                 deployment,
             )
 
-    async def _reserve(self) -> None:
-        """Reserve the request's largest possible cost on every limit it counts against, or refuse it."""
+    def reserve_now(self) -> bool:
+        """Reserve the request's largest possible cost on every limit it counts against, or refuse it.
+
+        Done from the leases in hand, without waiting: False when one must first grow, which
+        ``reserve`` does (on the budget keeper's own event loop).
+        """
         metering = self.metering
+        if not metering.limits:
+            return True
         counters = metering.limits.counters(self.attribution, self.started_at)
         if not counters:
-            return
+            return True
         bound, why = 0, "it carries no usage"
         if any(c.block_pico is not None for c in counters) and self.payload is not None and self.facts.model:
             try:
@@ -328,7 +384,18 @@ class MeteredCall:
             except CostUnbounded as error:
                 scope = next(c for c in counters if c.block_pico is not None).scope
                 raise CostUnbounded(error.message, scope=scope) from None
-        self.admission = await metering.budget.admit(counters, bound, why)
+        admission = metering.budget.admit_now(counters, bound)
+        if admission is None:
+            self._wanted = (counters, bound, why)
+            return False
+        self.admission = admission
+        return True
+
+    async def reserve(self) -> None:
+        """What ``reserve_now`` could not do: grow the leases from the database, then reserve (or refuse)."""
+        assert self._wanted is not None
+        counters, bound, why = self._wanted
+        self.admission = await self.metering.budget.admit(counters, bound, why)
 
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
@@ -363,7 +430,7 @@ class MeteredCall:
         provider = self.provider
         query = self.dialect.upstream_query(self._query, self.managed)
         url = provider.url(self.dialect.upstream_path(self._judged.raw), query)
-        return UpstreamRequest(self.method, url, self._upstream_headers(provider), self.body)
+        return UpstreamRequest(self.method, url, self.upstream_headers(provider), self.body)
 
     async def forward(self, upstream: Upstream) -> UpstreamResponse:
         assert self.provider is not None
@@ -379,7 +446,8 @@ class MeteredCall:
             retry_max_seconds=provider.retry_max_seconds,
         )
 
-    def _upstream_headers(self, provider: Provider) -> list[tuple[str, str]]:
+    def upstream_headers(self, provider: Provider) -> list[tuple[str, str]]:
+        """The client's headers as they go upstream: hop-by-hop and attribution headers gone, keys placed."""
         reader, managed, metered = self.metering.attribution, self.managed, self.metered
         key_headers = self.dialect.key_headers
         out: list[tuple[str, str]] = []
@@ -627,6 +695,7 @@ class MeteredCall:
             error_type=error,
             provider_kind=self.provider.kind if self.provider is not None else None,
             provider_usage=_usage_json(usage),
+            front_door=self.front_door,
         )
         if metering.access_log or status >= 400:
             log_request(record, metering.access_log)

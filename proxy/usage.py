@@ -9,11 +9,12 @@ every generated token, reasoning included (see ``pricing.TokenCounts``).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pricing import PriceCard, TokenCounts
+from pricing import TOKEN_KINDS, PriceCard, TokenCounts
 
 # Where the usage came from, recorded on every row.
 NO_USAGE = "none"  # an endpoint that carries no usage
@@ -28,6 +29,7 @@ CLAMPED = "clamped"  # the provider's counts, some cut to what the model could h
 # (a beta that widens the window), and the whole row stays within 64-bit integers.
 MAX_TOKENS = 100_000_000
 _WINDOW_MARGIN = 5
+_COUNTS = operator.attrgetter(*TOKEN_KINDS)  # every count as one tuple, built in C (astuple copies deeply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:
     if card is not None and card.max_input_tokens and card.max_output_tokens:
         ceiling = min(ceiling, _WINDOW_MARGIN * (card.max_input_tokens + card.max_output_tokens))
     tokens = usage.tokens
-    counts = dataclasses.astuple(tokens)
+    counts: tuple[int, ...] = _COUNTS(tokens)
     if max(counts) <= ceiling:
         return usage, False
     clamped = TokenCounts(*(min(count, ceiling) for count in counts))

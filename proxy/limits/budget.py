@@ -11,6 +11,11 @@ leases and gives back budget that sits idle, so that other workers can use it.
 Refusals are ``SpendLimitExceeded`` (429, an OpenAI quota error that the SDKs
 do not retry); when the database cannot be reached, ``LimitsUnavailable``
 (503), unless ``limits_when_db_down = "allow"``.
+
+Threads: the keeper's tasks run on the event loop that started it, and so does every
+extension (``admit``). ``admit_now`` and ``settle`` may be called from any thread (the
+in-process meter calls them from the app's threads); a lock keeps each change to the
+leases' figures whole, at the cost of an uncontended lock on the proxy's path.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +91,7 @@ class BudgetKeeper:
         # Counter key -> when this worker last refused a request on it: the admin API shows such a limit
         # as refusing even while some budget is left (too little for the requests that come).
         self.last_refused: dict[str, float] = {}
+        self._mutex = threading.Lock()  # the leases' figures, which the app's threads may change (see above)
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
 
     def start(self) -> None:
@@ -102,29 +109,41 @@ class BudgetKeeper:
             await asyncio.to_thread(self.ledger.give_back, returns)
         self._syncer.shutdown()
 
-    async def admit(self, counters: Sequence[Counter], bound: int, explain_bound: str) -> Admission:
-        """Reserve ``bound`` on every blocking counter, or raise ``SpendLimitExceeded``."""
+    def admit_now(self, counters: Sequence[Counter], bound: int) -> Admission | None:
+        """Reserve ``bound`` on every blocking counter from the leases in hand; None if one must grow first."""
         blocking = [c for c in counters if c.block_pico is not None]
         if not blocking:
             return Admission(tuple(counters), bound, (), None)
-        leases = [self._lease(c) for c in blocking]
         # A request that costs nothing (a model listing) still needs the limit not to be spent: past a limit,
         # everything is refused.
         need = max(bound, 1)
-        for lease in leases:
-            if lease.available < need:
-                await self._extend(lease, need, explain_bound)
-        # Reserve on all of them at once: nothing awaits between the checks above and here... except the
-        # extensions, so check again and retry the (rare) case where a concurrent request took the room.
-        while any(lease.available < need for lease in leases):
+        with self._mutex:
+            leases = [self._lease(c) for c in blocking]
+            if any(lease.available < need for lease in leases):
+                return None
+            # Reserved on all of them at once, under the lock: no other request can take the room meanwhile.
             for lease in leases:
-                if lease.available < need:
-                    await self._extend(lease, need, explain_bound)
-        for lease in leases:
-            lease.in_flight += bound
-            lease.admitted += bound
-        remaining = min(lease.remaining for lease in leases)
+                lease.in_flight += bound
+                lease.admitted += bound
+            remaining = min(lease.remaining for lease in leases)
         return Admission(tuple(counters), bound, tuple(lease.counter.key for lease in leases), remaining)
+
+    async def admit(self, counters: Sequence[Counter], bound: int, explain_bound: str) -> Admission:
+        """Reserve ``bound`` on every blocking counter, growing leases as needed, or raise ``SpendLimitExceeded``.
+
+        Runs on the keeper's event loop (its leases' locks belong to it).
+        """
+        need = max(bound, 1)
+        while True:
+            admission = self.admit_now(counters, bound)
+            if admission is not None:
+                return admission
+            # Grow every lease short of room; then try again, for a concurrent request may have taken it.
+            with self._mutex:
+                leases = [self._lease(c) for c in counters if c.block_pico is not None]
+                short = [lease for lease in leases if lease.available < need]
+            for lease in short:
+                await self._extend(lease, need, explain_bound)
 
     def remaining(self, admission: Admission) -> int | None:
         """What the tightest blocking limit of ``admission`` leaves now, as this worker knows it."""
@@ -135,32 +154,35 @@ class BudgetKeeper:
 
     def settle(self, admission: Admission, cost_pico: int) -> tuple[Charge, ...]:
         """The request is done: free its hold, and return the charges for the recorder to write."""
-        for key in admission.leased:
-            lease = self._leases.get(key)
-            if lease is not None:
-                lease.in_flight -= admission.bound
-                lease.unwritten += cost_pico
+        with self._mutex:
+            for key in admission.leased:
+                lease = self._leases.get(key)
+                if lease is not None:
+                    lease.in_flight -= admission.bound
+                    lease.unwritten += cost_pico
         leased = set(admission.leased)
         return tuple(Charge(c.key, cost_pico, c.key in leased, c) for c in admission.counters)
 
     def written(self, charges: Sequence[Charge], spent: dict[str, int]) -> None:
         """The recorder wrote ``charges``: the database moved them from this worker's leases into spend."""
-        for charge in charges:
-            lease = self._leases.get(charge.counter_key)
-            if lease is None:
-                continue
-            if charge.leased:
-                lease.granted -= charge.pico
-                lease.unwritten -= charge.pico
-            if charge.counter_key in spent:
-                lease.spent_seen = spent[charge.counter_key]
+        with self._mutex:
+            for charge in charges:
+                lease = self._leases.get(charge.counter_key)
+                if lease is None:
+                    continue
+                if charge.leased:
+                    lease.granted -= charge.pico
+                    lease.unwritten -= charge.pico
+                if charge.counter_key in spent:
+                    lease.spent_seen = spent[charge.counter_key]
 
     def dropped(self, charges: Sequence[Charge]) -> None:
         """``charges`` will never be written (their record was set aside): stop holding their cost."""
-        for charge in charges:
-            lease = self._leases.get(charge.counter_key)
-            if lease is not None and charge.leased:
-                lease.unwritten -= charge.pico
+        with self._mutex:
+            for charge in charges:
+                lease = self._leases.get(charge.counter_key)
+                if lease is not None and charge.leased:
+                    lease.unwritten -= charge.pico
 
     def _lease(self, counter: Counter) -> _Lease:
         lease = self._leases.get(counter.key)
@@ -172,11 +194,12 @@ class BudgetKeeper:
 
     async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
         async with lease.lock:
-            need = bound - lease.available
+            with self._mutex:
+                need = bound - lease.available
+                elapsed = max(self.clock() - self._last_sync, 0.05)
+                rate = lease.admitted / elapsed  # picodollars of bounds per second lately
             if need <= 0:
                 return
-            elapsed = max(self.clock() - self._last_sync, 0.05)
-            rate = lease.admitted / elapsed  # picodollars of bounds per second lately
             want = max(need, int(rate * self.config.lease_seconds), bound * 4)
             counter = lease.counter
             assert counter.block_pico is not None
@@ -188,7 +211,8 @@ class BudgetKeeper:
             except sa.exc.SQLAlchemyError as exc:
                 if self.config.limits_when_db_down == "allow":
                     logger.error("spend limits unchecked: the database is unreachable (%s)", type(exc).__name__)
-                    lease.granted += need  # admitted on trust; never written to the database
+                    with self._mutex:
+                        lease.granted += need  # admitted on trust; never written to the database
                     return
                 raise LimitsUnavailable(
                     "Tollgate cannot check spend limits because its database is unreachable; try again shortly.",
@@ -196,11 +220,13 @@ class BudgetKeeper:
                 ) from None
             # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
             # committing right now, and each is applied to the local figure by its own path exactly once.
-            lease.granted += grant.granted
-            lease.spent_seen = grant.spent
-            lease.others_seen = grant.others
-            if grant.granted == 0:
-                raise self._refusal(lease, bound, explain_bound)
+            with self._mutex:
+                lease.granted += grant.granted
+                lease.spent_seen = grant.spent
+                lease.others_seen = grant.others
+                refusal = self._refusal(lease, bound, explain_bound) if grant.granted == 0 else None
+            if refusal is not None:
+                raise refusal
 
     def _refusal(self, lease: _Lease, bound: int, explain_bound: str) -> SpendLimitExceeded:
         counter = lease.counter
@@ -240,18 +266,19 @@ class BudgetKeeper:
         now = self.clock()
         returns: dict[str, int] = {}
         ended = datetime.fromtimestamp(now, UTC)
-        for key, lease in list(self._leases.items()):
-            idle = lease.admitted == 0
-            target = int(lease.admitted / max(now - self._last_sync, 0.05) * self.config.lease_seconds)
-            excess = lease.available if idle else lease.available - 2 * target
-            if excess > 0 and lease.lock.locked() is False:
-                returns[key] = excess
-                lease.granted -= excess
-            lease.admitted = 0
-            window_over = lease.counter.end is not None and lease.counter.end <= ended
-            if (window_over or idle) and lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0:
-                del self._leases[key]
-        self._last_sync = now
+        with self._mutex:
+            for key, lease in list(self._leases.items()):
+                idle = lease.admitted == 0
+                target = int(lease.admitted / max(now - self._last_sync, 0.05) * self.config.lease_seconds)
+                excess = lease.available if idle else lease.available - 2 * target
+                if excess > 0 and lease.lock.locked() is False:
+                    returns[key] = excess
+                    lease.granted -= excess
+                lease.admitted = 0
+                window_over = lease.counter.end is not None and lease.counter.end <= ended
+                if (window_over or idle) and lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0:
+                    del self._leases[key]
+            self._last_sync = now
         await asyncio.get_running_loop().run_in_executor(self._syncer, self._write_sync, returns, now)
 
     def _write_sync(self, returns: dict[str, int], now: float) -> None:

@@ -188,6 +188,11 @@ class Journal:
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / f"{self.holder}.lock").unlink()
 
+    def close_inherited(self) -> None:
+        """In a forked child: close the descriptors it inherited, leaving the files and the lock to the parent."""
+        os.close(self._fd)
+        os.close(self._lock)
+
 
 def _line(entry: Entry) -> bytes:
     data: dict[str, Any] = {

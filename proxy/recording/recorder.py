@@ -8,6 +8,11 @@ one transaction on a worker thread, then hands each to the usage handlers.
 The same transaction adds each request's cost to the spend counters of the
 limits it counts against (``proxy.limits.ledger``) and claims the alerts that spend
 crossed, so rows, counters and alerts never disagree.
+
+``submit`` may be called from any thread (the in-process meter calls it from the
+app's threads); everything else runs on the event loop that started the recorder.
+A lock keeps a record's journal line and its place in the queue together, so a
+segment is never sealed between the two.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import inspect
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -96,14 +102,23 @@ class Recorder:
         self._closing = False
         self._database_ok = True  # the last write to the database worked
         self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # a record's journal line and its place in the queue, taken together
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self.written = 0
+
+    def add_handler(self, handler: UsageHandler) -> None:
+        """Call ``handler`` with every record written from now on (from any thread)."""
+        self._handlers.append(handler)
 
     @property
     def queued(self) -> int:
         return len(self._pending)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tollgate-recorder")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._task = self._loop.create_task(self._run(), name="tollgate-recorder")
 
     def submit(self, record: UsageRecord, charges: Sequence[Charge] = (), deferred: Deferred | None = None) -> bool:
         """Queue ``record`` (with the spend it adds to limit counters, and any usage it defers or completes)
@@ -113,11 +128,19 @@ class Recorder:
         ``await write_through()`` before its answer goes out.
         """
         entry = Entry(record, tuple(charges), deferred)
-        journaled = self._journal.append(record, charges, deferred) if self._journal is not None else False
         pending = self._pending
-        pending.append(entry)
-        if len(pending) == 1 or len(pending) >= self._batch_size:
-            self._wake.set()
+        with self._lock:
+            journaled = self._journal.append(record, charges, deferred) if self._journal is not None else False
+            pending.append(entry)
+            queued = len(pending)
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            if queued == 1 or queued >= self._batch_size:
+                self._wake.set()
+        elif queued == 1:
+            # From another thread, an asyncio event is set on its own loop only, which costs a write to its
+            # self-pipe: done only when the queue was empty, the one time the recorder waits for this event.
+            with contextlib.suppress(RuntimeError):  # that loop is closed: close() wrote what it could
+                self._loop.call_soon_threadsafe(self._wake.set)
         return journaled or self._journal is None
 
     async def write_through(self) -> bool:
@@ -177,9 +200,10 @@ class Recorder:
             return self._database_ok
 
     async def _flush_queued(self) -> bool:
-        left = len(self._pending)  # what arrives meanwhile waits for the next round
-        if self._journal is not None and left:
-            self._sealed.append(self._journal.seal())
+        with self._lock:
+            left = len(self._pending)  # what arrives meanwhile waits for the next round
+            if self._journal is not None and left:
+                self._sealed.append(self._journal.seal())
         while left > 0:
             batch = self._pending[: min(self._batch_size, left)]
             started = time.perf_counter()

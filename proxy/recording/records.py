@@ -1,8 +1,12 @@
 """``UsageRecord``: what Tollgate knows of one finished request.
 
 It is built on the request path, queued to the recorder, written as one row of
-``usage_records`` and handed to the configured usage handlers. Its field names
-are the table's column names.
+``usage_records`` and handed to the usage handlers. Its field names are the table's
+column names.
+
+Handlers also read it through the names of an app's own usage callback: ``agent_name``,
+``model``, ``usage`` (input, output, total, cached and reasoning tokens), ``cost`` and
+``provider_metadata`` (the provider's usage object, parsed).
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
+
+import orjson
 
 from pricing import pico_to_usd
 
@@ -66,8 +73,49 @@ class UsageRecord:
     cache_write_12h_tokens: int = 0  # last, with a default: journals and archives from before it still read
     provider_kind: str | None = None  # the API the provider speaks: openai, anthropic, gemini or azure
     provider_usage: str | None = None  # the provider's own usage object, as JSON
+    front_door: str = "proxy"  # how the request reached the meter: "proxy" (over HTTP) or "inprocess"
 
     @property
     def cost_usd(self) -> Decimal | None:
         """The exact cost in dollars, or None when the model had no price."""
         return None if self.cost_pico is None else pico_to_usd(self.cost_pico)
+
+    @property
+    def cost(self) -> Decimal | None:
+        """``cost_usd``, by the name usage callbacks use."""
+        return self.cost_usd
+
+    @property
+    def provider_metadata(self) -> Any:
+        """The provider's own usage object (``provider_usage`` parsed), or None."""
+        return None if self.provider_usage is None else orjson.loads(self.provider_usage)
+
+    @property
+    def agent_name(self) -> str | None:
+        return self.agent
+
+    @property
+    def model(self) -> str | None:
+        """The model that answered, else the one asked for."""
+        return self.model_served or self.model_requested
+
+    @property
+    def usage(self) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            total_tokens=self.input_tokens + self.output_tokens,
+            cached_tokens=self.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """A record's tokens as a usage callback reads them: cached are part of input, reasoning of output."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int

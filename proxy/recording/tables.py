@@ -55,6 +55,7 @@ class UsageRow(SQLModel, table=True):
     cache_write_12h_tokens: int = Field(default=0, sa_type=sa.BigInteger)
     provider_kind: str | None = Field(default=None, max_length=16)
     provider_usage: str | None = None
+    front_door: str = Field(default="proxy", max_length=16)
 
 
 class SpendCounterRow(SQLModel, table=True):
