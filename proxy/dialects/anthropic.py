@@ -57,6 +57,7 @@ _TEXT_KEYS = ("text", "thinking", "partial_json")
 
 class Anthropic(Dialect):
     kind = "anthropic"
+    sdk_base_url = ("ANTHROPIC_BASE_URL", "")  # Claude Code and the anthropic SDK add /v1 themselves
     key_header = b"x-api-key"
     key_hint = "'x-api-key: <key>' (or 'Authorization: Bearer <key>')"
     key_headers = frozenset({b"x-api-key", b"authorization"})

@@ -26,6 +26,7 @@ _V1 = "/openai/v1/"
 
 class Azure(OpenAI):
     kind = "azure"
+    sdk_base_url = None  # AzureOpenAI takes azure_endpoint in code (see the README)
     key_header = b"api-key"
     key_hint = "'api-key: <key>' (or 'Authorization: Bearer <key>')"
     key_headers = frozenset({b"api-key", b"authorization"})

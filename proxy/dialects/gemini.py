@@ -70,6 +70,7 @@ _STATUSES = {
 
 class Gemini(Dialect):
     kind = "gemini"
+    sdk_base_url = ("GOOGLE_GEMINI_BASE_URL", "")  # Gemini CLI's variable
     key_header = b"x-goog-api-key"
     key_hint = "'x-goog-api-key: <key>' (or a key= query parameter)"
     key_headers = frozenset({b"x-goog-api-key", b"authorization"})

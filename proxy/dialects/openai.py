@@ -22,7 +22,7 @@ chunk, and the ``"usage": null`` member of every other chunk); see ``_StreamRead
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -60,7 +60,7 @@ class OpenAI(Dialect):
     kind = "openai"
     # With a managed key the provider account is Tollgate's: its organisation and project stay private.
     account_headers = frozenset({b"openai-organization", b"openai-project"})
-    sdk_base_url = ("OPENAI_BASE_URL", "/v1")
+    sdk_base_url: ClassVar[tuple[str, str] | None] = ("OPENAI_BASE_URL", "/v1")
 
     def serves(self, canonical_path: str) -> bool:
         return canonical_path.startswith("/v1/")

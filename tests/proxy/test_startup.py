@@ -19,7 +19,8 @@ def test_the_block_names_the_base_url_to_export_the_dashboard_and_the_database()
     block = start_block(
         parse_config(PROVIDER, "c.toml"), "http://127.0.0.1:8787", admin_on=True, database="db", version="1"
     )
-    assert "export OPENAI_BASE_URL=http://127.0.0.1:8787/v1" in block
+    assert block.count("export OPENAI_BASE_URL=http://127.0.0.1:8787/v1") == 1
+    assert "export ANTHROPIC_BASE_URL=http://127.0.0.1:8787\n" in block
     assert "dashboard: http://127.0.0.1:8787/dashboard" in block
     assert "database: db" in block and "providers: 1 (openai)" in block
 
