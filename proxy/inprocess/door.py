@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from proxy.core import MeteredCall, is_event_stream
+from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
 from proxy.inprocess.runtime import Runtime
@@ -239,7 +239,7 @@ class SyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,
@@ -291,7 +291,7 @@ class AsyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,
