@@ -50,7 +50,7 @@ class ProxyEndpoint:
             logger.exception("request %s failed inside Tollgate", call.request_id)
             await self._refuse(send, call, TollgateError("Tollgate failed to handle the request; see its log."))
             return
-        if response.headers and is_event_stream(response.headers):
+        if response.headers and call.streams(response.status, response.headers):
             await self._relay_stream(receive, send, call, response)
             return
         try:

@@ -240,7 +240,7 @@ class SyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,
@@ -292,7 +292,7 @@ class AsyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,
