@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
@@ -80,13 +81,14 @@ class TokenCounts:
 TOKEN_KINDS: Final = tuple(f.name for f in dataclasses.fields(TokenCounts))
 #: Their column names on a usage row: ``input_tokens``, ``cached_input_tokens``, ...
 TOKEN_COLUMNS: Final = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
+_TOKEN_VALUES = operator.attrgetter(*TOKEN_KINDS)  # every count in one call, in TOKEN_KINDS order
 #: The cache write kinds, one per lifetime; rollups and metrics add them up as one.
 CACHE_WRITE_KINDS: Final = tuple(kind for kind in TOKEN_KINDS if kind.startswith("cache_write"))
 
 
 def token_columns(tokens: TokenCounts) -> dict[str, int]:
     """``tokens`` as a usage row's columns."""
-    return {column: getattr(tokens, kind) for kind, column in zip(TOKEN_KINDS, TOKEN_COLUMNS, strict=True)}
+    return dict(zip(TOKEN_COLUMNS, _TOKEN_VALUES(tokens), strict=True))
 
 
 @dataclass(frozen=True, slots=True)

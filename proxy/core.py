@@ -80,6 +80,10 @@ if TYPE_CHECKING:  # the HTTP client of the proxy, which the in-process meter ne
 
 logger = logging.getLogger("tollgate.core")
 
+# What a call knows before its body and headers are read (frozen, so every call can share them).
+_NO_FACTS = RequestFacts(model=None)
+_NOBODY = Attribution()
+
 
 class Metering:
     """What every call shares: the parts a config decides (swapped whole on reload), and the services."""
@@ -118,7 +122,13 @@ class Metering:
 
     def serves(self, path: str) -> bool:
         """Whether a (decoded) path belongs to one of the provider APIs Tollgate meters."""
-        return any(dialect.serves(path.lower()) for dialect in DIALECTS)
+        lowered = path.lower()
+        # Every request asks this first: a loop, not a generator, from the last dialect (OpenAI's ``/v1/``,
+        # the most served); any dialect that serves it will do, so the order changes nothing else.
+        for dialect in reversed(DIALECTS):
+            if dialect.serves(lowered):
+                return True
+        return False
 
     def call(
         self,
@@ -173,14 +183,14 @@ class MeteredCall:
         self.ttfb: float | None = None
         self.dialect: Dialect = DIALECTS[-1]  # the fallback, for the shape of an early refusal
         self.endpoint: Endpoint | None = None
-        self.facts = RequestFacts(model=None)
+        self.facts = _NO_FACTS
         self.payload: dict[str, Any] | None = None
         self.body = b""
         self.hide_usage = False
         self.fetches_job: str | None = None
         self.key_name: str | None = None
         self.managed = False
-        self.attribution = Attribution()
+        self.attribution = _NOBODY
         self.provider: Provider | None = None
         self.priced_as: str | None = None  # the model an Azure deployment runs, from [providers.deployments]
         self.admission = UNLIMITED

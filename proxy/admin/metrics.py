@@ -164,21 +164,20 @@ class _TokenCounter(_Family):
         self.rows: dict[_Key, list[int]] = {}
 
     def add(self, key: _Key, tokens: TokenCounts) -> None:
+        # A row holds every kind as TokenCounts orders them, added in C; rendering groups the cache writes.
+        # Adding zeros is cheaper than testing for them; render skips them.
         row = self.rows.get(key)
         if row is None:
             key = self._admit(key)
-            row = self.rows.setdefault(key, [0] * len(TOKEN_KINDS))
-        # The order of TOKEN_KINDS. Adding zeros is cheaper than testing for them; render skips them.
-        counts = _COUNTS(tokens)
-        for i, group in enumerate(_GROUP_INDEXES):
-            row[i] += counts[group[0]] if len(group) == 1 else sum(counts[j] for j in group)
+            row = self.rows.setdefault(key, [0] * len(ALL_TOKEN_KINDS))
+        row[:] = map(operator.add, row, _COUNTS(tokens))
 
     def samples(self) -> list[str]:
         return [
             f'{self.name}{{{self.labels[key]},kind="{kind}"}} {count}\n'
             for key, row in self.rows.items()
-            for kind, count in zip(TOKEN_KINDS, row, strict=True)
-            if count
+            for kind, group in zip(TOKEN_KINDS, _GROUP_INDEXES, strict=True)
+            if (count := sum(row[i] for i in group))
         ]
 
 

@@ -69,7 +69,12 @@ class Anthropic(Dialect):
     def claims(self, method: str, canonical_path: str, headers: Headers) -> bool:
         if self.serves(canonical_path):
             return True
-        return canonical_path.startswith("/v1/") and any(name == _VERSION_HEADER for name, _ in headers)
+        if not canonical_path.startswith("/v1/"):
+            return False
+        for name, _ in headers:  # every OpenAI request asks this: a loop, not a generator
+            if name == _VERSION_HEADER:
+                return True
+        return False
 
     def client_key(self, headers: Headers, query: bytes) -> str | None:
         bearer: str | None = None

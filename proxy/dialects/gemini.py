@@ -87,7 +87,10 @@ class Gemini(Dialect):
             return False
         if method == "POST" and canonical_path.startswith("/v1/models/") and ":" in canonical_path[11:]:
             return True
-        return any(name in _SDK_HEADERS for name, _ in headers)
+        for name, _ in headers:  # every OpenAI request asks this: a loop, not a generator
+            if name in _SDK_HEADERS:
+                return True
+        return False
 
     def client_key(self, headers: Headers, query: bytes) -> str | None:
         bearer: str | None = None

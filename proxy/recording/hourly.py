@@ -38,10 +38,15 @@ def hourly_increments(
     request = 1 if count_requests else 0
     hours: dict[tuple[str, str, str], list[int]] = {}
     minutes: dict[tuple[str, str], list[int]] = {}
+    labels: dict[datetime, tuple[str, str]] = {}  # a batch's rows share few minutes: each formatted once
     for r in records:
         tokens = r.input_tokens + r.output_tokens
         cost = r.cost_pico or 0
-        hour = hour_label(r.started_at)
+        minute_start = r.started_at.astimezone(UTC).replace(second=0, microsecond=0)
+        found = labels.get(minute_start)
+        if found is None:
+            found = labels[minute_start] = (hour_label(minute_start), minute_label(minute_start))
+        hour, minute = found
         for scope in SCOPES:
             entity = getattr(r, _ATTRIBUTES[scope])
             if entity:
@@ -50,7 +55,7 @@ def hourly_increments(
                 sums[1] += tokens
                 sums[2] += cost
         if r.thread_id:
-            counts = minutes.setdefault((minute_label(r.started_at), r.thread_id), [0, 0, 0])
+            counts = minutes.setdefault((minute, r.thread_id), [0, 0, 0])
             counts[0] += request
             counts[1] += tokens
             counts[2] += cost
