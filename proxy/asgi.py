@@ -17,6 +17,7 @@ from typing import Any
 from proxy.core import MeteredCall, Metering
 from proxy.errors import PayloadTooLarge, TollgateError
 from proxy.forward import Upstream, UpstreamResponse
+from proxy.headers import is_event_stream
 
 logger = logging.getLogger("tollgate.asgi")
 
