@@ -17,7 +17,6 @@ from typing import Any
 from proxy.core import MeteredCall, Metering
 from proxy.errors import PayloadTooLarge, TollgateError
 from proxy.forward import Upstream, UpstreamResponse
-from proxy.headers import is_event_stream
 
 logger = logging.getLogger("tollgate.asgi")
 

@@ -59,7 +59,7 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.estimate import estimate
-from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header
+from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_stream
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
