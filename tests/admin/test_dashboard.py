@@ -394,6 +394,25 @@ def test_team_drill_down_shows_its_users(tollgate_url: str, tmp_path: Path) -> N
 
 
 @needs_chromium
+def test_thread_drill_down_shows_its_users_agents_and_models(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&thread=t-1", tmp_path)
+    assert re.search(r'id="user-detail" data-state="ready" data-kind="thread"', dom)
+    tables = _tables(dom)
+    assert [row[0] for row in tables["detail-a"][1:]] == ["alice"]
+    assert [row[0] for row in tables["detail-b"][1:]] == ["planner"]
+    assert sorted(row[0] for row in tables["detail-c"][1:]) == ["metered-large", "metered-small"]
+
+
+@needs_chromium
+def test_agent_drill_down_shows_its_users_and_threads(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&agent=coder", tmp_path)
+    assert '<span id="detail-kind">Agent</span>' in dom
+    tables = _tables(dom)
+    assert sorted(row[0] for row in tables["detail-a"][1:]) == ["<b>eve</b>", "alice", "bob"]
+    assert sorted(row[0] for row in tables["detail-b"][1:]) == ["t-2", "t-3", "t-4"]
+
+
+@needs_chromium
 def test_wrong_key_asks_again_and_leaves_no_loading_behind(tollgate_url: str, tmp_path: Path) -> None:
     dom = _dump_dom(f"{tollgate_url}/dashboard#key=wrong", tmp_path)
     assert 'data-state="key"' in dom

@@ -111,7 +111,8 @@ function adminKey() {
   return sessionStorage.getItem(KEY_STORAGE);
 }
 
-// Reads #key=...&user=...&team=...&period=...; the key moves to sessionStorage and out of the address bar.
+// Reads #key=...&user=...&period=... (or team, agent, thread); the key moves to sessionStorage and out of
+// the address bar.
 function readFragment() {
   const params = new URLSearchParams(location.hash.slice(1));
   const key = params.get("key");
@@ -349,7 +350,7 @@ function currentView() {
 
 function usageTable(group, rows, emptyText) {
   const shown = rows.slice(0, TOP);
-  const name = group === "user" || group === "team" ? (r) => linkTo(group, r.group) : (r) => nameOf(r.group);
+  const name = DRILL_DOWNS[group] ? (r) => linkTo(group, r.group) : (r) => nameOf(r.group);
   return table([{ title: group, cell: name }, ...usageColumns(shown)], shown, emptyText);
 }
 
@@ -404,7 +405,7 @@ function invoiceTable(invoices, emptyText) {
 
 function alertsTable(alerts, period) {
   const places = columnPlaces(alerts.map((a) => a.cost_usd));
-  const who = (a) => (a.scope === "user" || a.scope === "team" ? linkTo(a.scope, a.id) : nameOf(a.id));
+  const who = (a) => (DRILL_DOWNS[a.scope] ? linkTo(a.scope, a.id) : nameOf(a.id));
   return table(
     [
       { title: "when (UTC)", width: "11em", cell: (a) => a.time.slice(0, 16).replace("T", " ") },
@@ -420,59 +421,65 @@ function alertsTable(alerts, period) {
   );
 }
 
-// ---- drill-downs: a user's threads, agents and models; a team's users ------------------------
+// ---- drill-downs: a user's, team's, agent's or thread's usage broken down by the others ----------
+
+// What each drill-down breaks its usage down by (the alert emails link to these views too).
+const DRILL_DOWNS = {
+  user: ["thread", "agent", "model"],
+  team: ["user", "model"],
+  agent: ["user", "thread", "model"],
+  thread: ["user", "agent", "model"],
+};
+const PLURALS = { user: "Users", thread: "Threads", agent: "Agents", model: "Models" };
+const PANES = ["detail-a", "detail-b", "detail-c"];
+
+async function userFacts(user) {
+  // Any id a client sent, "/" and "?" included: encoded as one path segment.
+  const summary = await api(`admin/users/${encodeURIComponent(user)}/summary`);
+  const month = summary.this_month;
+  const facts = [
+    ["cost this month", month ? costTextPlain(month) : "$0.00"],
+    ["average daily cost this month", usd(summary.average_daily_cost_usd_this_month)],
+    ["cost all time", summary.all_time ? costTextPlain(summary.all_time) : "$0.00"],
+  ];
+  if (summary.forecast) facts.push(["projected month end", usd(summary.forecast.projected_month_end_usd)]);
+  return facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]);
+}
 
 async function showDetail(params, period) {
   const section = document.getElementById("user-detail");
-  const user = params.get("user");
-  const team = params.get("team");
-  if (!user && !team) {
+  const kind = Object.keys(DRILL_DOWNS).find((name) => params.get(name));
+  if (!kind) {
     section.hidden = true;
     return;
   }
+  const id = params.get(kind);
   section.hidden = false;
   section.dataset.state = "loading";
-  document.getElementById("detail-kind").textContent = user ? "User" : "Team";
-  document.getElementById("user-name").textContent = user || team;
+  section.dataset.kind = kind;
+  document.getElementById("detail-kind").textContent = kind[0].toUpperCase() + kind.slice(1);
+  document.getElementById("user-name").textContent = id;
   const w = windowParams(period);
   try {
-    if (user) {
-      // Any id a client sent, "/" and "?" included: encoded as one path segment, and as query values.
-      const [summary, threads, agents, models] = await Promise.all([
-        api(`admin/users/${encodeURIComponent(user)}/summary`),
-        api("admin/usage", { group_by: "thread", user, ...w }),
-        api("admin/usage", { group_by: "agent", user, ...w }),
-        api("admin/usage", { group_by: "model", user, ...w }),
-      ]);
-      const month = summary.this_month;
-      const facts = [
-        ["cost this month", month ? costTextPlain(month) : "$0.00"],
-        ["average daily cost this month", usd(summary.average_daily_cost_usd_this_month)],
-        ["cost all time", summary.all_time ? costTextPlain(summary.all_time) : "$0.00"],
-      ];
-      if (summary.forecast) facts.push(["projected month end", usd(summary.forecast.projected_month_end_usd)]);
-      show("user-summary", ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-      show("detail-a", el("h3", {}, "Threads"), usageTable("thread", threads.rows, "No threads in this period."));
-      show("detail-b", el("h3", {}, "Agents"), usageTable("agent", agents.rows, "No agents in this period."));
-      show("detail-c", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
-    } else {
-      const [users, models] = await Promise.all([
-        api("admin/usage", { group_by: "user", team, ...w }),
-        api("admin/usage", { group_by: "model", team, ...w }),
-      ]);
-      show("user-summary");
-      show("detail-a", el("h3", {}, "Users"), usageTable("user", users.rows, "No users in this period."));
-      show("detail-b", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
-      show("detail-c");
-    }
+    const groups = DRILL_DOWNS[kind];
+    // The id goes as a query value, whatever it holds.
+    const [facts, ...breakdowns] = await Promise.all([
+      kind === "user" ? userFacts(id) : Promise.resolve([]),
+      ...groups.map((group) => api("admin/usage", { group_by: group, [kind]: id, ...w })),
+    ]);
+    show("user-summary", ...facts);
+    PANES.forEach((pane, i) => {
+      const group = groups[i];
+      if (!group) return show(pane);
+      const none = group === "model" ? "No usage in this period." : `No ${PLURALS[group].toLowerCase()} in this period.`;
+      show(pane, el("h3", {}, PLURALS[group]), usageTable(group, breakdowns[i].rows, none));
+    });
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) throw error; // the whole page asks for the key
     // One drill-down's failure is shown in its own section, with the API's message; the board stays.
     section.dataset.state = "error";
     show("user-summary", el("p", { class: "error" }, error.message));
-    show("detail-a");
-    show("detail-b");
-    show("detail-c");
+    PANES.forEach((pane) => show(pane));
     return;
   }
   section.dataset.state = "ready";
@@ -607,7 +614,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("user-close").addEventListener("click", (event) => {
     event.preventDefault();
-    setFragment({ user: null, team: null });
+    setFragment({ user: null, team: null, agent: null, thread: null });
   });
   for (const button of document.querySelectorAll("nav#periods button")) {
     button.addEventListener("click", () => {
