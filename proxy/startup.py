@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from proxy.config import Config
 from proxy.dialects import DIALECTS
 
+_EXPORT_ORDER = ("openai", "anthropic", "gemini", "azure")
+
 
 def listen_url(host: str, port: int) -> str:
     """The URL an app on this machine reaches Tollgate at (a wildcard address becomes 127.0.0.1)."""
@@ -24,9 +26,11 @@ def listen_url(host: str, port: int) -> str:
 def start_block(config: Config, url: str, *, admin_on: bool, database: str, version: str, workers: int = 1) -> str:
     """The lines ``serve`` prints once it listens."""
     lines = [f"tollgate {version} listening on {url}" + (f" ({workers} workers)" if workers > 1 else "")]
+    # OpenAI's line first, as most apps need it; then the others, in the order the README's clients come.
+    shown = sorted(DIALECTS, key=lambda dialect: _EXPORT_ORDER.index(dialect.kind))
     exports = [
         f"    export {dialect.sdk_base_url[0]}={url}{dialect.sdk_base_url[1]}"
-        for dialect in DIALECTS
+        for dialect in shown
         if dialect.sdk_base_url is not None
     ]
     if exports:

@@ -141,6 +141,16 @@ def _schemas() -> dict[str, Schema]:
             },
             "One user's usage.",
         ),
+        "Forecast": _object(
+            {
+                "now": _text("When the projection was made.", format="date-time"),
+                "users": _list_of(_ref("Projection"), "One per user with usage this month (or the one asked for)."),
+                "teams": _list_of(_ref("Projection"), "One per team with usage this month (or the one asked for)."),
+                "total": _or_null(_ref("Projection"), "Everything; null when a user or team is asked for."),
+                "limits": _list_of(_ref("LimitForecast"), "Each limit that applies, with the date it will be reached."),
+            },
+            "Month-end projections and limit dates, as `tollgate usage --forecast --json` gives them.",
+        ),
         "Projection": _object(
             {
                 "group": _text("The user, team, or 'total'."),
@@ -459,6 +469,18 @@ def _paths() -> dict[str, Schema]:
                     _query("kind", "Only alerts of this kind.", _choice(ALERT_KINDS, "A kind.")),
                 ),
                 bad_request="An unknown kind, or since that is not an ISO date or time.",
+            )
+        },
+        "/admin/forecast": {
+            "get": _operation(
+                "getForecast",
+                "Month-end projections per user, team and in total, and the date each limit will be reached",
+                "alerts",
+                "Forecast",
+                parameters=(
+                    _query("user", "Only this user's projection, and the limits that apply to them."),
+                    _query("team", "Only this team's projection, and the limits that apply to it."),
+                ),
             )
         },
         "/admin/openapi.json": {

@@ -11,7 +11,7 @@ import orjson
 from proxy.cli.table import print_table
 from proxy.clock import Clock, system_clock
 from proxy.config import Config
-from proxy.insight.forecast import Projection, Rates, forecast_limits
+from proxy.insight.forecast import Projection, Rates, forecast_limits, forecast_report
 from proxy.insight.money import dollars
 from proxy.limits.ledger import Ledger
 from proxy.limits.rules import LimitBook, compile_rules
@@ -25,23 +25,17 @@ def print_forecast(
     config: Config, store: Store, user: str | None, team: str | None, as_json: bool, clock: Clock = system_clock
 ) -> int:
     now = clock()
+    book = LimitBook(compile_rules(config.limits))
+    states = limit_states(book, Ledger(store, holder="cli"), now, user, team)
+    if as_json:
+        body = forecast_report(store, states, now, user, team)
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
     rates = Rates(store, now)
     users = rates.projections("user", user) if team is None else []
     teams = rates.projections("team", team) if user is None else []
     total = rates.projections(None) if user is None and team is None else []
-    book = LimitBook(compile_rules(config.limits))
-    states = limit_states(book, Ledger(store, holder="cli"), now, user, team)
     limits = forecast_limits(states, rates)
-    if as_json:
-        body = {
-            "now": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "users": [p.as_json() for p in users],
-            "teams": [p.as_json() for p in teams],
-            "total": total[0].as_json() if total else None,
-            "limits": [f.as_json() for f in limits],
-        }
-        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
-        return 0
     sys.stdout.write(f"Month-end projection at {_minute(now)}: month so far + 7-day daily rate x days left\n\n")
     table: list[tuple[str, ...]] = [("scope", "id", "month_so_far", "daily_rate", "days_left", "projected")]
     table += [_line("user", p) for p in users] + [_line("team", p) for p in teams] + [_line("total", p) for p in total]

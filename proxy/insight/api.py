@@ -1,10 +1,15 @@
-"""``GET /admin/alerts``: the alerts sent (anomalies and threshold alerts), as ``tollgate alerts`` lists them."""
+"""The insight routes of the admin API.
+
+``GET /admin/alerts``: the alerts sent (anomalies and threshold alerts), as ``tollgate alerts`` lists them.
+``GET /admin/forecast``: the month-end projections and limit dates, as ``tollgate usage --forecast --json``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,10 +18,13 @@ from starlette.routing import Route
 from proxy.admin.params import accepting
 from proxy.errors import BadRequest
 from proxy.insight.anomalies import KINDS
+from proxy.insight.forecast import forecast_report
 from proxy.insight.history import recorded_alerts
+from proxy.limits.state import Subject, limit_states
 
 ALERT_KINDS = (*KINDS, "threshold")
 ALERT_PARAMS = ("since", "kind")
+FORECAST_PARAMS = ("user", "team")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -40,6 +48,25 @@ async def _alerts(request: Request) -> Response:
     return JSONResponse({"alerts": items})
 
 
+async def _forecast(request: Request) -> Response:
+    """``GET /admin/forecast``: month-end projections and limit dates, as ``tollgate usage --forecast --json``."""
+    user, team = request.query_params.get("user"), request.query_params.get("team")
+    now = request.state.clock()
+    book, ledger = request.state.limits(), request.state.ledger
+    team_of = request.state.metering.attribution.team_of
+    refused = dict(request.state.budget.last_refused)  # so a limit's state reads as GET /admin/limits has it
+
+    def report() -> dict[str, Any]:
+        subject = Subject(user=user, team=team)
+        states = limit_states(book, ledger, now, subject=subject, team_of=team_of, refused=refused)
+        return forecast_report(request.state.store, states, now, user, team)
+
+    return JSONResponse(await asyncio.to_thread(report))
+
+
 def insight_routes(guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     """The routes, each behind ``guard`` (the admin key check)."""
-    return [Route("/admin/alerts", guard(accepting(ALERT_PARAMS, _alerts)), methods=["GET"])]
+    return [
+        Route("/admin/alerts", guard(accepting(ALERT_PARAMS, _alerts)), methods=["GET"]),
+        Route("/admin/forecast", guard(accepting(FORECAST_PARAMS, _forecast)), methods=["GET"]),
+    ]

@@ -28,6 +28,8 @@ logger = logging.getLogger("tollgate.alerts.email")
 
 Teams = Callable[[], Mapping[str, TeamConfig]]
 
+_DRILL_DOWNS = frozenset({"user", "team", "agent", "thread"})  # the scopes the dashboard drills down to
+
 
 def recipients_for(notice: Notice, to: Sequence[str], teams: Mapping[str, TeamConfig]) -> list[str]:
     """Who gets ``notice``: every address of ``to``, and the ``alert_emails`` of the team it concerns.
@@ -45,8 +47,16 @@ def recipients_for(notice: Notice, to: Sequence[str], teams: Mapping[str, TeamCo
 
 
 def dashboard_link(base_url: str, notice: Notice) -> str:
-    """The dashboard view of the notice's subject, e.g. ``https://t.example/dashboard?scope=user&id=alice``."""
-    return f"{base_url.rstrip('/')}?{urlencode({'scope': notice.scope, 'id': notice.scope_id})}"
+    """The dashboard view of the notice's subject, e.g. ``https://t.example/dashboard#user=alice``.
+
+    The page reads its view from the fragment (which browsers never send, so the link holds nothing
+    secret either way): a user's, team's, agent's or thread's drill-down. Other scopes (a key, the
+    global limit) open the board itself.
+    """
+    base = base_url.rstrip("/")
+    if notice.scope not in _DRILL_DOWNS or not notice.scope_id:
+        return base
+    return f"{base}#{urlencode({notice.scope: notice.scope_id})}"
 
 
 def compose_email(notice: Notice, settings: EmailConfig, recipients: Sequence[str]) -> EmailMessage:

@@ -209,3 +209,21 @@ def forecast_warnings(
         return found
 
     return check
+
+
+def forecast_report(
+    store: Store, states: Sequence[LimitState], now: datetime, user: str | None = None, team: str | None = None
+) -> dict[str, Any]:
+    """What ``tollgate usage --forecast --json`` and ``GET /admin/forecast`` give: the projections per user,
+    per team and in total (only the user's or the team's when one is named), and each limit's date."""
+    rates = Rates(store, now)
+    users = rates.projections("user", user) if team is None else []
+    teams = rates.projections("team", team) if user is None else []
+    total = rates.projections(None) if user is None and team is None else []
+    return {
+        "now": _iso(now),
+        "users": [p.as_json() for p in users],
+        "teams": [p.as_json() for p in teams],
+        "total": total[0].as_json() if total else None,
+        "limits": [f.as_json() for f in forecast_limits(states, rates)],
+    }

@@ -202,6 +202,9 @@ CASES: list[tuple[str, str, str, Any, int]] = [
     ("/admin/alerts", "get", "/admin/alerts?since=2020-01-01&kind=spike", None, 200),
     ("/admin/alerts", "get", "/admin/alerts?kind=loud", None, 400),
     ("/admin/alerts", "get", "/admin/alerts?since=yesterday", None, 400),
+    ("/admin/forecast", "get", "/admin/forecast", None, 200),
+    ("/admin/forecast", "get", "/admin/forecast?user=alice", None, 200),
+    ("/admin/forecast", "get", "/admin/forecast?team=a%00b", None, 400),
     ("/admin/openapi.json", "get", "/admin/openapi.json", None, 200),
     ("/admin/openapi.json", "get", "/admin/openapi.json?format=yaml", None, 400),
 ]

@@ -24,6 +24,8 @@ import orjson
 import pytest
 
 from proxy.app import create_app
+from proxy.insight.anomalies import Anomaly
+from proxy.insight.history import claim_anomaly
 from proxy.money import format_usd_column
 from proxy.recording.store import Store
 from tests.conftest import chat_completion, json_answer, make_config
@@ -139,12 +141,46 @@ OLD = datetime.now(UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=
 """In last month: a row the period picker must find there and nowhere else."""
 
 
+NOW = datetime.now(UTC)
+RUNAWAY = Anomaly(
+    kind="runaway",
+    scope="thread",
+    scope_id="t-loop",
+    window=NOW.strftime("%Y-%m-%dT%H:%M"),
+    since=NOW,
+    time=NOW,
+    cost_usd=Decimal("0.0123"),
+    baseline_usd=None,
+    requests=70,
+    tokens=91_000,
+    detail="70 requests in a minute",
+)
+SPIKE = dataclasses.replace(
+    RUNAWAY, kind="spike", scope="user", scope_id="oldie", window=OLD.strftime("%Y-%m-%dT%H"), since=OLD, time=OLD
+)
+"""Last month's anomaly: the period picker shows it there, and not this month."""
+
+
 def _seed(db_url: str) -> None:
-    """Rows the proxy could not make here: one last month, and one of a model with no price (today)."""
+    """Rows the proxy could not make here: one last month, one of a model with no price (today), one of
+    another provider (today), and two anomalies, a runaway thread today and a spike last month."""
     store = Store(db_url)
     store.create_tables()
+    with store.write_engine.begin() as conn:
+        claim_anomaly(conn, store.dialect, RUNAWAY)
+        claim_anomaly(conn, store.dialect, SPIKE)
     store.insert_records(
         [
+            dataclasses.replace(
+                _BASE,
+                request_id="elsewhere",
+                user_id="carol",
+                provider="backup",
+                model_requested="metered-small",
+                cost_pico=2 * 10**8,
+                started_at=datetime.now(UTC),
+                ended_at=datetime.now(UTC),
+            ),
             dataclasses.replace(
                 _BASE, request_id="old", user_id="oldie", started_at=OLD, ended_at=OLD, cost_pico=7 * 10**9
             ),
@@ -188,8 +224,8 @@ def _make_calls(provider: FakeProvider, url: str) -> None:
         # bob asks for more than his day's limit can hold: refused, so his limit reads refusing.
         big = orjson.dumps({"model": "metered-large", "max_tokens": 5000, "messages": []})
         assert client.post("/v1/chat/completions", content=big, headers={"x-user-id": "bob"}).status_code == 429
-        for _ in range(500):  # the recorder writes in the background
-            if sum(r["requests"] for r in _admin(url, "/admin/usage?group_by=user")["rows"]) == len(CALLS) + 3:
+        for _ in range(3000):  # the recorder writes in the background (slowly on a busy machine)
+            if sum(r["requests"] for r in _admin(url, "/admin/usage?group_by=user")["rows"]) == len(CALLS) + 4:
                 return
             time.sleep(0.01)
         raise AssertionError("the recorder never wrote the calls")
@@ -298,6 +334,28 @@ def test_spend_is_drawn_per_day_stacked_by_model_with_axes_and_hover_values(boar
 
 
 @needs_chromium
+def test_spend_can_be_stacked_by_provider(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&stack=provider", tmp_path)
+    assert re.search(r'id="chart-spend" class="chart" data-stack="provider"', dom)
+    assert re.search(r'data-stack="provider" aria-pressed="true"', dom)
+    today = datetime.now(UTC).date().isoformat()
+    spend = re.search(r'data-kind="spend"(.*?)</svg>', dom, re.S)
+    assert spend is not None
+    segments = re.findall(r'data-day="([^"]+)" data-series="([^"]+)"><title>([^<]*)</title>', spend.group(1))
+    assert {series for day, series, _ in segments if day == today} == {"fake", "backup"}
+    assert f"{today} · backup: $0.00020" in [title for *_, title in segments]
+
+
+@needs_chromium
+def test_the_periods_anomalies_are_listed_with_who_and_how_much(board: str) -> None:
+    [header, *rows] = _tables(board)["anomalies"]
+    assert header == ["when (UTC)", "kind", "scope", "who", "cost", "detail"]
+    [cost] = format_usd_column([RUNAWAY.cost_usd])
+    assert [row[1:] for row in rows] == [["runaway", "thread", "t-loop", cost, "70 requests in a minute"]]
+    assert rows[0][0] == NOW.strftime("%Y-%m-%d %H:%M")
+
+
+@needs_chromium
 def test_a_period_change_changes_every_number(tollgate_url: str, board: str, tmp_path: Path) -> None:
     last = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&period=last-month", tmp_path)
     assert re.search(r'<body data-state="ready" data-period="last-month"', last)
@@ -307,6 +365,7 @@ def test_a_period_change_changes_every_number(tollgate_url: str, board: str, tmp
     assert before.group(1) == "0.007" != month.group(1)
     assert [row[0] for row in _tables(last)["top-user"][1:]] == ["oldie"]
     assert "alice" not in str(_tables(last)["top-user"])
+    assert [row[1:4] for row in _tables(last)["anomalies"][1:]] == [["spike", "user", "oldie"]]
 
 
 @needs_chromium
@@ -335,6 +394,25 @@ def test_team_drill_down_shows_its_users(tollgate_url: str, tmp_path: Path) -> N
 
 
 @needs_chromium
+def test_thread_drill_down_shows_its_users_agents_and_models(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&thread=t-1", tmp_path)
+    assert re.search(r'id="user-detail" data-state="ready" data-kind="thread"', dom)
+    tables = _tables(dom)
+    assert [row[0] for row in tables["detail-a"][1:]] == ["alice"]
+    assert [row[0] for row in tables["detail-b"][1:]] == ["planner"]
+    assert sorted(row[0] for row in tables["detail-c"][1:]) == ["metered-large", "metered-small"]
+
+
+@needs_chromium
+def test_agent_drill_down_shows_its_users_and_threads(tollgate_url: str, tmp_path: Path) -> None:
+    dom = _dump_dom(f"{tollgate_url}/dashboard#key={KEY}&agent=coder", tmp_path)
+    assert '<span id="detail-kind">Agent</span>' in dom
+    tables = _tables(dom)
+    assert sorted(row[0] for row in tables["detail-a"][1:]) == ["<b>eve</b>", "alice", "bob"]
+    assert sorted(row[0] for row in tables["detail-b"][1:]) == ["t-2", "t-3", "t-4"]
+
+
+@needs_chromium
 def test_wrong_key_asks_again_and_leaves_no_loading_behind(tollgate_url: str, tmp_path: Path) -> None:
     dom = _dump_dom(f"{tollgate_url}/dashboard#key=wrong", tmp_path)
     assert 'data-state="key"' in dom
@@ -351,6 +429,9 @@ def test_the_board_fits_the_width_with_no_sideways_scroll(
     url = f"{tollgate_url}/dashboard#key={KEY}&user=alice"
     dom = _chromium(url, folder / "profile", "--dump-dom", f"--window-size={width},2400")
     assert re.search(r'<body data-state="ready"[^>]*data-overflow="false"', dom)
+    # Charts are drawn at the width they are shown at: their text stays at its 12 px on a phone too.
+    text_px = re.search(r'data-chart-text="([0-9.]+)"', dom)
+    assert text_px is not None and float(text_px.group(1)) >= 11.5
     picture = folder / f"dashboard-{width}.png"
     _chromium(url, folder / "profile2", f"--screenshot={picture}", f"--window-size={width},2400")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

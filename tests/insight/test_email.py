@@ -71,7 +71,7 @@ async def test_an_alert_arrives_as_an_email_a_person_can_act_on() -> None:
     assert "How much:   $8.00 spent of $10.00 in the day 2026-11-25" in body
     assert "Since when: window started 2026-11-25 00:00 UTC; alert raised 2026-11-25 14:03 UTC" in body
     assert "requests that would pass the limit are refused with a 429" in body
-    assert "Dashboard:  https://tollgate.example.com/dashboard?scope=user&id=alice" in body
+    assert "Dashboard:  https://tollgate.example.com/dashboard#user=alice" in body
     assert "spent_usd: 8.0000000001" in body  # the exact figure, beside the rounded one
 
 

@@ -60,7 +60,7 @@ def test_a_runaway_loop_sends_one_email_and_is_listed(
     assert message["Subject"] == "Tollgate: a runaway thread loop-1"
     body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert re.search(r"\b[6-8] requests and [0-9]+ tokens in the minute 2026-11-25T14:03 UTC", body)
-    assert "Dashboard:  http://tollgate.test/dashboard?scope=thread&id=loop-1" in body
+    assert "Dashboard:  http://tollgate.test/dashboard#thread=loop-1" in body
     config = tmp_path / "cli.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n')
     assert main(["alerts", "--config", str(config)]) == 0

@@ -21,6 +21,8 @@ def test_the_block_names_the_base_url_to_export_the_dashboard_and_the_database()
     )
     assert block.count("export OPENAI_BASE_URL=http://127.0.0.1:8787/v1") == 1
     assert "export ANTHROPIC_BASE_URL=http://127.0.0.1:8787\n" in block
+    exported = [line.split()[1].split("=")[0] for line in block.splitlines() if line.strip().startswith("export ")]
+    assert exported == ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "GOOGLE_GEMINI_BASE_URL"]  # OpenAI's, most used, first
     assert "dashboard: http://127.0.0.1:8787/dashboard" in block
     assert "database: db" in block and "providers: 1 (openai)" in block
 

@@ -8,7 +8,8 @@
 
 const KEY_STORAGE = "tollgate-admin-key";
 const TOP = 10;
-const STACKED_MODELS = 5;
+const STACKED = 5; // models or providers drawn on their own in the spend chart; the rest are "other"
+const STACKS = ["model", "provider"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 const COLOURS = ["#3767d6", "#e0833a", "#2e8b57", "#9b59b6", "#c0392b", "#8a94a6"];
 const integers = new Intl.NumberFormat("en-US");
@@ -48,11 +49,17 @@ function empty(text) {
   return el("p", { class: "empty" }, text);
 }
 
-// columns: [{ title, cell: row => string | Node, num?: boolean, opt?: boolean (hidden on a phone) }]
+// columns: [{ title, cell: row => string | Node, num?: boolean, opt?: boolean (hidden on a phone),
+//             money?: boolean (wraps rather than being cut short), width?: CSS width of the column }]
 function table(columns, rows, emptyText) {
   if (rows.length === 0) return empty(emptyText);
-  const cls = (c) => [c.num ? "num" : "name", c.opt ? "opt" : ""].join(" ").trim();
-  const head = el("tr", {}, ...columns.map((c) => el("th", { class: cls(c) }, c.title)));
+  const cls = (c) => [c.num ? "num" : "name", c.opt ? "opt" : "", c.money ? "money" : ""].join(" ").trim();
+  const heading = (c) => {
+    const th = el("th", { class: cls(c) }, c.title);
+    if (c.width) th.style.width = c.width; // through the CSSOM, which the page's CSP allows
+    return th;
+  };
+  const head = el("tr", {}, ...columns.map(heading));
   const body = rows.map((row) => el("tr", {}, ...columns.map((c) => el("td", { class: cls(c) }, c.cell(row)))));
   return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
 }
@@ -104,7 +111,8 @@ function adminKey() {
   return sessionStorage.getItem(KEY_STORAGE);
 }
 
-// Reads #key=...&user=...&team=...&period=...; the key moves to sessionStorage and out of the address bar.
+// Reads #key=...&user=...&period=... (or team, agent, thread); the key moves to sessionStorage and out of
+// the address bar.
 function readFragment() {
   const params = new URLSearchParams(location.hash.slice(1));
   const key = params.get("key");
@@ -184,22 +192,29 @@ function daysOf(period) {
 
 // ---- charts: hand-written SVG with axes, labels and hover values -----------------------------
 
+// The chart is drawn at the width it is shown at (one SVG unit is one CSS pixel), so its text keeps
+// its CSS size on a phone as on a wide screen, instead of shrinking with a scaled-down drawing.
+function chartWidth(id) {
+  return Math.max(280, Math.round(document.getElementById(id).clientWidth || 960));
+}
+
 // series: [{ name, colour, values: Map(day -> number), texts: Map(day -> string) }], stacked.
-function stackedChart(kind, days, series, axisText) {
-  const [width, height, left, bottom, top] = [960, 220, 64, 24, 10];
+function stackedChart(kind, days, series, axisText, width) {
+  const [height, bottom, top, ticks] = [220, 24, 10, 4];
   const totals = days.map((day) => series.reduce((sum, s) => sum + (s.values.get(day) || 0), 0));
   const peak = Math.max(...totals, 0);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "data-kind": kind });
+  const axis = Array.from({ length: ticks + 1 }, (_, i) => axisText((peak * i) / ticks, peak));
+  const left = Math.max(36, 10 + 7 * Math.max(...axis.map((t) => t.length))); // about 7 px per character at 12 px
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "data-kind": kind });
   chart.append(svg("title", {}, `${kind} per day`));
   const plot = height - top - bottom;
-  const ticks = 4;
-  for (let i = 0; i <= ticks; i++) {
+  axis.forEach((text, i) => {
     const y = top + plot - (plot * i) / ticks;
     chart.append(svg("line", { x1: left, x2: width, y1: y, y2: y }));
-    chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, axisText((peak * i) / ticks, peak)));
-  }
+    chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, text));
+  });
   const slot = (width - left) / Math.max(days.length, 1);
-  const labelEvery = Math.ceil(days.length / 10);
+  const labelEvery = Math.ceil(days.length / Math.max(2, Math.floor((width - left) / 52))); // labels 52 px apart
   days.forEach((day, i) => {
     let base = top + plot;
     for (const s of series) {
@@ -253,35 +268,56 @@ function seriesOf(name, colour, rows, value, text) {
   };
 }
 
-async function drawCharts(period, perDay, models) {
-  const days = daysOf(period);
-  const top = models.slice(0, STACKED_MODELS).filter((m) => m.group !== null);
-  const byModel = await Promise.all(
-    top.map((m) => api("admin/usage", { group_by: "day", model: m.group, ...windowParams(period) })),
+// The spend chart is stacked by model or by provider (``stack``): the top few each get a colour.
+async function drawCharts(period, perDay, groups, stack) {
+  const top = groups.slice(0, STACKED).filter((g) => g.group !== null);
+  const perGroup = await Promise.all(
+    top.map((g) => api("admin/usage", { group_by: "day", [stack]: g.group, ...windowParams(period) })),
   );
-  const series = top.map((m, i) =>
-    seriesOf(m.group, COLOURS[i], byModel[i].rows, (r) => Number(r.cost_usd), (r) => costTextPlain(r)),
+  lastCharts = { days: daysOf(period), perDay, top, perGroup, others: groups.length > top.length, stack };
+  renderCharts(lastCharts);
+}
+
+let lastCharts = null; // what the charts show, to draw them again at a new width
+
+function renderCharts({ days, perDay, top, perGroup, others, stack }) {
+  const series = top.map((g, i) =>
+    seriesOf(g.group, COLOURS[i], perGroup[i].rows, (r) => Number(r.cost_usd), (r) => costTextPlain(r)),
   );
-  // Whatever the top models leave: the day's total minus theirs, exactly, as a decimal string.
+  // Whatever the top groups leave: the day's total minus theirs, exactly, as a decimal string.
   const rest = perDay.rows.map((day) => {
     let left = day.cost_usd;
-    for (const s of byModel) {
+    for (const s of perGroup) {
       const found = s.rows.find((r) => r.group === day.group);
       if (found) left = addDecimals(left, "-" + found.cost_usd.replace("-", ""));
     }
     return { group: day.group, cost_usd: left, unpriced_requests: 0 };
   });
-  if (models.length > top.length) {
-    series.push(seriesOf("other models", COLOURS[5], rest, (r) => Math.max(Number(r.cost_usd), 0), (r) => usd(r.cost_usd)));
+  if (others) {
+    const name = `other ${stack}s`;
+    series.push(seriesOf(name, COLOURS[5], rest, (r) => Math.max(Number(r.cost_usd), 0), (r) => usd(r.cost_usd)));
   }
-  show("chart-spend", ...stackedChart("spend", days, series, dollarsAxis));
+  document.getElementById("chart-spend").dataset.stack = stack;
+  show("chart-spend", ...stackedChart("spend", days, series, dollarsAxis, chartWidth("chart-spend")));
   const requests = [seriesOf("requests", COLOURS[0], perDay.rows, (r) => r.requests, (r) => integers.format(r.requests))];
-  show("chart-requests", ...stackedChart("requests", days, requests, countAxis));
+  show("chart-requests", ...stackedChart("requests", days, requests, countAxis, chartWidth("chart-requests")));
   const tokens = [
     seriesOf("input tokens", COLOURS[0], perDay.rows, (r) => r.input_tokens, (r) => integers.format(r.input_tokens)),
     seriesOf("output tokens", COLOURS[1], perDay.rows, (r) => r.output_tokens, (r) => integers.format(r.output_tokens)),
   ];
-  show("chart-tokens", ...stackedChart("tokens", days, tokens, countAxis));
+  show("chart-tokens", ...stackedChart("tokens", days, tokens, countAxis, chartWidth("chart-tokens")));
+}
+
+// The smallest chart text as drawn, in CSS pixels: for the tests, and for anyone checking a phone.
+function smallestChartText() {
+  let smallest = Infinity;
+  for (const chart of document.querySelectorAll(".chart svg")) {
+    const scale = chart.getBoundingClientRect().width / chart.viewBox.baseVal.width;
+    for (const text of chart.querySelectorAll("text")) {
+      smallest = Math.min(smallest, scale * parseFloat(getComputedStyle(text).fontSize));
+    }
+  }
+  return smallest === Infinity ? null : Math.round(smallest * 10) / 10;
 }
 
 function costTextPlain(row) {
@@ -297,7 +333,7 @@ function usageColumns(rows) {
     { title: "requests", num: true, cell: (r) => integers.format(r.requests) },
     { title: "in tokens", num: true, opt: true, cell: (r) => integers.format(r.input_tokens) },
     { title: "out tokens", num: true, opt: true, cell: (r) => integers.format(r.output_tokens) },
-    { title: "cost", num: true, cell: (r) => costText(r, places) },
+    { title: "cost", num: true, money: true, cell: (r) => costText(r, places) },
   ];
 }
 
@@ -308,13 +344,13 @@ function linkTo(kind, id) {
 function currentView() {
   const params = new URLSearchParams(location.hash.slice(1));
   const view = {};
-  for (const name of ["period", "since", "until"]) if (params.get(name)) view[name] = params.get(name);
+  for (const name of ["period", "since", "until", "stack"]) if (params.get(name)) view[name] = params.get(name);
   return view;
 }
 
 function usageTable(group, rows, emptyText) {
   const shown = rows.slice(0, TOP);
-  const name = group === "user" || group === "team" ? (r) => linkTo(group, r.group) : (r) => nameOf(r.group);
+  const name = DRILL_DOWNS[group] ? (r) => linkTo(group, r.group) : (r) => nameOf(r.group);
   return table([{ title: group, cell: name }, ...usageColumns(shown)], shown, emptyText);
 }
 
@@ -365,59 +401,85 @@ function invoiceTable(invoices, emptyText) {
   );
 }
 
-// ---- drill-downs: a user's threads, agents and models; a team's users ------------------------
+// ---- anomalies and alerts: what GET /admin/alerts lists, in the period --------------------------
+
+function alertsTable(alerts, period) {
+  const places = columnPlaces(alerts.map((a) => a.cost_usd));
+  const who = (a) => (DRILL_DOWNS[a.scope] ? linkTo(a.scope, a.id) : nameOf(a.id));
+  return table(
+    [
+      { title: "when (UTC)", width: "11em", cell: (a) => a.time.slice(0, 16).replace("T", " ") },
+      { title: "kind", width: "6em", cell: (a) => el("span", { class: `alert-kind ${a.kind}` }, a.kind) },
+      { title: "scope", width: "5em", opt: true, cell: (a) => a.scope },
+      { title: "who", cell: who },
+      { title: "cost", num: true, money: true, width: "7em", cell: (a) => usd(a.cost_usd, places) },
+      { title: "detail", opt: true, width: "40%", cell: (a) => a.detail || "" },
+    ],
+    alerts,
+    `No anomalies or alerts in ${period.label}. Each hour's spend per user, team, agent and thread is checked ` +
+      "against its own history, and each thread's requests per minute ([anomalies] in config.toml).",
+  );
+}
+
+// ---- drill-downs: a user's, team's, agent's or thread's usage broken down by the others ----------
+
+// What each drill-down breaks its usage down by (the alert emails link to these views too).
+const DRILL_DOWNS = {
+  user: ["thread", "agent", "model"],
+  team: ["user", "model"],
+  agent: ["user", "thread", "model"],
+  thread: ["user", "agent", "model"],
+};
+const PLURALS = { user: "Users", thread: "Threads", agent: "Agents", model: "Models" };
+const PANES = ["detail-a", "detail-b", "detail-c"];
+
+async function userFacts(user) {
+  // Any id a client sent, "/" and "?" included: encoded as one path segment.
+  const summary = await api(`admin/users/${encodeURIComponent(user)}/summary`);
+  const month = summary.this_month;
+  const facts = [
+    ["cost this month", month ? costTextPlain(month) : "$0.00"],
+    ["average daily cost this month", usd(summary.average_daily_cost_usd_this_month)],
+    ["cost all time", summary.all_time ? costTextPlain(summary.all_time) : "$0.00"],
+  ];
+  if (summary.forecast) facts.push(["projected month end", usd(summary.forecast.projected_month_end_usd)]);
+  return facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]);
+}
 
 async function showDetail(params, period) {
   const section = document.getElementById("user-detail");
-  const user = params.get("user");
-  const team = params.get("team");
-  if (!user && !team) {
+  const kind = Object.keys(DRILL_DOWNS).find((name) => params.get(name));
+  if (!kind) {
     section.hidden = true;
     return;
   }
+  const id = params.get(kind);
   section.hidden = false;
   section.dataset.state = "loading";
-  document.getElementById("detail-kind").textContent = user ? "User" : "Team";
-  document.getElementById("user-name").textContent = user || team;
+  section.dataset.kind = kind;
+  document.getElementById("detail-kind").textContent = kind[0].toUpperCase() + kind.slice(1);
+  document.getElementById("user-name").textContent = id;
   const w = windowParams(period);
   try {
-    if (user) {
-      // Any id a client sent, "/" and "?" included: encoded as one path segment, and as query values.
-      const [summary, threads, agents, models] = await Promise.all([
-        api(`admin/users/${encodeURIComponent(user)}/summary`),
-        api("admin/usage", { group_by: "thread", user, ...w }),
-        api("admin/usage", { group_by: "agent", user, ...w }),
-        api("admin/usage", { group_by: "model", user, ...w }),
-      ]);
-      const month = summary.this_month;
-      const facts = [
-        ["cost this month", month ? costTextPlain(month) : "$0.00"],
-        ["average daily cost this month", usd(summary.average_daily_cost_usd_this_month)],
-        ["cost all time", summary.all_time ? costTextPlain(summary.all_time) : "$0.00"],
-      ];
-      if (summary.forecast) facts.push(["projected month end", usd(summary.forecast.projected_month_end_usd)]);
-      show("user-summary", ...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-      show("detail-a", el("h3", {}, "Threads"), usageTable("thread", threads.rows, "No threads in this period."));
-      show("detail-b", el("h3", {}, "Agents"), usageTable("agent", agents.rows, "No agents in this period."));
-      show("detail-c", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
-    } else {
-      const [users, models] = await Promise.all([
-        api("admin/usage", { group_by: "user", team, ...w }),
-        api("admin/usage", { group_by: "model", team, ...w }),
-      ]);
-      show("user-summary");
-      show("detail-a", el("h3", {}, "Users"), usageTable("user", users.rows, "No users in this period."));
-      show("detail-b", el("h3", {}, "Models"), usageTable("model", models.rows, "No usage in this period."));
-      show("detail-c");
-    }
+    const groups = DRILL_DOWNS[kind];
+    // The id goes as a query value, whatever it holds.
+    const [facts, ...breakdowns] = await Promise.all([
+      kind === "user" ? userFacts(id) : Promise.resolve([]),
+      ...groups.map((group) => api("admin/usage", { group_by: group, [kind]: id, ...w })),
+    ]);
+    show("user-summary", ...facts);
+    PANES.forEach((pane, i) => {
+      const group = groups[i];
+      if (!group) return show(pane);
+      const none = group === "model" ? "No usage in this period." : `No ${PLURALS[group].toLowerCase()} in this period.`;
+      show(pane, el("h3", {}, PLURALS[group]), usageTable(group, breakdowns[i].rows, none));
+    });
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) throw error; // the whole page asks for the key
     // One drill-down's failure is shown in its own section, with the API's message; the board stays.
     section.dataset.state = "error";
     show("user-summary", el("p", { class: "error" }, error.message));
-    show("detail-a");
-    show("detail-b");
-    show("detail-c");
+    PANES.forEach((pane) => show(pane));
     return;
   }
   section.dataset.state = "ready";
@@ -425,15 +487,16 @@ async function showDetail(params, period) {
 
 // ---- the whole board -------------------------------------------------------------------------
 
-async function loadBoard(period) {
+async function loadBoard(period, stack) {
   const w = windowParams(period);
-  const [perDay, total, limits, preview, invoices, users, teams, models, agents] = await Promise.all([
+  const [perDay, total, limits, preview, invoices, alerts, users, teams, models, agents, providers] = await Promise.all([
     api("admin/usage", { group_by: "day", ...w }),
     api("admin/usage", w),
     api("admin/limits"),
     api("admin/invoices/preview"),
     api("admin/invoices"),
-    ...["user", "team", "model", "agent"].map((group) => api("admin/usage", { group_by: group, ...w })),
+    api("admin/alerts", { since: w.since }),
+    ...["user", "team", "model", "agent", "provider"].map((group) => api("admin/usage", { group_by: group, ...w })),
   ]);
   const all = total.rows[0] || { requests: 0, input_tokens: 0, output_tokens: 0, cost_usd: "0", unpriced_requests: 0 };
   const card = (label, value) => el("div", { class: "card" }, label, el("b", {}, value));
@@ -447,17 +510,20 @@ async function loadBoard(period) {
   document.getElementById("totals").dataset.cost = all.cost_usd;
   const none = `No usage in ${period.label}. Point an app's OPENAI_BASE_URL at this proxy's /v1, or choose another period.`;
   if (all.requests === 0) {
+    lastCharts = null;
     show("chart-spend", empty(none));
     show("chart-requests");
     show("chart-tokens");
   } else {
-    await drawCharts(period, perDay, models.rows);
+    await drawCharts(period, perDay, stack === "provider" ? providers.rows : models.rows, stack);
   }
   show("top-user", usageTable("user", users.rows, "No users in this period."));
   show("top-team", usageTable("team", teams.rows, "No teams in this period."));
   show("top-model", usageTable("model", models.rows, "No models in this period."));
   show("top-agent", usageTable("agent", agents.rows, "No agents in this period."));
   show("limits", ...limitsPanel(limits.limits));
+  const inPeriod = alerts.alerts.filter((a) => new Date(a.time) < period.until);
+  show("anomalies", alertsTable(inPeriod, period));
   show("preview", invoiceTable(preview.invoices, `No usage to invoice in ${preview.period} yet.`));
   show("invoices", invoiceTable(invoices.invoices, "No invoices yet: the server invoices each month early in the next."));
 }
@@ -490,6 +556,13 @@ function failed(error) {
   setStatus(error.message, true);
 }
 
+function markStack(stack) {
+  for (const button of document.querySelectorAll("#stack button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.stack === stack));
+  }
+  document.getElementById("stack-label").textContent = `by ${stack}`;
+}
+
 function markPeriod(period) {
   for (const button of document.querySelectorAll("nav#periods button")) {
     button.setAttribute("aria-pressed", String(button.dataset.period === period.name));
@@ -507,15 +580,17 @@ async function start() {
     return;
   }
   const period = periodOf(params);
+  const stack = STACKS.includes(params.get("stack")) ? params.get("stack") : "model";
   document.getElementById("key-form").hidden = true;
   document.getElementById("board").hidden = false;
   document.getElementById("sign-out").hidden = false;
   document.body.dataset.state = "loading";
   document.body.dataset.period = period.name;
   markPeriod(period);
+  markStack(stack);
   setStatus("Loading…");
   try {
-    await Promise.all([loadBoard(period), showDetail(params, period)]);
+    await Promise.all([loadBoard(period, stack), showDetail(params, period)]);
     setStatus(`Updated ${new Date().toISOString().slice(0, 19).replace("T", " ")} UTC`);
     document.body.dataset.state = "ready";
   } catch (error) {
@@ -523,6 +598,7 @@ async function start() {
   }
   // For the tests and for anyone checking a narrow screen: does anything stick out sideways?
   document.body.dataset.overflow = String(document.documentElement.scrollWidth > window.innerWidth);
+  document.body.dataset.chartText = String(smallestChartText());
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -538,7 +614,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("user-close").addEventListener("click", (event) => {
     event.preventDefault();
-    setFragment({ user: null, team: null });
+    setFragment({ user: null, team: null, agent: null, thread: null });
   });
   for (const button of document.querySelectorAll("nav#periods button")) {
     button.addEventListener("click", () => {
@@ -550,6 +626,15 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     });
   }
+  for (const button of document.querySelectorAll("#stack button")) {
+    button.addEventListener("click", () => setFragment({ stack: button.dataset.stack }));
+  }
+  // A new width (a window resized, a phone turned) draws the charts again at it, from what was fetched.
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => lastCharts && renderCharts(lastCharts), 150);
+  });
   // Every change of the fragment (a period, a user or team link) redraws what follows it.
   window.addEventListener("hashchange", () => start());
   start();
