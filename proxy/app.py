@@ -45,6 +45,7 @@ from proxy.insight.monitor import AnomalyMonitor
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.runtime import RuntimeLimits, RuntimeLimitWatcher
 from proxy.limits.state import limit_states
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
@@ -204,6 +205,11 @@ def create_app(
             started.push_async_callback(upstream.close)
             metrics.set_queue_depth(lambda: recorder.queued)
             metering = Metering(config, catalog, recorder, budget, metrics, clock)
+            runtime_limits = RuntimeLimits(store)
+            watcher = RuntimeLimitWatcher(runtime_limits, metering.apply_runtime_limits, config.budget.sync_interval)
+            await watcher.refresh()  # in force from the first request
+            watcher.start()
+            started.push_async_callback(watcher.close)
             endpoint = ProxyEndpoint(
                 metering, upstream, cancel_on_disconnect=config.server.on_client_disconnect == "cancel"
             )
@@ -249,6 +255,8 @@ def create_app(
                 "invoicing": invoicing,
                 "catalog": lambda: metering.catalog,  # the prices in force: a reload swaps them
                 "clock": clock,
+                "runtime_limits": runtime_limits,
+                "runtime_watcher": watcher,
             }
 
     app = TollgateApp(

@@ -40,7 +40,7 @@ from proxy import settlement
 from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
 from proxy.clock import Clock
-from proxy.config import Config
+from proxy.config import Config, LimitConfig
 from proxy.dialects import DIALECTS, dialect_for
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts
 from proxy.encoding import content_encoding, decoded, decoder_for
@@ -63,7 +63,8 @@ from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
-from proxy.limits.rules import Counter, LimitBook, compile_rules
+from proxy.limits.rules import Counter
+from proxy.limits.runtime import limit_book
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recording.deferred import Deferred, Queued
@@ -101,12 +102,19 @@ class Metering:
         self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
+        self.runtime_limits: tuple[LimitConfig, ...] = ()  # set while the server runs (proxy.limits.runtime)
         self.configure(config, catalog)
+
+    def apply_runtime_limits(self, runtime: tuple[LimitConfig, ...]) -> None:
+        """Limits set at run time changed: rebuild the book from the file's limits and these."""
+        self.runtime_limits = runtime
+        self.limits = limit_book(self.configured_limits, runtime)
 
     def configure(self, config: Config, catalog: Catalog) -> None:
         """Take a (new) config: everything it decides is built first, then swapped in at once."""
         router = ProviderRouter(config.providers)
-        limits = LimitBook(compile_rules(config.limits))
+        self.configured_limits = config.limits
+        limits = limit_book(config.limits, self.runtime_limits)
         keys = KeyRing(config.keys)
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
