@@ -137,6 +137,16 @@ class RateKeeper:
                 elif counter.kind == TOKENS:
                     lease.used += tokens_used
 
+    def release(self, hold: RateHold) -> None:
+        """The request was refused before it was sent: it takes no room at all."""
+        if not hold.counters:
+            return
+        with self._mutex:
+            for counter in hold.counters:
+                lease = self._leases.get(counter.key)
+                if lease is not None:
+                    lease.in_flight -= _need(counter, hold.tokens)
+
     def _lease(self, counter: RateCounter) -> _Lease:
         lease = self._leases.get(counter.key)
         if lease is None:
