@@ -45,6 +45,9 @@ from proxy.insight.monitor import AnomalyMonitor
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.rate_keeper import RateKeeper
+from proxy.limits.rate_ledger import RateLedger
+from proxy.limits.runtime import RuntimeLimits, RuntimeLimitWatcher
 from proxy.limits.state import limit_states
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
@@ -197,13 +200,21 @@ def create_app(
             )
             budget.start()
             started.push_async_callback(budget.close)
+            rate_keeper = RateKeeper(RateLedger(store, ledger.holder), config.budget, clock=lambda: clock().timestamp())
+            rate_keeper.start()
+            started.push_async_callback(rate_keeper.close)
             await recorder.replay_orphans()
             recorder.start()
             started.push_async_callback(recorder.close)  # before the budget's: its last batches settle leases
             upstream = upstream_factory()
             started.push_async_callback(upstream.close)
             metrics.set_queue_depth(lambda: recorder.queued)
-            metering = Metering(config, catalog, recorder, budget, metrics, clock)
+            metering = Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+            runtime_limits = RuntimeLimits(store)
+            watcher = RuntimeLimitWatcher(runtime_limits, metering.apply_runtime_limits, config.budget.sync_interval)
+            await watcher.refresh()  # in force from the first request
+            watcher.start()
+            started.push_async_callback(watcher.close)
             endpoint = ProxyEndpoint(
                 metering, upstream, cancel_on_disconnect=config.server.on_client_disconnect == "cancel"
             )
@@ -249,6 +260,8 @@ def create_app(
                 "invoicing": invoicing,
                 "catalog": lambda: metering.catalog,  # the prices in force: a reload swaps them
                 "clock": clock,
+                "runtime_limits": runtime_limits,
+                "runtime_watcher": watcher,
             }
 
     app = TollgateApp(

@@ -40,7 +40,7 @@ from proxy import settlement
 from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
 from proxy.clock import Clock
-from proxy.config import Config
+from proxy.config import Config, LimitConfig
 from proxy.dialects import DIALECTS, dialect_for
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts
 from proxy.encoding import content_encoding, decoded, decoder_for
@@ -52,6 +52,7 @@ from proxy.errors import (
     ModelNotFound,
     NotFound,
     ProviderKeyMissing,
+    RateLimitExceeded,
     RecordingUnavailable,
     SpendLimitExceeded,
     TollgateError,
@@ -63,7 +64,11 @@ from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_s
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
-from proxy.limits.rules import Counter, LimitBook, compile_rules
+from proxy.limits.rate_keeper import NO_HOLD, RateKeeper
+from proxy.limits.rate_tokens import token_bound
+from proxy.limits.rates import TOKENS, RateBook, RateCounter, compile_rate_rules
+from proxy.limits.rules import Counter
+from proxy.limits.runtime import limit_book
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recording.deferred import Deferred, Queued
@@ -96,21 +101,31 @@ class Metering:
         budget: BudgetKeeper,
         metrics: Metrics,
         clock: Clock,
+        rate_keeper: RateKeeper | None = None,
     ) -> None:
         self.recorder = recorder
         self.budget = budget
+        self.rate_keeper = rate_keeper  # None: rate limits are not kept (a meter built without a database for them)
         self.metrics = metrics
         self.clock = clock
         self.unpriced_warned: set[str] = set()
         self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
+        self.runtime_limits: tuple[LimitConfig, ...] = ()  # set while the server runs (proxy.limits.runtime)
         self.configure(config, catalog)
+
+    def apply_runtime_limits(self, runtime: tuple[LimitConfig, ...]) -> None:
+        """Limits set at run time changed: rebuild the book from the file's limits and these."""
+        self.runtime_limits = runtime
+        self.limits = limit_book(self.configured_limits, runtime)
 
     def configure(self, config: Config, catalog: Catalog) -> None:
         """Take a (new) config: everything it decides is built first, then swapped in at once."""
         router = ProviderRouter(config.providers)
-        limits = LimitBook(compile_rules(config.limits))
+        self.configured_limits = config.limits
+        limits = limit_book(config.limits, self.runtime_limits)
+        self.rates = RateBook(compile_rate_rules(config.rate_limits) if self.rate_keeper is not None else ())
         keys = KeyRing(config.keys)
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
@@ -194,12 +209,16 @@ class MeteredCall:
         self.provider: Provider | None = None
         self.priced_as: str | None = None  # the model an Azure deployment runs, from [providers.deployments]
         self.admission = UNLIMITED
+        self.rate_hold = NO_HOLD
+        self.forwarded = False  # the request went upstream: a rate limit counts it even if its answer fails
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
         self._key: Any = None
         self._wanted: tuple[Sequence[Counter], int, str] | None = None  # a reservation that needs a lease to grow
+        self._rates_wanted: tuple[tuple[RateCounter, ...], int] | None = None  # ... and a rate hold
+        self._rates_checked = False
 
     @property
     def model(self) -> str | None:
@@ -283,7 +302,7 @@ class MeteredCall:
         """Attribute from the headers, route by the model, and reserve on the limits (or refuse)."""
         metering = self.metering
         self.place(metering.attribution.read(self.headers, self.facts.user, self._key), self._route())
-        if metering.limits and not self.reserve_now():
+        if (metering.limits or metering.rates) and not self.reserve_now():
             await self.reserve()
 
     def _route(self) -> Provider:
@@ -335,6 +354,8 @@ class MeteredCall:
         ``reserve`` does (on the budget keeper's own event loop).
         """
         metering = self.metering
+        if metering.rates and not self._rates_checked and not self._hold_rates_now():
+            return False
         if not metering.limits:
             return True
         counters = metering.limits.counters(self.attribution, self.started_at)
@@ -356,9 +377,36 @@ class MeteredCall:
 
     async def reserve(self) -> None:
         """What ``reserve_now`` could not do: grow the leases from the database, then reserve (or refuse)."""
+        if self._rates_wanted is not None:
+            counters, tokens = self._rates_wanted
+            self._rates_wanted = None
+            assert self.metering.rate_keeper is not None
+            self.rate_hold = await self.metering.rate_keeper.admit(counters, tokens, self.dialect.kind)
+            if self.reserve_now():
+                return
         assert self._wanted is not None
-        counters, bound, why = self._wanted
-        self.admission = await self.metering.budget.admit(counters, bound, why)
+        counters_, bound, why = self._wanted
+        self.admission = await self.metering.budget.admit(counters_, bound, why)
+
+    def _hold_rates_now(self) -> bool:
+        """Hold room on every rate limit the request counts against, from the leases in hand; False if one must grow."""
+        metering = self.metering
+        self._rates_checked = True
+        counters = metering.rates.counters(self.attribution, self.facts.model, self.started_at.timestamp())
+        if not counters:
+            return True
+        tokens = 0
+        if any(c.kind == TOKENS for c in counters) and self.endpoint is not None:
+            model = self.priced_as or self.facts.model
+            card = self.price_card(model) if model else None
+            tokens = token_bound(card, len(self.body), self.facts, media_tokens=metering.media_tokens)
+        assert metering.rate_keeper is not None
+        hold = metering.rate_keeper.admit_now(counters, tokens)
+        if hold is None:
+            self._rates_wanted = (counters, tokens)
+            return False
+        self.rate_hold = hold
+        return True
 
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
@@ -411,6 +459,7 @@ class MeteredCall:
 
     def upstream_headers(self, provider: Provider) -> list[tuple[str, str]]:
         """The client's headers as they go upstream: hop-by-hop and attribution headers gone, keys placed."""
+        self.forwarded = True  # both front doors build the upstream headers just before sending
         reader, managed, metered = self.metering.attribution, self.managed, self.metered
         key_headers = self.dialect.key_headers
         out: list[tuple[str, str]] = []
@@ -518,8 +567,11 @@ class MeteredCall:
     def refuse(self, error: TollgateError) -> tuple[Refusal, bool]:
         """Tollgate answers the request itself: the refusal, recorded; (it, whether the row is on disk)."""
         metering = self.metering
-        if isinstance(error, (SpendLimitExceeded, LimitsUnavailable, CostUnbounded)):
+        if isinstance(error, (SpendLimitExceeded, RateLimitExceeded, LimitsUnavailable, CostUnbounded)):
             metering.metrics.observe_refusal(scope=error.scope or "", code=error.code or "")
+        if not self.forwarded and metering.rate_keeper is not None:
+            metering.rate_keeper.release(self.rate_hold)  # never sent: it takes no room on a rate limit
+            self.rate_hold = NO_HOLD
         headers = [
             (b"content-type", b"application/json"),
             (b"x-tollgate-request-id", self.request_id.encode()),

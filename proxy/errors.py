@@ -14,6 +14,8 @@ returned, which passes through untouched) is one of these::
     │   └── ModelNotFound              404   param=model, code=model_not_found
     ├── PayloadTooLarge                413 invalid_request_error, code=request_too_large
     ├── SpendLimitExceeded             429 insufficient_quota, code=spend_limit_exceeded
+    ├── RateLimitExceeded              429 requests, code=rate_limit_exceeded (retryable)
+    │   └── TokenRateExceeded          429   type=tokens
     ├── UnsupportedMediaType           415 invalid_request_error, code=unsupported_media_type
     ├── UpstreamUnavailable            502 api_error, code=upstream_unavailable
     ├── LimitsUnavailable              503 api_error, code=limits_unavailable
@@ -108,6 +110,24 @@ class SpendLimitExceeded(TollgateError):
     status = 429
     type = "insufficient_quota"
     code = "spend_limit_exceeded"
+
+
+class RateLimitExceeded(TollgateError):
+    """A rate limit (requests per minute, requests in flight) has no room now; retrying later can succeed.
+
+    ``headers`` carry the dialect's rate-limit headers (``proxy.limits.rate_refusal``); OpenAI's SDKs
+    back off and retry a 429 unless ``x-should-retry: false`` says otherwise.
+    """
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class TokenRateExceeded(RateLimitExceeded):
+    """A tokens-per-minute limit has no room for the request's token bound."""
+
+    type = "tokens"
 
 
 class LimitsUnavailable(TollgateError):

@@ -125,6 +125,9 @@ def record(
     # A background job holds its bound on the limits until its usage arrives (see proxy.recording.deferred).
     held = call.admission.bound if isinstance(deferred, Queued) else (cost_pico or 0)
     charges = metering.budget.settle(call.admission, held) if call.admission.counters else ()
+    if call.rate_hold.counters and metering.rate_keeper is not None:
+        used = usage.tokens.input + usage.tokens.output if usage is not None else 0
+        metering.rate_keeper.settle(call.rate_hold, used)
     latency = time.perf_counter() - call.started
     if usage is not None:
         source = CLAMPED if clamped else ESTIMATED if estimated else REPORTED

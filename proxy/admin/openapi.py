@@ -27,6 +27,7 @@ from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 
 Schema = dict[str, Any]
+LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "global")
 
 # pricing.decimal_text: digits and an optional fraction, never an exponent.
 _DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -205,6 +206,66 @@ def _schemas() -> dict[str, Schema]:
             "One spend limit's counter, now.",
         ),
         "Limits": _object({"limits": _list_of(_ref("LimitState"))}, "The limits' counters."),
+        "RuntimeLimit": _object(
+            {
+                "scope": _choice(LIMIT_SCOPES, "What the limit counts."),
+                "id": _text("The subject within the scope, or * for each separately (always * for global)."),
+                "window": _choice(WINDOWS, "The calendar window."),
+                "max_usd": _money("Most that may be spent in a window."),
+                "action": _choice(("block", "warn"), "block refuses past the limit; warn only alerts."),
+                "timezone": _text("Where the window starts and ends."),
+                "alert_at": _list_of(_ref("Decimal"), "Fractions of max_usd at which to alert."),
+                "updated_at": _text("When it was set.", format="date-time"),
+                "updated_by": _text("Who set it: admin-api[:<changed_by>] or cli:<login>."),
+            },
+            "A spend limit set at run time; it beats a [[limits]] entry of the same scope, id and window.",
+        ),
+        "LimitChange": _object(
+            {
+                "old": _or_null(_ref("RuntimeLimit"), "The runtime limit before; null if there was none."),
+                "new": _or_null(_ref("RuntimeLimit"), "The runtime limit after; null once removed."),
+                "applies_within_seconds": {
+                    "type": "number",
+                    "description": "budget.sync_interval: every instance applies the change within it.",
+                },
+            },
+            "What one change did (this worker applies it at once).",
+        ),
+        "LimitSetting": {
+            "type": "object",
+            "properties": {
+                "max_usd": {
+                    "anyOf": [_ref("Decimal"), {"type": "integer", "minimum": 1}],
+                    "description": "Most that may be spent in a window, in dollars.",
+                },
+                "action": _choice(("block", "warn"), "block (the default) or warn."),
+                "timezone": _text("Where the window starts and ends; UTC by default."),
+                "alert_at": _list_of(_ref("Decimal"), "Fractions of max_usd at which to alert."),
+                "changed_by": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 100,
+                    "description": "Who, for the audit.",
+                },
+            },
+            "required": ["max_usd"],
+            "additionalProperties": False,
+            "description": "A runtime limit to set; any other field is a 400 (unknown_parameter).",
+        },
+        "AuditedChange": _object(
+            {
+                "id": {"type": "integer", "description": "The change's number; it only grows."},
+                "changed_at": _text("When.", format="date-time"),
+                "changed_by": _text("Who."),
+                "scope": _choice(LIMIT_SCOPES, "The limit's scope."),
+                "limit_id": _text("The limit's id."),
+                "window": _choice(WINDOWS, "The limit's window."),
+                "old": _or_null(_ref("RuntimeLimit"), "Before; null when it was new."),
+                "new": _or_null(_ref("RuntimeLimit"), "After; null when it was removed."),
+            },
+            "One audited change to a runtime limit.",
+        ),
+        "LimitChanges": _object({"changes": _list_of(_ref("AuditedChange"), "Newest first.")}, "The audit."),
         "InvoiceLine": _object(
             {
                 "kind": _text("model (lines that add up to the subtotal) or agent (the same usage per agent)."),
@@ -306,6 +367,16 @@ def _query(name: str, description: str, schema: Schema | None = None) -> Schema:
     return {"name": name, "in": "query", "description": description, "schema": schema or {"type": "string"}}
 
 
+def _path(name: str, description: str, schema: Schema | None = None) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
 def _path_id(description: str) -> Schema:
     return {"name": "id", "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
 
@@ -345,6 +416,11 @@ def _paths() -> dict[str, Schema]:
     filters = (_query(name, f"Only usage of this {name}.") for name in ("user", "team", "agent", "thread", "model"))
     since = "Usage from this ISO date or time (UTC unless it has a zone), inclusive."
     until = "Usage before this ISO date or time (UTC unless it has a zone), exclusive."
+    limit_path = (
+        _path("scope", "What the limit counts.", _choice(LIMIT_SCOPES, "A scope.")),
+        _path("id", "The subject, percent-encoded ('/' as %2F), or * for each separately; ignored for global."),
+        _path("window", "The calendar window.", _choice(WINDOWS, "A window.")),
+    )
     return {
         "/admin/limits": {
             "get": _operation(
@@ -360,6 +436,35 @@ def _paths() -> dict[str, Schema]:
                     _query("key", "Only the limits that apply to this managed key, by name."),
                 ),
             )
+        },
+        "/admin/limits/changes": {
+            "get": _operation(
+                "listLimitChanges",
+                "Changes to runtime limits, newest first: who, when, before and after",
+                "limits",
+                "LimitChanges",
+            )
+        },
+        "/admin/limits/{scope}/{id}/{window}": {
+            "put": _operation(
+                "setRuntimeLimit",
+                "Set a spend limit without editing the config; it beats a [[limits]] entry of the same one",
+                "limits",
+                "LimitChange",
+                parameters=limit_path,
+                body="LimitSetting",
+                bad_request="An unknown scope, window, action or time zone, max_usd not above 0, alert_at not "
+                "fractions, a body that is not a JSON object or lacks max_usd, or a field it does not take.",
+            ),
+            "delete": _operation(
+                "removeRuntimeLimit",
+                "Remove a runtime limit; a [[limits]] entry it replaced applies again",
+                "limits",
+                "LimitChange",
+                parameters=limit_path,
+                bad_request='A body other than {"changed_by": <name>}.',
+                not_found="No runtime limit on that scope, id and window",
+            ),
         },
         "/admin/usage": {
             "get": _operation(

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin.limit_routes import delete_limit, limit_changes, put_limit
 from proxy.admin.openapi import admin_openapi_json
 from proxy.admin.params import WINDOW, accepting, window
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
@@ -133,6 +134,18 @@ USAGE_PARAMS = ("group_by", *FILTERS, "tag", *WINDOW)
 def admin_routes(admin_key: str | None) -> list[Route]:
     return [
         Route("/admin/limits", guarded(admin_key, accepting(LIMIT_PARAMS, _limits)), methods=["GET"]),
+        Route("/admin/limits/changes", guarded(admin_key, accepting((), limit_changes)), methods=["GET"]),
+        # An id is whatever a client sent, "/" included; the window is the last segment.
+        Route(
+            "/admin/limits/{scope}/{id:path}/{window}",
+            guarded(admin_key, accepting((), put_limit)),
+            methods=["PUT"],
+        ),
+        Route(
+            "/admin/limits/{scope}/{id:path}/{window}",
+            guarded(admin_key, accepting((), delete_limit)),
+            methods=["DELETE"],
+        ),
         Route("/admin/usage", guarded(admin_key, accepting(USAGE_PARAMS, _usage)), methods=["GET"]),
         # A user id is whatever a client sent, "/" included (as %2F, which the router sees decoded).
         Route("/admin/users/{id:path}/summary", guarded(admin_key, accepting((), _user_summary)), methods=["GET"]),

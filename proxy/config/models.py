@@ -252,6 +252,40 @@ class BudgetConfig(_Section):
     _checks = {"limits_when_db_down": (("refuse", "allow").__contains__, "must be refuse or allow")}
 
 
+RATE_SCOPES = ("user", "team", "key", "agent", "model", "tag", "global")
+
+
+class RateLimitConfig(_Section):
+    scope: str = _setting("user", "What a rate limit counts: user, team, key, agent, model, tag or global.")
+    id: str = _setting("*", "Which one: an id (a model name for scope model), or '*' for each separately.")
+    tag: str | None = _setting(None, "For scope tag: the tag's name; each value of X-Tollgate-Tag-<name> is counted.")
+    requests_per_minute: int | None = _setting(None, "Most requests admitted in a calendar minute.")
+    tokens_per_minute: int | None = _setting(
+        None, "Most tokens in a calendar minute: each request holds its bound until its real count is known."
+    )
+    max_concurrent: int | None = _setting(None, "Most requests in flight at once.")
+    _checks = {
+        "scope": _one_of(RATE_SCOPES),
+        "requests_per_minute": (lambda n: n is None or n > 0, "must be more than 0"),
+        "tokens_per_minute": (lambda n: n is None or n > 0, "must be more than 0"),
+        "max_concurrent": (lambda n: n is None or n > 0, "must be more than 0"),
+    }
+
+    @model_validator(mode="after")
+    def _complete(self) -> RateLimitConfig:
+        if self.requests_per_minute is None and self.tokens_per_minute is None and self.max_concurrent is None:
+            raise _refused(
+                f"a [[rate_limits]] entry (scope {self.scope!r}, id {self.id!r}) sets none of "
+                "requests_per_minute, tokens_per_minute, max_concurrent"
+            )
+        if (self.scope == "tag") != (self.tag is not None):
+            raise _refused(
+                f"a [[rate_limits]] entry with scope = {self.scope!r} "
+                + ("needs tag = '<name>'" if self.scope == "tag" else "takes no tag (that is for scope = 'tag')")
+            )
+        return self
+
+
 def _is_address(text: str) -> bool:
     """Roughly an email address: one @ with something on each side, no spaces or line breaks."""
     local, at, domain = text.rpartition("@")
@@ -332,6 +366,7 @@ class Config(_Section):
     providers: tuple[ProviderConfig, ...] = ()
     keys: tuple[KeyConfig, ...] = ()
     limits: tuple[LimitConfig, ...] = ()
+    rate_limits: tuple[RateLimitConfig, ...] = ()
     teams: Annotated[Mapping[str, TeamConfig], _READ_ONLY] = Field(default_factory=dict)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -38,6 +38,8 @@ from proxy.hooks import load_hooks
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.rate_keeper import RateKeeper
+from proxy.limits.rate_ledger import RateLedger
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder, UsageHandler
@@ -136,12 +138,15 @@ class Runtime:
         )
         budget.start()
         started.push_async_callback(budget.close)
+        rate_keeper = RateKeeper(RateLedger(store, ledger.holder), config.budget, clock=lambda: clock().timestamp())
+        rate_keeper.start()
+        started.push_async_callback(rate_keeper.close)
         recorder.start()
         started.push_async_callback(recorder.close)  # before the budget's: its last batches settle leases
         metrics.set_queue_depth(lambda: recorder.queued)
         # Journals left by processes that died: replayed in the background, never holding up the app's start.
         self.loop.create_task(recorder.replay_orphans(), name="tollgate-meter-replay")
-        return Metering(config, catalog, recorder, budget, metrics, clock)
+        return Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
 
     async def _prepare(self, store: Store) -> None:
         """Bring the schema up to date; an unreachable database is retried in the background, not fatal."""

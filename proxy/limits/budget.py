@@ -93,6 +93,7 @@ class BudgetKeeper:
         self.last_refused: dict[str, float] = {}
         self._mutex = threading.Lock()  # the leases' figures, which the app's threads may change (see above)
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
+        self._returns: dict[str, int] = {}  # budget taken out of leases under a lowered limit, for the next sync
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
@@ -105,6 +106,8 @@ class BudgetKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         returns = {key: lease.available for key, lease in self._leases.items() if lease.available > 0}
+        for key, amount in self._returns.items():
+            returns[key] = returns.get(key, 0) + amount
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             await asyncio.to_thread(self.ledger.give_back, returns)
         self._syncer.shutdown()
@@ -189,7 +192,12 @@ class BudgetKeeper:
         if lease is None:
             lease = self._leases[counter.key] = _Lease(counter)
         elif lease.counter is not counter:
-            lease.counter = counter  # the config was reloaded: the limit on this counter may have changed
+            # The limits were rebuilt (a reload, a runtime limit): the limit on this counter may have changed.
+            # Under a lower one, budget leased under the old one must not admit another request: it goes back.
+            old, lease.counter = lease.counter.block_pico, counter
+            if old is not None and counter.block_pico is not None and counter.block_pico < old and lease.available > 0:
+                self._returns[counter.key] = self._returns.get(counter.key, 0) + lease.available
+                lease.granted -= lease.available
         return lease
 
     async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
@@ -264,15 +272,15 @@ class BudgetKeeper:
     async def sync(self) -> None:
         """Renew leases, give back idle budget, forget leases of windows that ended."""
         now = self.clock()
-        returns: dict[str, int] = {}
         ended = datetime.fromtimestamp(now, UTC)
         with self._mutex:
+            returns, self._returns = self._returns, {}
             for key, lease in list(self._leases.items()):
                 idle = lease.admitted == 0
                 target = int(lease.admitted / max(now - self._last_sync, 0.05) * self.config.lease_seconds)
                 excess = lease.available if idle else lease.available - 2 * target
                 if excess > 0 and lease.lock.locked() is False:
-                    returns[key] = excess
+                    returns[key] = returns.get(key, 0) + excess
                     lease.granted -= excess
                 lease.admitted = 0
                 window_over = lease.counter.end is not None and lease.counter.end <= ended

@@ -34,6 +34,8 @@ class LimitRule:
     action: str
     alert_at: tuple[Decimal, ...]
     timezone: str
+    runtime: bool = False
+    """Set while the server runs (``proxy.limits.runtime``), not in the config file."""
 
     @property
     def max_usd(self) -> Decimal:
@@ -63,7 +65,8 @@ class Counter:
         return f"{subject}, {self.window} {self.window_label}" if self.window != "total" else f"{subject}, in total"
 
 
-def compile_rules(limits: Sequence[LimitConfig]) -> tuple[LimitRule, ...]:
+def compile_rules(limits: Sequence[LimitConfig], runtime: Sequence[LimitConfig] = ()) -> tuple[LimitRule, ...]:
+    """The rules of ``limits`` (from the file) and ``runtime`` (set while the server runs), in that order."""
     return tuple(
         LimitRule(
             index=i,
@@ -74,8 +77,9 @@ def compile_rules(limits: Sequence[LimitConfig]) -> tuple[LimitRule, ...]:
             action=limit.action,
             alert_at=tuple(sorted(limit.alert_at)),
             timezone=limit.timezone,
+            runtime=i >= len(limits),
         )
-        for i, limit in enumerate(limits)
+        for i, limit in enumerate((*limits, *runtime))
     )
 
 

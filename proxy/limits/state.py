@@ -101,6 +101,8 @@ class Subject:
 
 def rule_source(rule: LimitRule, via_team: bool = False) -> str:
     """Where ``rule`` comes from, for a subject it applies to (see the module docstring)."""
+    if rule.runtime:
+        return "runtime"
     if via_team:
         return "team"
     return "wildcard" if rule.id == WILDCARD else "config"

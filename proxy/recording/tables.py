@@ -89,6 +89,48 @@ class AlertSentRow(SQLModel, table=True):
     sent_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+class RateLeaseRow(SQLModel, table=True):
+    """Rate-limit room one worker process holds on a rate counter (see ``proxy.limits.rate_ledger``)."""
+
+    __tablename__ = "rate_leases"
+
+    counter_key: str = Field(primary_key=True, max_length=600)
+    holder: str = Field(primary_key=True, max_length=64)
+    amount: int = Field(default=0, sa_type=sa.BigInteger)
+    expires_at: float = Field(index=True)
+
+
+class RuntimeLimitRow(SQLModel, table=True):
+    """A spend limit set while Tollgate runs (``tollgate limits set``, ``PUT /admin/limits/...``)."""
+
+    __tablename__ = "runtime_limits"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    limit_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
+    window: str = Field(primary_key=True, max_length=8)
+    max_usd: str = Field(max_length=64)  # a decimal string: exact, as it was given
+    action: str = Field(max_length=8)
+    timezone: str = Field(max_length=64)
+    alert_at: str = Field(default="", max_length=256)  # comma-separated decimal fractions
+    updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    updated_by: str = Field(max_length=128)
+
+
+class LimitChangeRow(SQLModel, table=True):
+    """One change to a runtime limit: who, when, the limit before and after (JSON, null when absent)."""
+
+    __tablename__ = "limit_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    changed_at: datetime = Field(index=True, sa_type=sa.DateTime(timezone=True))
+    changed_by: str = Field(max_length=128)
+    scope: str = Field(max_length=16)
+    limit_id: str = Field(max_length=MAX_LABEL_CHARS)
+    window: str = Field(max_length=8)
+    old: str | None = Field(default=None)
+    new: str | None = Field(default=None)
+
+
 class UsageRollupRow(SQLModel, table=True):
     """Daily and monthly totals per user, team, agent, model and provider, kept by the recorder.
 
@@ -188,6 +230,9 @@ ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 HOURLY_TABLE: sa.Table = HourlyUsageRow.__table__  # type: ignore[attr-defined]
 THREAD_MINUTES_TABLE: sa.Table = ThreadMinuteRow.__table__  # type: ignore[attr-defined]
 ANOMALIES_TABLE: sa.Table = AnomalyRow.__table__  # type: ignore[attr-defined]
+RATE_LEASES_TABLE: sa.Table = RateLeaseRow.__table__  # type: ignore[attr-defined]
+RUNTIME_LIMITS_TABLE: sa.Table = RuntimeLimitRow.__table__  # type: ignore[attr-defined]
+LIMIT_CHANGES_TABLE: sa.Table = LimitChangeRow.__table__  # type: ignore[attr-defined]
 
 
 class InvoiceRow(SQLModel, table=True):

@@ -95,6 +95,7 @@ def admin(provider: FakeProvider, db_url: str) -> Iterator[TestClient]:
         client.post(CHAT, content=body, headers={"x-user-id": "alice", "x-team-id": "research"})
         client.portal.call(client.app_state["recorder"].flush)  # type: ignore[union-attr]
         assert client.post("/admin/invoices/generate", params={"period": PERIOD}, headers=ADMIN).status_code == 200
+        assert client.put("/admin/limits/user/carol/day", json={"max_usd": 3}, headers=ADMIN).status_code == 200
         yield client
 
 
@@ -120,7 +121,7 @@ def assert_documented(path: str, method: str, status: int, body: Any) -> None:
 
 
 def _concrete(path: str) -> str:
-    return path.replace("{id}", "alice")
+    return path.replace("{id}", "alice").replace("{scope}", "user").replace("{window}", "day")
 
 
 def test_document_is_served_with_the_admin_key(admin: TestClient) -> None:
@@ -174,6 +175,14 @@ CASES: list[tuple[str, str, str, Any, int]] = [
     ("/admin/limits", "get", "/admin/limits", None, 200),
     ("/admin/limits", "get", "/admin/limits?user=alice&team=research", None, 200),
     ("/admin/limits", "get", "/admin/limits?user=a%00b", None, 400),
+    ("/admin/limits/changes", "get", "/admin/limits/changes", None, 200),
+    ("/admin/limits/changes", "get", "/admin/limits/changes?user=alice", None, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "put", "/admin/limits/user/bob/month", {"max_usd": "20"}, 200),
+    ("/admin/limits/{scope}/{id}/{window}", "put", "/admin/limits/user/bob/month", {"max_usd": "0"}, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "put", "/admin/limits/user/bob/month", {"usd": "5"}, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/carol/day", None, 200),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/bob/year", None, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/nobody/day", None, 404),
     ("/admin/usage", "get", "/admin/usage", None, 200),
     ("/admin/usage", "get", "/admin/usage?group_by=user&from=2020-01-01&to=2100-01-01T00:00Z", None, 200),
     ("/admin/usage", "get", "/admin/usage?group_by=colour", None, 400),

@@ -90,6 +90,12 @@ RELOADED: dict[str, tuple[str, Callable[[TestClient], object], object, object]] 
         200,
         429,
     ),
+    "rate_limits": (
+        '[[rate_limits]]\nscope = "user"\nrequests_per_minute = 7\n',
+        lambda client: [rule.limit for rule in _handler(client).rates.rules],
+        [],
+        [7],
+    ),
     "pricing": (
         '[pricing.models."reloaded-model"]\ninput = 1\noutput = 1\n',
         lambda client: _handler(client).catalog.lookup("reloaded-model") is not None,
