@@ -20,6 +20,7 @@ from pricing.cost import (
     token_columns,
 )
 from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
+from pricing.tight import PromptParts, output_rate, tight_bound_cost
 
 __all__ = [
     "CACHE_WRITE_KINDS",
@@ -30,13 +31,16 @@ __all__ = [
     "Cost",
     "PriceCard",
     "PricingConfigError",
+    "PromptParts",
     "TokenCounts",
     "bound_cost",
     "cost_to_pico",
     "decimal_text",
     "lookup_for_kind",
+    "output_rate",
     "pico_to_usd",
     "price_tokens",
     "priced_name",
+    "tight_bound_cost",
     "token_columns",
 ]

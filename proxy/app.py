@@ -42,6 +42,7 @@ from proxy.hooks import load_hooks
 from proxy.insight.api import insight_routes
 from proxy.insight.forecast import forecast_warnings
 from proxy.insight.monitor import AnomalyMonitor
+from proxy.limits import tokenizer
 from proxy.limits.alerts import AlertDispatcher, load_alert_handlers
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
@@ -203,6 +204,11 @@ def create_app(
             rate_keeper = RateKeeper(RateLedger(store, ledger.holder), config.budget, clock=lambda: clock().timestamp())
             rate_keeper.start()
             started.push_async_callback(rate_keeper.close)
+            if any(limit.action == "block" for limit in config.limits) and any(
+                provider.kind in ("openai", "azure") for provider in config.providers
+            ):
+                # A refusal's second look counts OpenAI prompts; the encoding takes seconds to load, so not then.
+                tokenizer.preload({"o200k_base"})
             await recorder.replay_orphans()
             recorder.start()
             started.push_async_callback(recorder.close)  # before the budget's: its last batches settle leases

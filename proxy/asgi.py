@@ -40,7 +40,7 @@ class ProxyEndpoint:
         try:
             call.begin()
             call.read(await self._receive_body(receive, headers))
-            await call.admit()
+            await call.admit(call.provider_count(self.upstream))
             response = await call.forward(self.upstream)
         except TollgateError as error:
             await self._refuse(send, call, error)

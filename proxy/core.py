@@ -64,17 +64,20 @@ from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_s
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
+from proxy.limits.provider_count import CountRequest
 from proxy.limits.rate_keeper import NO_HOLD, RateKeeper
 from proxy.limits.rate_tokens import token_bound
 from proxy.limits.rates import TOKENS, RateBook, RateCounter, compile_rate_rules
 from proxy.limits.rules import Counter
 from proxy.limits.runtime import limit_book
+from proxy.limits.tighten import Count
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recording.deferred import Deferred, Queued
 from proxy.recording.recorder import Recorder
 from proxy.recording.records import MAX_LABEL_CHARS, label_problem
 from proxy.request_ids import new_request_id
+from proxy.second_look import second_look
 from proxy.sse import StreamMeter
 from proxy.usage import (
     Usage,
@@ -219,6 +222,7 @@ class MeteredCall:
         self._wanted: tuple[Sequence[Counter], int, str] | None = None  # a reservation that needs a lease to grow
         self._rates_wanted: tuple[tuple[RateCounter, ...], int] | None = None  # ... and a rate hold
         self._rates_checked = False
+        self.clamped: str | None = None  # "<original>-><new>" once a spend limit lowered the output cap
 
     @property
     def model(self) -> str | None:
@@ -298,12 +302,15 @@ class MeteredCall:
 
     # 3. Attribute, route, and admit against the limits.
 
-    async def admit(self) -> None:
-        """Attribute from the headers, route by the model, and reserve on the limits (or refuse)."""
+    async def admit(self, count: Count | None = None) -> None:
+        """Attribute from the headers, route by the model, and reserve on the limits (or refuse).
+
+        ``count`` reaches the provider's token count endpoint, for a request only a tighter bound admits.
+        """
         metering = self.metering
         self.place(metering.attribution.read(self.headers, self.facts.user, self._key), self._route())
         if (metering.limits or metering.rates) and not self.reserve_now():
-            await self.reserve()
+            await self.reserve(count)
 
     def _route(self) -> Provider:
         router, model, kind = self.metering.router, self.facts.model, self.dialect.kind
@@ -358,7 +365,7 @@ class MeteredCall:
             return False
         if not metering.limits:
             return True
-        counters = metering.limits.counters(self.attribution, self.started_at)
+        counters = metering.limits.counters(self.attribution, self.started_at, self.facts.model)
         if not counters:
             return True
         bound, why = 0, "it carries no usage"
@@ -375,18 +382,24 @@ class MeteredCall:
         self.admission = admission
         return True
 
-    async def reserve(self) -> None:
-        """What ``reserve_now`` could not do: grow the leases from the database, then reserve (or refuse)."""
+    async def reserve(self, count: Count | None = None) -> None:
+        """What ``reserve_now`` could not do: grow the leases from the database, then reserve (or refuse).
+
+        A request the byte bound would refuse gets a tighter bound, or a clamp, first (``proxy.second_look``).
+        """
         if self._rates_wanted is not None:
-            counters, tokens = self._rates_wanted
+            rate_counters, tokens = self._rates_wanted
             self._rates_wanted = None
             assert self.metering.rate_keeper is not None
-            self.rate_hold = await self.metering.rate_keeper.admit(counters, tokens, self.dialect.kind)
+            self.rate_hold = await self.metering.rate_keeper.admit(rate_counters, tokens, self.dialect.kind)
             if self.reserve_now():
                 return
         assert self._wanted is not None
-        counters_, bound, why = self._wanted
-        self.admission = await self.metering.budget.admit(counters_, bound, why)
+        counters, bound, why = self._wanted
+        try:
+            self.admission = await self.metering.budget.admit(counters, bound, why)
+        except SpendLimitExceeded as refusal:
+            self.admission = await second_look(self, counters, bound, refusal, count)
 
     def _hold_rates_now(self) -> bool:
         """Hold room on every rate limit the request counts against, from the leases in hand; False if one must grow."""
@@ -407,6 +420,48 @@ class MeteredCall:
             return False
         self.rate_hold = hold
         return True
+
+    @property
+    def raw_path(self) -> str:
+        """The path as the client sent it (after judging), which the provider's count endpoints sit beside."""
+        return self._judged.raw if self._judged is not None else self.path
+
+    def clamp(self, payload: dict[str, Any], facts: RequestFacts, clamped: str) -> None:
+        """A spend limit lowered the output cap: the rewritten request is what goes upstream."""
+        assert self.endpoint is not None
+        self.payload, self.facts, self.clamped = payload, facts, clamped
+        # Serialised again (the one body Tollgate rewrites whole); a stream still reports its usage.
+        body, hidden = self.dialect.with_usage_reporting(self.endpoint, orjson.dumps(payload), payload)
+        self.body, self.hide_usage = body, self.hide_usage or hidden
+
+    def provider_count(self, upstream: Upstream) -> Count:
+        """How to ask this call's provider for a token count: through ``upstream``, with the call's own headers."""
+
+        async def count(request: CountRequest) -> bytes | None:
+            provider = self.provider
+            if provider is None:
+                return None
+            url = provider.url(request.path, self.dialect.upstream_query(self._query, self.managed))
+            headers = [(k, v) for k, v in self.upstream_headers(provider) if k.lower() != "content-type"]
+            headers.append(("content-type", "application/json"))
+            try:
+                response = await upstream.send(
+                    "POST",
+                    url,
+                    headers,
+                    request.body,
+                    connect_timeout=provider.connect_timeout,
+                    read_timeout=provider.connect_timeout,  # a count is quick; a slow one is not worth waiting for
+                    retries=0,
+                    retry_max_seconds=0,
+                )
+                body = await response.read()
+            except TollgateError as exc:
+                logger.info("token count at provider %s failed: %s", provider.name, exc.message)
+                return None
+            return body if response.status == 200 else None
+
+        return count
 
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
@@ -562,6 +617,8 @@ class MeteredCall:
         out.append((b"x-tollgate-request-id", self.request_id.encode()))
         if remaining is not None:
             out.append((b"x-tollgate-limit-remaining-usd", decimal_text(pico_to_usd(max(remaining, 0))).encode()))
+        if self.clamped is not None:
+            out.append((b"x-tollgate-clamped", self.clamped.encode()))
         return out
 
     def refuse(self, error: TollgateError) -> tuple[Refusal, bool]:

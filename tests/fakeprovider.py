@@ -3,11 +3,17 @@
 It is a real HTTP server (uvicorn, in a thread), so Tollgate's real upstream
 client is exercised end to end. Tests queue canned answers per path and read
 back exactly what the provider received.
+
+It also speaks the providers' free token counts when asked to (``speak_counts``):
+Anthropic's ``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}`` and
+Gemini's ``POST .../models/{model}:countTokens`` answers ``{"totalTokens": N}``, N
+being what the test's function makes of the request it was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -55,6 +61,11 @@ class FakeProvider:
     requests: list[Received] = field(default_factory=list)
     _answers: dict[tuple[str, str], list[Canned]] = field(default_factory=dict)
     _fallback: Canned | None = None
+    _count: Callable[[dict[str, Any]], int] | None = None
+
+    def speak_counts(self, tokens: Callable[[dict[str, Any]], int]) -> None:
+        """Answer Anthropic's and Gemini's token count endpoints with ``tokens(request body)``."""
+        self._count = tokens
 
     @property
     def base_url(self) -> str:
@@ -72,6 +83,7 @@ class FakeProvider:
         self.requests.clear()
         self._answers.clear()
         self._fallback = None
+        self._count = None
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
         if scope["type"] != "http":
@@ -92,6 +104,13 @@ class FakeProvider:
                 scope.get("raw_path") or b"",
             )
         )
+        counted = self._counted(scope["path"], body)
+        if counted is not None:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": counted})
+            return
         queue = self._answers.get((scope["method"], scope["path"]))
         if not queue and self._fallback is not None:
             queue = [self._fallback]
@@ -113,6 +132,16 @@ class FakeProvider:
                 await asyncio.to_thread(canned.gate.wait, 10)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    def _counted(self, path: str, body: bytes) -> bytes | None:
+        if self._count is None:
+            return None
+        if path.endswith("/v1/messages/count_tokens"):
+            return json.dumps({"input_tokens": self._count(json.loads(body))}).encode()
+        if path.endswith(":countTokens"):
+            request = json.loads(body).get("generateContentRequest", {})
+            return json.dumps({"totalTokens": self._count(request)}).encode()
+        return None
 
 
 def free_port() -> int:

@@ -211,22 +211,56 @@ class KeyConfig(_Section):
     }
 
 
+LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "tag", "global")
+
+
 class LimitConfig(_Section):
-    scope: str = _setting("user", "What the limit counts: user, team, key, agent, thread or global.")
-    id: str = _setting("*", "Which one: an id, or '*' for each member of the scope separately.")
+    scope: str = _setting("user", "What the limit counts: user, team, key, agent, thread, tag or global.")
+    id: str = _setting("*", "Which one: an id (a tag's value), or '*' for each member of the scope separately.")
+    tag: str | None = _setting(None, "With scope = 'tag': the tag whose values are counted (X-Tollgate-Tag-<tag>).")
+    models: tuple[str, ...] = _setting(
+        (), "Models the limit counts (names, or globs with * and ?); empty counts every model."
+    )
     window: str = _setting("day", "Calendar window: day, week, month or total.")
+    start_day: int = _setting(1, "With window = 'month': the day of the month (1-28) on which the window starts.")
     max_usd: Decimal = _setting(Decimal(0), "Most that may be spent in a window, in dollars (a decimal).")
     action: str = _setting("block", "'block' refuses requests past the limit with a 429; 'warn' only alerts.")
+    on_exceed: str = _setting(
+        "refuse", "'refuse' refuses a request whose bound does not fit; 'clamp' lowers its output cap to what fits."
+    )
+    min_output_tokens: int = _setting(
+        256, "With on_exceed = 'clamp': the fewest output tokens worth forwarding; fewer than that is refused."
+    )
     alert_at: tuple[Decimal, ...] = _setting((), "Fractions of max_usd at which to alert, e.g. [0.5, 0.8, 1.0].")
     timezone: str = _setting("UTC", "Time zone in which the calendar window starts and ends.")
     _checks = {
-        "scope": _one_of(("user", "team", "key", "agent", "thread", "global")),
+        "scope": _one_of(LIMIT_SCOPES),
+        "tag": (lambda tag: tag is None or _is_tag_name(tag), "must be a header name's tail, like project"),
+        "models": (lambda models: all(m and "[" not in m for m in models), "must be model names or * and ? globs"),
         "window": _one_of(("day", "week", "month", "total")),
+        "start_day": (lambda day: 1 <= day <= 28, "must be a day from 1 to 28"),
         "max_usd": (lambda usd: usd > 0, "must be more than 0"),
         "action": (("block", "warn").__contains__, "must be block or warn"),
+        "on_exceed": (("refuse", "clamp").__contains__, "must be refuse or clamp"),
+        "min_output_tokens": (lambda n: n >= 1, "must be at least 1"),
         "alert_at": (lambda at: all(0 < a <= 10 for a in at), "must be fractions above 0, like 0.8"),
         "timezone": (_is_time_zone, "is not a known time zone (e.g. UTC, Europe/Paris)"),
     }
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LimitConfig:
+        if self.scope == "tag" and self.tag is None:
+            raise _invalid("tag", "needs tag = '<name>': which X-Tollgate-Tag-<name> header it counts", key="scope")
+        if self.scope != "tag" and self.tag is not None:
+            raise _invalid(self.tag, "is only for scope = 'tag'", key="tag")
+        if self.start_day != 1 and self.window != "month":
+            raise _invalid(self.start_day, "is only for window = 'month'", key="start_day")
+        return self
+
+
+def _is_tag_name(name: str) -> bool:
+    """A tag is named by the tail of a header name: letters, digits and - or _ (compared lower-cased)."""
+    return bool(name) and all(c.isascii() and (c.isalnum() or c in "-_") for c in name)
 
 
 class TeamConfig(_Section):

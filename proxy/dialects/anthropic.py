@@ -53,6 +53,7 @@ _ERROR_TYPES = {
     429: "rate_limit_error",
 }
 _TEXT_KEYS = ("text", "thinking", "partial_json")
+_MIN_THINKING_BUDGET = 1024
 
 
 class Anthropic(Dialect):
@@ -112,6 +113,16 @@ class Anthropic(Dialect):
             # A server tool's max_uses caps how often it feeds results back; without it, nothing does.
             max_tool_calls=sum(t for t in tool_uses if t is not None) if tool_uses and None not in tool_uses else None,
         )
+
+    def with_output_cap(self, endpoint: Endpoint, payload: dict[str, Any], cap: int) -> dict[str, Any] | None:
+        thinking = payload.get("thinking")
+        budget = whole(thinking.get("budget_tokens")) if isinstance(thinking, dict) else None
+        if not isinstance(thinking, dict) or budget is None or budget < cap:
+            return {**payload, "max_tokens": cap}
+        # The thinking budget must stay below max_tokens, and at least 1,024: it is lowered with it, if it can be.
+        if cap - 1 < _MIN_THINKING_BUDGET:
+            return None
+        return {**payload, "max_tokens": cap, "thinking": {**thinking, "budget_tokens": cap - 1}}
 
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)

@@ -9,7 +9,8 @@ A dialect knows a wire format and nothing else (no ASGI, no database, no limits)
 - what a request says about itself: its model, whether it streams, its user, and the
   facts its cost bound needs (``read_request``);
 - how to make a stream report usage, and how to hide what that added
-  (``with_usage_reporting``, ``stream_reader``);
+  (``with_usage_reporting``, ``stream_reader``), and how to lower its output cap
+  (``with_output_cap``, for a spend limit that clamps);
 - how usage reads, in a whole answer and in stream events (``usage_from_body``,
   ``stream_reader``), and the text to estimate from when it never arrives;
 - how its errors look (``error_body``) and which header carries the client's key;
@@ -134,6 +135,10 @@ class Dialect:
     def with_usage_reporting(self, endpoint: Endpoint, body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:
         """The body of a stream that will report its usage, and whether Tollgate turned that on (to hide it)."""
         return body, False
+
+    def with_output_cap(self, endpoint: Endpoint, payload: dict[str, Any], cap: int) -> dict[str, Any] | None:
+        """The request with its output capped at ``cap`` tokens (a spend limit's clamp); None if it cannot be."""
+        return None
 
     def usage_from_body(self, body: bytes) -> Usage | None:
         raise NotImplementedError

@@ -140,6 +140,16 @@ class Gemini(Dialect):
             stored_input=frozenset({"cachedContent"}) if cached else frozenset(),
         )
 
+    def with_output_cap(self, endpoint: Endpoint, payload: dict[str, Any], cap: int) -> dict[str, Any] | None:
+        if endpoint.embeddings:
+            return None
+        # The request's own spelling is kept: camelCase, or the snake_case the API accepts too.
+        name = "generation_config" if "generation_config" in payload else "generationConfig"
+        config = payload.get(name)
+        config = dict(config) if isinstance(config, dict) else {}
+        key = "max_output_tokens" if "max_output_tokens" in config else "maxOutputTokens"
+        return {**payload, name: {**config, key: cap}}
+
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)
 

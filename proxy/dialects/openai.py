@@ -53,6 +53,8 @@ _NULL_MEMBER_FIRST = re.compile(rb'(?<=\{)[ \t]*"usage"[ \t]*:[ \t]*null[ \t]*(?
 # A fetch, or a cancel, of one stored response (matched as proxy.paths judges paths: any case, ;params, a slash).
 _JOB_FETCH = re.compile(r"/v1/responses/([^/;]+)(?:;[^/]*)?(/cancel)?(?:;[^/]*)?/?", re.IGNORECASE)
 _QUEUED = frozenset({"queued", "in_progress"})
+OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+_OWN_CAP = {"chat": "max_completion_tokens", "completions": "max_tokens", "responses": "max_output_tokens"}
 _FINISHED = frozenset({"completed", "failed", "incomplete", "cancelled"})
 
 
@@ -86,6 +88,13 @@ class OpenAI(Dialect):
             return body[:start] + _INCLUDE_USAGE + body[start:], True
         payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         return orjson.dumps(payload), True
+
+    def with_output_cap(self, endpoint: Endpoint, payload: dict[str, Any], cap: int) -> dict[str, Any] | None:
+        if endpoint.embeddings:
+            return None
+        # Every cap the request sets is lowered (the provider may honour any); with none, the endpoint's own is set.
+        present = [name for name in OUTPUT_CAPS if name in payload]
+        return {**payload, **{name: cap for name in present or [_OWN_CAP[endpoint.name]]}}
 
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)

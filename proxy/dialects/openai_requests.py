@@ -17,6 +17,7 @@ _MEDIA_TYPES = frozenset(
     {"image_url", "input_image", "image", "input_audio", "audio", "input_file", "file", "image_file", "document"}
 )
 _MEDIA_KEYS = ("image_url", "input_audio", "file_data", "image_file", "inline_data", "inlineData")
+MEDIA_TYPES, MEDIA_KEYS = _MEDIA_TYPES, _MEDIA_KEYS  # also how proxy.limits.prompt_count finds media parts
 # Keys of parts that point at a file stored at the provider (or on the web) instead of carrying it.
 _REFERENCE_KEYS = ("file_id", "file_url", "file_uri", "fileUri")
 # Tools the provider runs itself, feeding their results back to the model as more input.

@@ -20,12 +20,16 @@ window, or hosted tools (web search, file search, ...) that feed their results
 back as input without ``max_tool_calls``.
 
 Counting bytes costs nothing on the request path, unlike a tokenizer, at the price
-of a bound about four times the prompt's real size for English text.
+of a bound about four times the prompt's real size for English text. So only a
+request that this bound would refuse is bounded again, tightly (``tight_request_bound``,
+from a prompt counted by ``proxy.limits.tighten``).
 """
 
 from __future__ import annotations
 
-from pricing import PriceCard, bound_cost, cost_to_pico
+import dataclasses
+
+from pricing import PriceCard, PromptParts, bound_cost, cost_to_pico, tight_bound_cost
 from proxy.dialects.base import RequestFacts
 from proxy.errors import CostUnbounded
 
@@ -73,6 +77,36 @@ def request_bound(
         prompt_words = f"{prompt:,} prompt tokens at most ({body_bytes:,} body bytes{media}{over_steps})"
     if embeddings:
         return cost_to_pico(bound_cost(card, prompt, 0)), prompt_words
+    output, output_words = _output(card, facts, steps)
+    return cost_to_pico(bound_cost(card, prompt, output)), f"{prompt_words} and {output_words}"
+
+
+def tight_request_bound(
+    card: PriceCard, facts: RequestFacts, prompt: PromptParts, how: str, *, embeddings: bool
+) -> tuple[int, str]:
+    """(bound in picodollars, in words) of a request whose prompt was counted into ``prompt``'s parts.
+
+    The caller has refused what ``request_bound`` refuses (stored input, hosted tools without
+    ``max_tool_calls``); each model turn reads at least the same prompt.
+    """
+    steps = 1 + ((facts.max_tool_calls or 0) if facts.hosted_tools else 0)
+    if steps > 1:
+        prompt = PromptParts(*(part * steps for part in dataclasses.astuple(prompt)))
+    over_steps = f", over {steps} model turns" if steps > 1 else ""
+    prompt_words = f"{prompt.total:,} prompt tokens at most ({how}{over_steps})"
+    if embeddings:
+        return cost_to_pico(tight_bound_cost(card, prompt, 0)), prompt_words
+    output, output_words = _output(card, facts, steps)
+    return cost_to_pico(tight_bound_cost(card, prompt, output)), f"{prompt_words} and {output_words}"
+
+
+def output_bound(card: PriceCard, facts: RequestFacts) -> int:
+    """The most output tokens a request may be billed for: its cap (or the model's), times choices and turns."""
+    steps = 1 + ((facts.max_tool_calls or 0) if facts.hosted_tools else 0)
+    return _output(card, facts, steps)[0]
+
+
+def _output(card: PriceCard, facts: RequestFacts, steps: int) -> tuple[int, str]:
     cap = facts.output_cap
     if cap is None:
         cap = card.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
@@ -81,5 +115,4 @@ def request_bound(
         source = "the request's largest output cap"
     n = facts.choices
     output = cap * n * steps
-    output_words = f"{output:,} output tokens ({source}" + (f", times {n} choices)" if n > 1 else ")")
-    return cost_to_pico(bound_cost(card, prompt, output)), f"{prompt_words} and {output_words}"
+    return output, f"{output:,} output tokens ({source}" + (f", times {n} choices)" if n > 1 else ")")

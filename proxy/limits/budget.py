@@ -148,6 +148,13 @@ class BudgetKeeper:
             for lease in short:
                 await self._extend(lease, need, explain_bound)
 
+    def room(self, counter: Counter) -> int:
+        """What the blocking limit on ``counter`` leaves, as this worker last saw it (fresh after a refusal)."""
+        assert counter.block_pico is not None
+        with self._mutex:
+            lease = self._leases.get(counter.key)
+            return lease.remaining if lease is not None else counter.block_pico
+
     def remaining(self, admission: Admission) -> int | None:
         """What the tightest blocking limit of ``admission`` leaves now, as this worker knows it."""
         if admission.remaining_pico is None:

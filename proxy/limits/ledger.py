@@ -27,7 +27,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from proxy.limits.rules import Counter, CounterWindow, counter_window
+from proxy.limits.rules import Counter, CounterWindow, counter_window, counter_window_of
 from proxy.recording.store import Store
 from proxy.recording.tables import ALERTS_TABLE, COUNTERS_TABLE, LEASES_TABLE, USAGE_TABLE
 
@@ -75,7 +75,31 @@ class Ledger:
         column = _SCOPE_COLUMNS.get(window.scope)
         if column is not None:
             query = query.where(t[column] == window.scope_id)
+        if window.scope == "tag" and window.tag is not None:
+            query = query.where(self._tag_is(window.tag, window.scope_id))
+        if window.models:
+            query = query.where(sa.or_(*(self._model_is(pattern) for pattern in window.models)))
         return int(conn.execute(query).scalar_one())
+
+    def _tag_is(self, tag: str, value: str) -> sa.ColumnElement[bool]:
+        """Rows whose ``tags`` (a JSON object of strings) give ``tag`` the value ``value``."""
+        tags = USAGE_TABLE.c.tags
+        if self._dialect == "postgresql":
+            field: sa.ColumnElement[str] = sa.cast(tags, postgresql.JSONB)[tag].astext
+            return field == value
+        # A tag name holds no quote (it is a header name's tail), so it can sit inside the JSON path.
+        extracted: sa.ColumnElement[str] = sa.func.json_extract(tags, f'$."{tag}"')
+        return extracted == value
+
+    def _model_is(self, pattern: str) -> sa.ColumnElement[bool]:
+        """Rows whose requested model matches a limit's ``models`` glob, case-sensitive as ``fnmatchcase`` is."""
+        model = USAGE_TABLE.c.model_requested
+        if "*" not in pattern and "?" not in pattern:
+            return model == pattern
+        if self._dialect == "postgresql":
+            escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return model.like(escaped.replace("*", "%").replace("?", "_"), escape="\\")
+        return model.op("GLOB")(pattern)  # SQLite's LIKE ignores case; GLOB does not, and speaks * and ?
 
     def _bring_up_to_rows(self, conn: sa.Connection, key: str, window: CounterWindow, adding: int) -> None:
         """Set ``spent`` to the larger of (spent + adding) and what the window's rows cost.
@@ -200,11 +224,7 @@ class Ledger:
                 insert = self._insert(COUNTERS_TABLE).values(counter_key=key, spent_pico=0)
                 conn.execute(insert.on_conflict_do_nothing())
                 known = windows.get(key)
-                window = (
-                    CounterWindow(known.scope, known.scope_id, known.start, known.end)
-                    if known is not None
-                    else counter_window(key)
-                )
+                window = counter_window_of(known) if known is not None else counter_window(key)
                 self._bring_up_to_rows(conn, key, window, totals[key])
                 self._syncing.add(key)
             if key in leased:

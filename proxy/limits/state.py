@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from pricing import pico_to_usd
 from proxy.attribution import Attribution
 from proxy.limits.ledger import Ledger
-from proxy.limits.rules import GLOBAL_ID, Counter, LimitBook, LimitRule
+from proxy.limits.rules import GLOBAL_ID, Counter, LimitBook, LimitRule, scope_part
 from proxy.money import money_text
 from proxy.recording.tables import COUNTERS_TABLE, LEASES_TABLE
 
@@ -137,7 +137,7 @@ def limit_states(
             agent=asked.agent,
             key=asked.key,
         )
-        for counter in book.counters(attribution, now):
+        for counter in book.counters(attribution, now, any_model=True):
             for rule in counter.rules:
                 wanted.append((counter, rule, rule_source(rule, via_team and rule.scope == "team")))
     else:
@@ -145,12 +145,7 @@ def limit_states(
         for rule in book.rules:
             subjects = {GLOBAL_ID} if rule.scope == "global" else _subjects(keys, rule) or {rule.id}
             for name in sorted(subjects):
-                counter = next(
-                    c
-                    for c in book.counters(_attribution_for(rule.scope, name), now)
-                    if c.scope == rule.scope and rule in c.rules
-                )
-                wanted.append((counter, rule, rule_source(rule)))
+                wanted.append((book.counter_for(rule, name, now), rule, rule_source(rule)))
     status = ledger.status(sorted({c.key for c, _, _ in wanted if c.scope_id != WILDCARD}), now.timestamp())
     return [
         LimitState(
@@ -182,16 +177,6 @@ def _keys_with_spend(ledger: Ledger) -> list[str]:
 def _subjects(keys: list[str], rule: LimitRule) -> set[str]:
     if rule.id != WILDCARD:
         return {rule.id}
-    prefix = f"{rule.scope}:"
+    prefix = f"{scope_part(rule.scope, rule.tag, rule.models)}:"
     # Keys are scope:subject:window[@zone]:label; a subject may itself hold colons.
     return {key[len(prefix) :].rsplit(":", 2)[0] for key in keys if key.startswith(prefix)}
-
-
-def _attribution_for(scope: str, subject: str) -> Attribution:
-    return Attribution(
-        user=subject if scope == "user" else None,
-        team=subject if scope == "team" else None,
-        thread=subject if scope == "thread" else None,
-        agent=subject if scope == "agent" else None,
-        key=subject if scope == "key" else None,
-    )

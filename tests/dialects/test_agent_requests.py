@@ -70,11 +70,13 @@ def test_a_claude_code_turn_is_bounded_by_its_body_and_max_tokens(
     [row] = live.rows()
     assert (row["user_id"], row["provider_kind"]) == ("alice", "anthropic")
     if admitted:
-        assert answer.status_code == 200 and provider.requests[0].query == b"beta=true"
+        assert answer.status_code == 200, answer.text
+        assert provider.requests[0].query == b"beta=true"
         assert row["cost_pico"] == (20 * 3 + 7 * 15) * 10**6  # 20 input at $3/M, 7 output at $15/M
     else:
         assert answer.status_code == 429 and answer.json()["error"]["type"] == "rate_limit_error"
-        assert provider.requests == []
+        # Only the free count_tokens was asked, before the refusal (this fake provider does not answer it).
+        assert [r.path for r in provider.requests] == ["/v1/messages/count_tokens"]
 
 
 def test_a_gemini_cli_turn_is_one_priced_row(live: LiveTollgate, provider: FakeProvider) -> None:

@@ -83,7 +83,7 @@ def test_time_zone_moves_the_window() -> None:
     [
         (
             'scope = "org"\nmax_usd = 1',
-            r"limits\[0\].scope = 'org' must be one of user, team, key, agent, thread, global",
+            r"limits\[0\].scope = 'org' must be one of user, team, key, agent, thread, tag, global",
         ),
         ('window = "hour"\nmax_usd = 1', r"limits\[0\].window = 'hour' must be one of day, week, month, total"),
         ("max_usd = 0", r"limits\[0\].max_usd = '0' must be more than 0"),
