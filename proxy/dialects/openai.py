@@ -21,6 +21,7 @@ chunk, and the ``"usage": null`` member of every other chunk); see ``_StreamRead
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ import orjson
 from pricing import TokenCounts
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader
 from proxy.dialects.openai_requests import read_request
+from proxy.dialects.units import cites_the_web, openai_units
 from proxy.errors import TollgateError, render_error
 from proxy.recording.records import MAX_TIER_CHARS, label_problem
 from proxy.sse import event_fields, parse_json
@@ -46,6 +48,7 @@ FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", 
 _INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 _DONE = b"[DONE]"
 _USAGE = b'"usage"'
+_CITATION = b'"url_citation"'
 _USAGE_NULL = re.compile(rb'"usage"[ \t]*:[ \t]*null')
 # The "usage": null member of a one-line JSON object, after another member or as the first one.
 _NULL_MEMBER_AFTER = re.compile(rb',[ \t]*"usage"[ \t]*:[ \t]*null(?=[ \t]*[,}])')
@@ -182,7 +185,7 @@ def usage_from_object(obj: Any) -> Usage | None:
         reasoning=_count(out_details, "reasoning_tokens"),
         audio_output=_count(out_details, "audio_tokens"),
     )
-    return Usage(tokens=tokens, service_tier=service_tier, model=model, provider_usage=usage)
+    return Usage(tokens=tokens, service_tier=service_tier, model=model, provider_usage=usage, units=openai_units(obj))
 
 
 def _cache_writes(details: Any) -> tuple[int, int]:
@@ -228,8 +231,11 @@ class _StreamReader(StreamReader):
         self.hide_usage = hide_usage
         self.usage: Usage | None = None
         self.finished = False
+        self._cited: set[int] = set()  # choices whose deltas carried a url_citation: each ran a search
 
     def read(self, event: bytes) -> bytes:
+        if _CITATION in event:
+            self._cite(event)
         carries_usage = _USAGE in event
         if not carries_usage and _DONE not in event and b"response." not in event:
             return event  # most events: content deltas with nothing to read
@@ -244,7 +250,7 @@ class _StreamReader(StreamReader):
             obj = parse_json(data)
             usage = usage_from_event_object(obj)
             if usage is not None:
-                self.usage = usage
+                self.usage = self._with_citations(usage)
                 if self.hide_usage and isinstance(obj, dict) and obj.get("choices") == []:
                     return b""  # the usage-only chunk that Tollgate asked for
         if kind is not None:
@@ -255,6 +261,23 @@ class _StreamReader(StreamReader):
         if self.hide_usage and carries_usage:
             return _without_null_usage(event, data, data_lines)
         return event
+
+    def _cite(self, event: bytes) -> None:
+        _, data, _ = event_fields(event)
+        obj = parse_json(data) if data is not None else None
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and cites_the_web(delta.get("annotations")):
+                index = choice.get("index")
+                self._cited.add(index if isinstance(index, int) else 0)
+        if self.usage is not None:
+            self.usage = self._with_citations(self.usage)
+
+    def _with_citations(self, usage: Usage) -> Usage:
+        if not self._cited or usage.units.web_search_calls:
+            return usage
+        return dataclasses.replace(usage, units=dataclasses.replace(usage.units, web_search_calls=len(self._cited)))
 
     def streamed_text(self, events: bytes) -> str:
         parts: list[str] = []
