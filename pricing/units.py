@@ -61,8 +61,8 @@ class UnitCounts:
     images: int = 0
     image_size: str | None = None
     image_quality: str | None = None
-    image_input_tokens: int = 0  # part of the token counts' input
-    image_output_tokens: int = 0  # part of the token counts' output
+    image_tokens_in: int = 0  # part of the token counts' input
+    image_tokens_out: int = 0  # part of the token counts' output
     audio_characters: int = 0
     audio_ms: int = 0
     storage_bytes: int = 0
@@ -131,11 +131,11 @@ def price_usage(
     kind: str | None = None,
 ) -> Priced:
     """Price tokens and units together; image tokens leave the token counts and are priced at image rates."""
-    if units.image_input_tokens or units.image_output_tokens:
+    if units.image_tokens_in or units.image_tokens_out:
         tokens = dataclasses.replace(
             tokens,
-            input=max(tokens.input - units.image_input_tokens, 0),
-            output=max(tokens.output - units.image_output_tokens, 0),
+            input=max(tokens.input - units.image_tokens_in, 0),
+            output=max(tokens.output - units.image_tokens_out, 0),
         )
     token_cost = price_tokens(card, tokens, service_tier)
     return Priced(token_cost, price_units(card, units, tokens=tokens, tools=tools, lookup=lookup, kind=kind))
@@ -176,16 +176,16 @@ def price_units(
     )
     charge("container_sessions", units.container_sessions, _container_rate(tools, lookup, kind))
     charge("server_tool_requests", units.server_tool_requests, tools.web_fetch_request)
-    if units.image_input_tokens or units.image_output_tokens:
+    if units.image_tokens_in or units.image_tokens_out:
         base = card.rates if card is not None else {}
         charge(
-            "image_input_tokens",
-            units.image_input_tokens,
+            "image_tokens_in",
+            units.image_tokens_in,
             rates.get("input_cost_per_image_token", base.get("input_cost_per_token")),
         )
         charge(
-            "image_output_tokens",
-            units.image_output_tokens,
+            "image_tokens_out",
+            units.image_tokens_out,
             rates.get("output_cost_per_image_token", base.get("output_cost_per_token")),
         )
     else:

@@ -50,8 +50,8 @@ _NONE = TokenCounts()
         (
             "gpt-image-1",
             TokenCounts(input=20, output=4160),
-            UnitCounts(images=1, image_output_tokens=4160),
-            "image_output_tokens",
+            UnitCounts(images=1, image_tokens_out=4160),
+            "image_tokens_out",
             "0.1664",
         ),
         # high/1024-x-1024/gpt-image-1: $0.167 per image, when no usage says otherwise
@@ -68,11 +68,11 @@ def test_each_unit_is_priced_from_its_source(
 
 def test_image_tokens_leave_the_text_tokens(catalog: Catalog) -> None:
     card = real_card(catalog, "gpt-image-1")
-    units = UnitCounts(images=1, image_input_tokens=100, image_output_tokens=1000)
+    units = UnitCounts(images=1, image_tokens_in=100, image_tokens_out=1000)
     priced = price_usage(card, TokenCounts(input=150, output=1000), units, lookup=catalog.lookup)
     assert priced.tokens.input == Decimal(50) * Decimal("5e-6")  # text only
     assert priced.tokens.output == 0
-    assert priced.units.parts["image_input_tokens"] == Decimal("0.001")  # $10 / 1M image input tokens
+    assert priced.units.parts["image_tokens_in"] == Decimal("0.001")  # $10 / 1M image input tokens
 
 
 def test_tokens_price_audio_models_that_report_them(catalog: Catalog) -> None:
