@@ -26,7 +26,7 @@ import functools
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from typing import Final
+from typing import Any, Final
 
 from pricing._exact import EXACT, ROUNDING, ZERO
 from pricing.catalog import PriceCard
@@ -84,8 +84,8 @@ TOKEN_COLUMNS: Final = tuple(f"{kind}_tokens" for kind in TOKEN_KINDS)
 CACHE_WRITE_KINDS: Final = tuple(kind for kind in TOKEN_KINDS if kind.startswith("cache_write"))
 
 
-def token_columns(tokens: TokenCounts) -> dict[str, int]:
-    """``tokens`` as a usage row's columns."""
+def token_columns(tokens: TokenCounts) -> dict[str, Any]:
+    """``tokens`` as a usage row's columns (``Any``: they are spread into a record whose other fields vary)."""
     return {column: getattr(tokens, kind) for kind, column in zip(TOKEN_KINDS, TOKEN_COLUMNS, strict=True)}
 
 
