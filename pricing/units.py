@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from pricing._exact import EXACT, ROUNDING, ZERO
 from pricing.catalog import SEARCH_CONTEXT, PriceCard
@@ -85,7 +85,7 @@ UNIT_COUNT_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UnitCounts)
 NO_UNITS: Final = UnitCounts()
 
 
-def unit_columns(units: UnitCounts) -> dict[str, int | str | None]:
+def unit_columns(units: UnitCounts) -> dict[str, Any]:
     """``units`` as a usage row's columns."""
     return {name: getattr(units, name) for name in UNIT_COLUMNS}
 

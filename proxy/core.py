@@ -35,6 +35,7 @@ from pricing import (
     decimal_text,
     lookup_for_kind,
     pico_to_usd,
+    tool_prices,
 )
 from proxy import settlement
 from proxy.admin.metrics import Metrics
@@ -97,7 +98,7 @@ class Metering:
         self.budget = budget
         self.metrics = metrics
         self.clock = clock
-        self.unpriced_warned: set[str] = set()
+        self.unpriced_warned: set[str | tuple[str, str]] = set()
         self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
@@ -110,6 +111,7 @@ class Metering:
         keys = KeyRing(config.keys)
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
+        self.tool_prices = tool_prices(config.pricing_tools)
         self.managed_only = config.auth.mode == "managed"
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
@@ -185,6 +187,7 @@ class MeteredCall:
         self.priced_as: str | None = None  # the model an Azure deployment runs, from [providers.deployments]
         self.admission = UNLIMITED
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
+        self.unit_cost: tuple[int | None, str | None] = (None, None)  # (the units' part, units with no price)
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None

@@ -55,6 +55,7 @@ class RequestFacts:
     hosted_tools: frozenset[str] = frozenset()  # tools the provider runs, feeding results back as input
     max_tool_calls: int | None = None
     fallback_models: tuple[str, ...] = ()  # models a router may answer with instead
+    search_context: str | None = None  # the web search context size asked for (low, medium, high)
 
 
 class StreamReader:
