@@ -27,6 +27,7 @@ from pricing import (
     decimal_text,
     image_variants,
     pico_to_usd,
+    price_units,
     price_usage,
     token_columns,
     unit_columns,
@@ -57,6 +58,11 @@ def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tupl
     """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
     metering = call.metering
     model_served = call.priced_as or (usage.model if usage is not None else None) or requested
+    if usage is not None and model_served is None and usage.units and usage.tokens == _NO_TOKENS:
+        # Units no model answers for (a vector store search, a day of storage): the tool-price table's.
+        units = price_units(None, usage.units, tools=metering.tool_prices)
+        call.unit_cost = (cost_to_pico(units.total), ",".join(units.unpriced) or None)
+        return None, cost_to_pico(units.total), bool(units.unpriced)
     if usage is None or model_served is None:
         return None, None, False
     card = call.price_card(model_served)

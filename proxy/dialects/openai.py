@@ -28,10 +28,12 @@ from typing import Any, ClassVar
 import orjson
 
 from pricing import TokenCounts
+from proxy.dialects import media
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader
 from proxy.dialects.openai_requests import read_request
 from proxy.dialects.units import cites_the_web, openai_units
 from proxy.errors import TollgateError, render_error
+from proxy.multipart import Form
 from proxy.recording.records import MAX_TIER_CHARS, label_problem
 from proxy.sse import event_fields, parse_json
 from proxy.usage import Usage
@@ -41,7 +43,14 @@ ENDPOINTS = {
     "/v1/completions": Endpoint("completions", usage_opt_in=True),
     "/v1/embeddings": Endpoint("embeddings", embeddings=True),
     "/v1/responses": Endpoint("responses"),
+    "/v1/images/generations": Endpoint("images", media=media.IMAGES),
+    "/v1/images/edits": Endpoint("image_edits", media=media.IMAGES, form=True),
+    "/v1/audio/speech": Endpoint("speech", media=media.SPEECH),
+    "/v1/audio/transcriptions": Endpoint("transcriptions", media=media.TRANSCRIPTION, form=True),
+    "/v1/audio/translations": Endpoint("translations", media=media.TRANSCRIPTION, form=True),
 }
+VECTOR_SEARCH = Endpoint("vector_store_search", media=media.VECTOR_SEARCH)
+_VECTOR_SEARCH = re.compile(r"/v1/vector_stores/[^/]+/search")
 METERED_PATHS = frozenset(ENDPOINTS)
 # Responses API stream events that carry the final response with its usage.
 FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -69,13 +78,26 @@ class OpenAI(Dialect):
         return canonical_path.startswith("/v1/")
 
     def endpoint(self, method: str, canonical_path: str) -> Endpoint | None:
-        return ENDPOINTS.get(canonical_path) if method == "POST" else None
+        if method != "POST":
+            return None
+        found = ENDPOINTS.get(canonical_path)
+        return VECTOR_SEARCH if found is None and _VECTOR_SEARCH.fullmatch(canonical_path) else found
 
     def upstream_path(self, raw_path: str) -> str:
         return raw_path[3:]  # base_url ends in /v1
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        if endpoint.media is not None:
+            return media.facts_from_json(endpoint.media, payload)
         return read_request(payload)
+
+    def read_form(self, endpoint: Endpoint, form: Form) -> RequestFacts:
+        return media.facts_from_form(endpoint.media or media.TRANSCRIPTION, form)
+
+    def usage_from_answer(self, endpoint: Endpoint, facts: RequestFacts, body: bytes) -> tuple[Usage | None, bool]:
+        if facts.media is not None:
+            return media.usage_of(facts.media, facts.model, body)
+        return usage_from_body(body), False
 
     def with_usage_reporting(self, endpoint: Endpoint, body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:
         if not endpoint.usage_opt_in or payload.get("stream") is not True:
