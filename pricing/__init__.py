@@ -22,6 +22,7 @@ from pricing.cost import (
 from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
 from pricing.tools import DEFAULT_TOOL_PRICES, ToolPrices, tool_prices
 from pricing.units import (
+    BYTES_PER_GB,
     NO_UNITS,
     UNIT_COLUMNS,
     UNIT_COUNT_COLUMNS,
@@ -35,6 +36,7 @@ from pricing.units import (
 )
 
 __all__ = [
+    "BYTES_PER_GB",
     "CACHE_WRITE_KINDS",
     "DEFAULT_TOOL_PRICES",
     "KIND_PREFIXES",

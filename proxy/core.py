@@ -192,6 +192,7 @@ class MeteredCall:
         self.admission = UNLIMITED
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
         self.unit_cost: tuple[int | None, str | None] = (None, None)  # (the units' part, units with no price)
+        self.created: str | None = None  # the id of a vector store the answer created (see proxy.storage)
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
@@ -478,7 +479,9 @@ class MeteredCall:
             elif usage is None:
                 tokens = estimate(self.dialect.prompt_text(self.payload), self.dialect.answer_text(readable or b""))
                 usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
-        elif self.fetches_job is not None and status == 200 and readable is not None:
+        elif status < 300 and readable is not None and self.method == "POST" and self._judged is not None:
+            self.created = self.dialect.created_object(self.method, self._judged.canonical, readable)
+        if self.endpoint is None and self.fetches_job is not None and status == 200 and readable is not None:
             if self.dialect.finished_job(readable):
                 deferred = settlement.finished(self, self.fetches_job, self.dialect.usage_from_body(readable))
         durable = settlement.record(self, status, usage, None, estimated=estimated, deferred=deferred)

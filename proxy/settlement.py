@@ -217,6 +217,7 @@ def record(
         **unit_columns(usage.units if usage is not None else NO_UNITS),
         unit_cost_pico=call.unit_cost[0],
         unpriced_units=call.unit_cost[1],
+        resource_id=call.created,
     )
     if metering.access_log or status >= 400:
         log_request(record, metering.access_log)

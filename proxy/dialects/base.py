@@ -138,6 +138,10 @@ class Dialect:
         """(the usage of a whole answer, whether it is estimated); most APIs need only the answer."""
         return self.usage_from_body(body), False
 
+    def created_object(self, method: str, canonical_path: str, body: bytes) -> str | None:
+        """The id of an object an answer says was created, when Tollgate bills it later (a vector store)."""
+        return None
+
     def model_of(self, payload: Any) -> str | None:
         """The model an unmetered JSON request names, if any (to route it)."""
         model = payload.get("model") if isinstance(payload, dict) else None

@@ -115,6 +115,13 @@ class OpenAI(Dialect):
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)
 
+    def created_object(self, method: str, canonical_path: str, body: bytes) -> str | None:
+        if method != "POST" or canonical_path != "/v1/vector_stores":
+            return None
+        obj = parse_json(body)
+        found = obj.get("id") if isinstance(obj, dict) and obj.get("object") == "vector_store" else None
+        return found if isinstance(found, str) and 0 < len(found) <= 128 and label_problem(found) is None else None
+
     def stream_reader(self, hide_usage: bool) -> StreamReader:
         return _StreamReader(hide_usage)
 

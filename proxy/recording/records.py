@@ -92,6 +92,7 @@ class UsageRecord:
     storage_free_bytes: int = 0
     unit_cost_pico: int | None = None  # the units' part of cost_pico
     unpriced_units: str | None = None  # units used that had no price, comma-separated
+    resource_id: str | None = None  # the id of the object the request created at the provider (a vector store)
 
     @property
     def cost_usd(self) -> Decimal | None:

@@ -74,19 +74,7 @@ class UsageRow(SQLModel, table=True):
     storage_free_bytes: int = Field(default=0, sa_type=sa.BigInteger)
     unit_cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
     unpriced_units: str | None = Field(default=None, max_length=256)
-
-
-class VectorStoreOwnerRow(SQLModel, table=True):
-    """Who created a vector store through Tollgate: the storage job bills its storage to them."""
-
-    __tablename__ = "vector_store_owners"
-
-    store_id: str = Field(primary_key=True, max_length=128)
-    provider: str = Field(max_length=128)
-    user_id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
-    team_id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
-    key_name: str | None = Field(default=None, max_length=256)
-    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    resource_id: str | None = Field(default=None, max_length=128)  # what the request created (a vector store)
 
 
 class SpendCounterRow(SQLModel, table=True):
@@ -219,7 +207,6 @@ ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 HOURLY_TABLE: sa.Table = HourlyUsageRow.__table__  # type: ignore[attr-defined]
 THREAD_MINUTES_TABLE: sa.Table = ThreadMinuteRow.__table__  # type: ignore[attr-defined]
 ANOMALIES_TABLE: sa.Table = AnomalyRow.__table__  # type: ignore[attr-defined]
-VECTOR_STORE_OWNERS_TABLE: sa.Table = VectorStoreOwnerRow.__table__  # type: ignore[attr-defined]
 
 
 class InvoiceRow(SQLModel, table=True):

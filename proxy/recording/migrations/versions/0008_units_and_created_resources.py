@@ -1,12 +1,12 @@
-"""Units beyond tokens on each row, and the owners of vector stores created through Tollgate
+"""Units beyond tokens on each row, and the provider object a request created
 
 - ``usage_records``: the units a request used besides tokens (``pricing.UnitCounts``: web searches and
   their context size, file-search calls, container sessions, server-tool requests, grounding queries,
   images with size and quality, image tokens, characters and milliseconds of audio, vector storage bytes),
   ``unit_cost_pico`` (their cost, part of ``cost_pico``) and ``unpriced_units`` (units used that had no
   price). Existing rows used none: counts get 0, the rest NULL.
-- ``vector_store_owners``: who created each vector store through Tollgate, so the daily storage job
-  attributes a store's storage to them.
+- ``usage_records.resource_id``: the id of the object a request created at the provider (a vector store,
+  from ``POST /v1/vector_stores``), so the daily storage job bills a store's storage to whoever created it.
 
 Revision ID: 0008
 Revises: 0006 (chained on main's head until 0007 lands; then 0007)
@@ -47,19 +47,16 @@ def upgrade() -> None:
             batch.add_column(sa.Column(name, sa.String(length=length), nullable=True))
         batch.add_column(sa.Column("unit_cost_pico", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("unpriced_units", sa.String(length=256), nullable=True))
-    op.create_table(
-        "vector_store_owners",
-        sa.Column("store_id", sa.String(length=128), primary_key=True),
-        sa.Column("provider", sa.String(length=128), nullable=False),
-        sa.Column("user_id", sa.String(length=256), nullable=True),
-        sa.Column("team_id", sa.String(length=256), nullable=True),
-        sa.Column("key_name", sa.String(length=256), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
+        batch.add_column(sa.Column("resource_id", sa.String(length=128), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_table("vector_store_owners")
     with op.batch_alter_table("usage_records") as batch:
-        for name in ("unpriced_units", "unit_cost_pico", *(n for n, _ in reversed(_LABELS)), *reversed(_COUNTS)):
+        for name in (
+            "resource_id",
+            "unpriced_units",
+            "unit_cost_pico",
+            *(n for n, _ in reversed(_LABELS)),
+            *reversed(_COUNTS),
+        ):
             batch.drop_column(name)
