@@ -19,7 +19,7 @@ from pricing.cost import (
     price_tokens,
     token_columns,
 )
-from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
+from pricing.kinds import KIND_PREFIXES, describe_for_kind, lookup_for_kind, priced_name
 from pricing.tools import DEFAULT_TOOL_PRICES, ToolPrices, tool_prices
 from pricing.units import (
     BYTES_PER_GB,
@@ -57,6 +57,7 @@ __all__ = [
     "bound_cost",
     "cost_to_pico",
     "decimal_text",
+    "describe_for_kind",
     "image_variants",
     "lookup_for_kind",
     "pico_to_usd",
