@@ -91,6 +91,8 @@ def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tupl
         if unpriced_units and (model_served, unpriced_units) not in metering.unpriced_warned:
             metering.unpriced_warned.add((model_served, unpriced_units))
             logger.warning("no price for %s of model %r: recorded without their cost", unpriced_units, model_served)
+        if unpriced_units and usage.tokens == _NO_TOKENS and not priced.units.parts:
+            return card, None, True  # nothing it used has a price: unpriced, never a zero cost
     return card, cost_to_pico(priced.total), False
 
 

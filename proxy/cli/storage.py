@@ -37,9 +37,10 @@ def _run(args: argparse.Namespace) -> int:
     store.create_tables()
     day = args.day or system_clock().date()  # the CLI is the edge that reads the wall clock
     rows = run_storage(ProviderRouter(config.providers), store, day, tool_prices(config.pricing_tools))
+    width = max((len(row.resource_id or "") for row in rows), default=0)
     for row in rows:
         owner = row.user_id or row.team_id or row.key_name or f"provider {row.provider}"
-        cost = decimal_text(pico_to_usd(row.cost_pico or 0))
-        sys.stdout.write(f"{row.resource_id}  {row.storage_bytes:>14,} bytes  ${cost}  {owner}\n")
+        cost = "$" + decimal_text(pico_to_usd(row.cost_pico or 0))
+        sys.stdout.write(f"{row.resource_id or '':<{width}}  {row.storage_bytes:>14,} bytes  {cost:>9}  {owner}\n")
     sys.stdout.write(f"{len(rows)} storage rows recorded for {day.isoformat()}\n")
     return 0

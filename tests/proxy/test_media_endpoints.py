@@ -188,3 +188,12 @@ def test_under_a_limit_media_that_cannot_be_bounded_is_refused(
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "cost_unbounded"
     assert provider.requests == []
+
+
+def test_speech_of_a_model_with_no_character_price_is_unpriced_not_free(
+    tollgate: Tollgate, provider: FakeProvider
+) -> None:
+    provider.answer("POST", "/v1/audio/speech", Canned(body=b"audio", headers=((b"content-type", b"audio/mpeg"),)))
+    tollgate.client.post("/v1/audio/speech", json={"model": "gpt-4o-mini-tts", "input": "hello", "voice": "alloy"})
+    [row] = tollgate.rows()
+    assert (row["cost_pico"], row["unpriced"], row["unpriced_units"]) == (None, True, "audio_characters")
