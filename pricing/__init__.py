@@ -19,28 +19,57 @@ from pricing.cost import (
     price_tokens,
     token_columns,
 )
-from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
+from pricing.kinds import KIND_PREFIXES, describe_for_kind, lookup_for_kind, priced_name
 from pricing.tight import PromptParts, output_rate, tight_bound_cost
+from pricing.tools import DEFAULT_TOOL_PRICES, ToolPrices, tool_prices
+from pricing.units import (
+    BYTES_PER_GB,
+    NO_UNITS,
+    UNIT_COLUMNS,
+    UNIT_COUNT_COLUMNS,
+    Priced,
+    UnitCost,
+    UnitCounts,
+    image_variants,
+    price_units,
+    price_usage,
+    unit_columns,
+)
 
 __all__ = [
+    "BYTES_PER_GB",
     "CACHE_WRITE_KINDS",
+    "DEFAULT_TOOL_PRICES",
     "KIND_PREFIXES",
+    "NO_UNITS",
     "TOKEN_COLUMNS",
     "TOKEN_KINDS",
+    "UNIT_COLUMNS",
+    "UNIT_COUNT_COLUMNS",
     "Catalog",
     "Cost",
     "PriceCard",
+    "Priced",
     "PricingConfigError",
     "PromptParts",
     "TokenCounts",
+    "ToolPrices",
+    "UnitCost",
+    "UnitCounts",
     "bound_cost",
     "cost_to_pico",
     "decimal_text",
+    "describe_for_kind",
+    "image_variants",
     "lookup_for_kind",
     "output_rate",
     "pico_to_usd",
     "price_tokens",
+    "price_units",
+    "price_usage",
     "priced_name",
     "tight_bound_cost",
     "token_columns",
+    "tool_prices",
+    "unit_columns",
 ]

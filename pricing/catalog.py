@@ -67,6 +67,24 @@ _RATE_PREFIXES: Final = (
 # Base keys for display, longest first so "..._above_1hr" wins over its prefix.
 _LABELS: Final = sorted(((key, name) for name, key in OVERRIDE_RATE_KEYS.items()), key=lambda p: -len(p[0]))
 _LABEL_ORDER: Final = {name: rank for rank, name in enumerate(OVERRIDE_RATE_KEYS)}
+#: Prices of units that are not tokens, kept on a card as ``unit_rates`` (see ``pricing.units``).
+UNIT_RATE_KEYS: Final = frozenset(
+    {
+        "input_cost_per_character",
+        "input_cost_per_second",
+        "output_cost_per_second",
+        "input_cost_per_image",
+        "output_cost_per_image",
+        "input_cost_per_pixel",
+        "output_cost_per_pixel",
+        "input_cost_per_image_token",
+        "output_cost_per_image_token",
+        "code_interpreter_cost_per_session",
+        "file_search_cost_per_1k_calls",
+        "vector_store_cost_per_gb_per_day",
+    }
+)
+SEARCH_CONTEXT: Final = "search_context_cost_per_query"
 _SKIPPED_ENTRIES: Final = frozenset({"sample_spec"})
 # Dated snapshots: -2024-07-18, -20240718, @20240718 and OpenAI's -MMDD (gpt-4-0613).
 _DATED: Final = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8}|-(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))$")
@@ -95,10 +113,16 @@ class PriceCard:
     max_output_tokens: int | None = None
     max_input_tokens: int | None = None
     mode: str | None = None
+    unit_rates: Mapping[str, Decimal] = field(default_factory=dict, hash=False)
+    """USD per unit that is not a token (a web search, a character, a second, an image), under litellm's
+    key names; ``search_context_cost_per_query`` is flattened to ``search_context_cost_per_query.<size>``."""
+    web_search_billing_unit: str | None = None
+    """litellm's ``web_search_billing_unit``: Gemini grounding bills ``per_prompt`` (the default) or ``per_query``."""
 
     def __post_init__(self) -> None:
         # Copy, so a caller's dict cannot change the card behind its back.
         object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))
+        object.__setattr__(self, "unit_rates", MappingProxyType(dict(self.unit_rates)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +224,10 @@ class Catalog:
         width = max((len(label) for label, _ in labels), default=0)
         lines.append(_field("rates", "USD per 1M tokens" if labels else "none"))
         lines.extend(f"  {label:<{width}}  ${_per_million_text(rate)} / 1M tokens" for label, rate in labels)
+        if card.unit_rates:
+            lines.append(_field("units", "USD per unit (see pricing.units)"))
+            width = max(len(name) for name in card.unit_rates)
+            lines.extend(f"  {name:<{width}}  ${format(rate, 'f')}" for name, rate in card.unit_rates.items())
         return "\n".join(lines)
 
     def _card(self, key: str) -> PriceCard:
@@ -212,6 +240,7 @@ class Catalog:
             max_output = override.max_output_tokens if override.max_output_tokens is not None else max_output
             max_input = override.max_input_tokens if override.max_input_tokens is not None else max_input
         mode = entry.get("mode")
+        billing_unit = entry.get("web_search_billing_unit")
         return PriceCard(
             model=key,
             source="litellm" if override is None else "config",
@@ -219,6 +248,8 @@ class Catalog:
             max_output_tokens=max_output,
             max_input_tokens=max_input,
             mode=mode if isinstance(mode, str) else None,
+            unit_rates=_unit_rates(entry),
+            web_search_billing_unit=billing_unit if isinstance(billing_unit, str) else None,
         )
 
     def _origin_text(self) -> str:
@@ -265,6 +296,20 @@ def _is_rate(name: str, value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return "cost_per_token" in name or name.startswith(_RATE_PREFIXES)
+
+
+def _unit_rates(entry: Mapping[str, object]) -> dict[str, Decimal]:
+    rates = {name: _normalise(value) for name, value in entry.items() if name in UNIT_RATE_KEYS and _is_number(value)}
+    search = entry.get(SEARCH_CONTEXT)
+    if isinstance(search, Mapping):
+        for size, value in search.items():
+            if isinstance(size, str) and _is_number(value):
+                rates[f"{SEARCH_CONTEXT}.{size.removeprefix('search_context_size_')}"] = _normalise(value)
+    return dict(sorted(rates.items()))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def _normalise(value: object) -> Decimal:

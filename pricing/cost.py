@@ -27,7 +27,7 @@ import operator
 import re
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
-from typing import Final
+from typing import Any, Final
 
 from pricing._exact import EXACT, ROUNDING, ZERO
 from pricing.catalog import PriceCard
@@ -86,8 +86,8 @@ _TOKEN_VALUES = operator.attrgetter(*TOKEN_KINDS)  # every count in one call, in
 CACHE_WRITE_KINDS: Final = tuple(kind for kind in TOKEN_KINDS if kind.startswith("cache_write"))
 
 
-def token_columns(tokens: TokenCounts) -> dict[str, int]:
-    """``tokens`` as a usage row's columns."""
+def token_columns(tokens: TokenCounts) -> dict[str, Any]:
+    """``tokens`` as a usage row's columns (``Any``: they are spread into a record whose other fields vary)."""
     return dict(zip(TOKEN_COLUMNS, _TOKEN_VALUES(tokens), strict=True))
 
 

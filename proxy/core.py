@@ -35,6 +35,7 @@ from pricing import (
     decimal_text,
     lookup_for_kind,
     pico_to_usd,
+    tool_prices,
 )
 from proxy import settlement
 from proxy.admin.metrics import Metrics
@@ -43,9 +44,11 @@ from proxy.clock import Clock
 from proxy.config import Config, LimitConfig
 from proxy.dialects import DIALECTS, dialect_for
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts
+from proxy.dialects.media import VECTOR_SEARCH
 from proxy.encoding import content_encoding, decoded, decoder_for
 from proxy.errors import (
     CostUnbounded,
+    InvalidForm,
     InvalidJSON,
     LimitsUnavailable,
     MissingModel,
@@ -64,6 +67,7 @@ from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_s
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
+from proxy.limits.media_bounds import media_bound
 from proxy.limits.provider_count import CountRequest
 from proxy.limits.rate_keeper import NO_HOLD, RateKeeper
 from proxy.limits.rate_tokens import token_bound
@@ -71,6 +75,7 @@ from proxy.limits.rates import TOKENS, RateBook, RateCounter, compile_rate_rules
 from proxy.limits.rules import Counter
 from proxy.limits.runtime import limit_book
 from proxy.limits.tighten import Count
+from proxy.multipart import MultipartError, boundary_of, read_form
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
 from proxy.recording.deferred import Deferred, Queued
@@ -111,7 +116,7 @@ class Metering:
         self.rate_keeper = rate_keeper  # None: rate limits are not kept (a meter built without a database for them)
         self.metrics = metrics
         self.clock = clock
-        self.unpriced_warned: set[str] = set()
+        self.unpriced_warned: set[str | tuple[str, str]] = set()
         self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
@@ -132,6 +137,7 @@ class Metering:
         keys = KeyRing(config.keys)
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
+        self.tool_prices = tool_prices(config.pricing_tools)
         self.managed_only = config.auth.mode == "managed"
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
@@ -215,6 +221,8 @@ class MeteredCall:
         self.rate_hold = NO_HOLD
         self.forwarded = False  # the request went upstream: a rate limit counts it even if its answer fails
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
+        self.unit_cost: tuple[int | None, str | None] = (None, None)  # (the units' part, units with no price)
+        self.created: str | None = None  # the id of a vector store the answer created (see proxy.storage)
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
@@ -277,6 +285,9 @@ class MeteredCall:
             self.facts = RequestFacts(model=_label(model or self.dialect.model_in_path(self.path)))
             return
         content_type = header(self.headers, b"content-type")
+        if self.endpoint.form and content_type.lower().startswith(b"multipart/form-data"):
+            self._read_form(body, content_type)
+            return
         if content_type and not content_type.startswith(b"application/json"):
             raise UnsupportedMediaType(
                 f"{self.path} takes a JSON body: send 'Content-Type: application/json', "
@@ -291,14 +302,33 @@ class MeteredCall:
         facts = self.dialect.read_request(self.endpoint, payload)
         if facts.model is None:  # Gemini's and Azure's name it in the path
             facts = dataclasses.replace(facts, model=self.dialect.model_in_path(self.path))
+        self._check_model(facts)
+        self.facts, self.payload = facts, payload
+        # A stream that would not report its usage is asked to; what that adds is hidden again (proxy.sse).
+        self.body, self.hide_usage = self.dialect.with_usage_reporting(self.endpoint, body, payload)
+
+    def _read_form(self, body: bytes, content_type: bytes) -> None:
+        """A multipart form (audio, image edits): its fields read, its bytes forwarded as they came."""
+        assert self.endpoint is not None
+        boundary = boundary_of(content_type)
+        if boundary is None:
+            raise InvalidForm("The multipart/form-data Content-Type names no boundary.")
+        try:
+            form = read_form(body, boundary)
+        except MultipartError as error:
+            raise InvalidForm(f"The request body is not a valid multipart form: {error}.") from None
+        facts = self.dialect.read_form(self.endpoint, form)
+        self._check_model(facts)
+        self.facts, self.payload = facts, dict(form.fields)
+
+    def _check_model(self, facts: RequestFacts) -> None:
         if facts.model is None:
+            if facts.media is not None and facts.media.kind == VECTOR_SEARCH:
+                return  # a vector store search names no model
             raise MissingModel("You must provide a model parameter.")
         problem = label_problem(facts.model)
         if problem is not None:
             raise ModelNotFound(f"No model is served by that name: it {problem}.")
-        self.facts, self.payload = facts, payload
-        # A stream that would not report its usage is asked to; what that adds is hidden again (proxy.sse).
-        self.body, self.hide_usage = self.dialect.with_usage_reporting(self.endpoint, body, payload)
 
     # 3. Attribute, route, and admit against the limits.
 
@@ -369,7 +399,8 @@ class MeteredCall:
         if not counters:
             return True
         bound, why = 0, "it carries no usage"
-        if any(c.block_pico is not None for c in counters) and self.payload is not None and self.facts.model:
+        bounded = self.facts.model or self.facts.media is not None  # a vector store search names no model
+        if any(c.block_pico is not None for c in counters) and self.payload is not None and bounded:
             try:
                 bound, why = self._bound()
             except CostUnbounded as error:
@@ -465,8 +496,11 @@ class MeteredCall:
 
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
-        assert self.endpoint is not None and self.provider is not None and self.facts.model is not None
+        assert self.endpoint is not None and self.provider is not None
         metering, facts, model = self.metering, self.facts, self.priced_as or self.facts.model
+        if facts.media is not None:
+            return media_bound(self.price_card, model, facts, len(self.body), metering.tool_prices)
+        assert model is not None
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]
@@ -550,7 +584,8 @@ class MeteredCall:
         deferred: Deferred | None = None
         readable = decoded(body, headers) if status < 400 else None  # the client still gets the bytes as they came
         if self.endpoint is not None and status < 400:
-            usage = self.dialect.usage_from_body(readable) if readable is not None else None
+            if readable is not None:
+                usage, estimated = self.dialect.usage_from_answer(self.endpoint, self.facts, readable)
             job = self.dialect.queued_job(readable) if usage is None and readable is not None else None
             if job is not None:  # a background job: its usage comes when its result is fetched
                 keys = tuple(counter.key for counter in self.admission.counters)
@@ -558,7 +593,9 @@ class MeteredCall:
             elif usage is None:
                 tokens = estimate(self.dialect.prompt_text(self.payload), self.dialect.answer_text(readable or b""))
                 usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
-        elif self.fetches_job is not None and status == 200 and readable is not None:
+        elif status < 300 and readable is not None and self.method == "POST" and self._judged is not None:
+            self.created = self.dialect.created_object(self.method, self._judged.canonical, readable)
+        if self.endpoint is None and self.fetches_job is not None and status == 200 and readable is not None:
             if self.dialect.finished_job(readable):
                 deferred = settlement.finished(self, self.fetches_job, self.dialect.usage_from_body(readable))
         durable = settlement.record(self, status, usage, None, estimated=estimated, deferred=deferred)

@@ -57,6 +57,10 @@ class InvalidJSON(BadRequest):
     code = "invalid_json"
 
 
+class InvalidForm(BadRequest):
+    code = "invalid_multipart"
+
+
 class UnknownParameter(BadRequest):
     code = "unknown_parameter"
 

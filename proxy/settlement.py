@@ -19,7 +19,19 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from pricing import PriceCard, TokenCounts, cost_to_pico, decimal_text, pico_to_usd, price_tokens, token_columns
+from pricing import (
+    NO_UNITS,
+    PriceCard,
+    TokenCounts,
+    cost_to_pico,
+    decimal_text,
+    image_variants,
+    pico_to_usd,
+    price_units,
+    price_usage,
+    token_columns,
+    unit_columns,
+)
 from proxy.access_log import log_request
 from proxy.recording.deferred import Deferred, Finished, Queued
 from proxy.recording.records import UsageRecord
@@ -46,17 +58,42 @@ def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tupl
     """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
     metering = call.metering
     model_served = call.priced_as or (usage.model if usage is not None else None) or requested
+    if usage is not None and model_served is None and usage.units and usage.tokens == _NO_TOKENS:
+        # Units no model answers for (a vector store search, a day of storage): the tool-price table's.
+        units = price_units(None, usage.units, tools=metering.tool_prices)
+        call.unit_cost = (cost_to_pico(units.total), ",".join(units.unpriced) or None)
+        return None, cost_to_pico(units.total), bool(units.unpriced)
     if usage is None or model_served is None:
         return None, None, False
     card = call.price_card(model_served)
     if card is None and requested is not None and requested != model_served:
         card = call.price_card(requested)
+    if card is None and usage.units.images:  # images the map prices by size and quality only (dall-e-3 at Azure)
+        card = next(filter(None, map(call.price_card, image_variants(model_served, usage.units))), None)
     if card is None:
         if model_served not in metering.unpriced_warned:
             metering.unpriced_warned.add(model_served)
             logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
         return None, None, True
-    return card, cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
+    kind = call.provider.kind if call.provider is not None else None
+    priced = price_usage(
+        card,
+        usage.tokens,
+        usage.units,
+        usage.service_tier,
+        tools=metering.tool_prices,
+        lookup=call.price_card,
+        kind=kind,
+    )
+    if usage.units:
+        unpriced_units = ",".join(priced.units.unpriced) or None
+        call.unit_cost = (cost_to_pico(priced.units.total), unpriced_units)
+        if unpriced_units and (model_served, unpriced_units) not in metering.unpriced_warned:
+            metering.unpriced_warned.add((model_served, unpriced_units))
+            logger.warning("no price for %s of model %r: recorded without their cost", unpriced_units, model_served)
+        if unpriced_units and usage.tokens == _NO_TOKENS and not priced.units.parts:
+            return card, None, True  # nothing it used has a price: unpriced, never a zero cost
+    return card, cost_to_pico(priced.total), False
 
 
 def _overran(call: MeteredCall, served: PriceCard, cost: int) -> None:
@@ -119,6 +156,10 @@ def record(
                 max(dataclasses.astuple(usage.tokens)),
                 CLAMPED,
             )
+    if usage is not None and usage.units.web_search_calls and usage.units.search_context_size is None:
+        # Chat answers do not say the search context size; the request does (web_search_options).
+        units = dataclasses.replace(usage.units, search_context_size=call.facts.search_context)
+        usage = dataclasses.replace(usage, units=units)
     if call.cost is None:
         call.cost = price(call, usage)
     cost_pico, unpriced = call.cost
@@ -178,6 +219,10 @@ def record(
         provider_kind=call.provider.kind if call.provider is not None else None,
         provider_usage=_usage_json(usage),
         front_door=call.front_door,
+        **unit_columns(usage.units if usage is not None else NO_UNITS),
+        unit_cost_pico=call.unit_cost[0],
+        unpriced_units=call.unit_cost[1],
+        resource_id=call.created,
     )
     if metering.access_log or status >= 400:
         log_request(record, metering.access_log)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pricing import TOKEN_KINDS, PriceCard, TokenCounts
+from pricing import NO_UNITS, TOKEN_KINDS, PriceCard, TokenCounts, UnitCounts
 
 # Where the usage came from, recorded on every row.
 NO_USAGE = "none"  # an endpoint that carries no usage
@@ -39,6 +39,8 @@ class Usage:
     model: str | None = None
     provider_usage: Mapping[str, Any] | None = field(default=None, compare=False)
     """The provider's own usage object, as it reported it (recorded beside the counts, for audit)."""
+    units: UnitCounts = NO_UNITS
+    """What the request used besides tokens (hosted tools, images, audio), as its answer shows."""
 
 
 def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:

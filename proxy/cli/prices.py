@@ -19,17 +19,16 @@ def add_prices_command(
     prices.add_argument("model")
     prices.add_argument(
         "--provider",
-        choices=("openai", "anthropic", "gemini", "azure"),
-        help="the provider kind that serves it: gemini and azure are priced by their own map entries first",
+        choices=("openai", "anthropic", "gemini", "azure", "vertex_ai", "bedrock"),
+        help="the provider that serves it: gemini, azure, vertex_ai and bedrock are priced by their own entries first",
     )
     prices.set_defaults(run=_prices)
 
 
 def _prices(args: argparse.Namespace) -> int:
-    from pricing import Catalog, priced_name
+    from pricing import Catalog, describe_for_kind, lookup_for_kind
 
     config = load_config(args.config)
     catalog = Catalog.load(config.pricing_models)
-    name = priced_name(args.model, args.provider)
-    sys.stdout.write(catalog.describe(name) + "\n")
-    return 0 if catalog.lookup(name) is not None else 1
+    sys.stdout.write(describe_for_kind(catalog, args.model, args.provider) + "\n")
+    return 0 if lookup_for_kind(catalog, args.model, args.provider) is not None else 1

@@ -110,7 +110,9 @@ def _describe(error: ErrorDetails) -> str:
     if kind == "value_error":  # raised by a check outside this module, in its own words
         return str(ctx["error"])
     if kind == "extra_forbidden":
-        return f"unknown key {key!r}; valid keys: {', '.join(sorted(_file_keys(_hint_at(loc[:-1]))))}"
+        # An alias in brackets ([pricing.tools]) is a table inside another key's table, not a key of its own.
+        valid = sorted(k for k in _file_keys(_hint_at(loc[:-1])) if not k.startswith("["))
+        return f"unknown key {key!r}; valid keys: {', '.join(valid)}"
     if kind == "model_type":
         return _array_of_tables(key) if isinstance(loc[-1], int) else f"[{key}] must be a table"
     if kind == "dict_type":  # the only table of tables is [teams.<id>]

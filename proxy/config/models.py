@@ -410,6 +410,10 @@ class Config(_Section):
     pricing_models: Annotated[Mapping[str, Mapping[str, Any]], _READ_ONLY] = Field(
         default_factory=dict, validation_alias="pricing"
     )
+    # [pricing.tools]: prices of hosted tools and storage the map lacks (pricing.tools), split off [pricing] below.
+    pricing_tools: Annotated[Mapping[str, Any], _READ_ONLY] = Field(
+        default_factory=dict, validation_alias="[pricing.tools]"
+    )
     usage_handlers: tuple[str, ...] = _setting((), "Functions 'pkg.module:function' called with each usage record.")
     # A private attribute, not a field: the file may not set it.
     _source: str = PrivateAttr("<defaults>")
@@ -422,6 +426,28 @@ class Config(_Section):
         if isinstance(context, dict) and "source" in context:
             self._source = context["source"]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _split_pricing(cls, data: object) -> object:
+        # [pricing.tools] is its own setting; [pricing] itself keeps the model tables.
+        if isinstance(data, dict) and isinstance(data.get("pricing"), dict) and "tools" in data["pricing"]:
+            pricing = dict(data["pricing"])
+            return {**data, "pricing": pricing, "[pricing.tools]": pricing.pop("tools")}
+        return data
+
+    @field_validator("pricing_tools", mode="before")
+    @classmethod
+    def _tool_prices(cls, tools: object) -> object:
+        from pricing import PricingConfigError, tool_prices
+
+        if not isinstance(tools, dict):
+            raise _refused("[pricing.tools] must be a table of prices in USD")
+        try:
+            tool_prices(tools)
+        except PricingConfigError as error:
+            raise _refused(str(error)) from None
+        return tools
+
     @field_validator("pricing_models", mode="before")
     @classmethod
     def _price_tables(cls, pricing: object) -> object:
@@ -429,7 +455,7 @@ class Config(_Section):
             raise _refused("[pricing] must be a table")
         unknown = sorted(pricing.keys() - {"models"})
         if unknown:
-            raise _refused(f"unknown key 'pricing.{unknown[0]}'; valid keys: models")
+            raise _refused(f"unknown key 'pricing.{unknown[0]}'; valid keys: models, tools")
         models = pricing.get("models", {})
         if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
             raise _refused('[pricing.models."<name>"] must be tables of prices')

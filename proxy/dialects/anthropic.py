@@ -32,6 +32,7 @@ from pricing import TokenCounts
 from proxy.dialects.base import Dialect, Endpoint, Headers, RequestFacts, StreamReader, read_count, read_label
 from proxy.dialects.openai_requests import read_request as read_openai_request
 from proxy.dialects.openai_requests import whole
+from proxy.dialects.units import anthropic_units
 from proxy.errors import TollgateError
 from proxy.keys import bearer_token
 from proxy.recording.records import MAX_TIER_CHARS
@@ -168,6 +169,7 @@ def usage_from_counts(usage: Any, model: Any = None) -> Usage | None:
         service_tier=read_label(usage.get("service_tier"), MAX_TIER_CHARS),
         model=read_label(model),
         provider_usage=usage,
+        units=anthropic_units(usage),
     )
 
 

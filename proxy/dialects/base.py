@@ -24,11 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from proxy.errors import TollgateError
 from proxy.keys import bearer_token
 from proxy.usage import Usage
+
+if TYPE_CHECKING:
+    from proxy.dialects.media import MediaFacts
+    from proxy.multipart import Form
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -40,6 +44,8 @@ class Endpoint:
     name: str  # e.g. "chat", "responses"
     embeddings: bool = False  # input only: its bound has no output
     usage_opt_in: bool = False  # its streams report usage only when asked to
+    media: str | None = None  # images, speech, transcription or vector_search: read by proxy.dialects.media
+    form: bool = False  # takes a multipart/form-data body (forwarded as it came)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,8 @@ class RequestFacts:
     hosted_tools: frozenset[str] = frozenset()  # tools the provider runs, feeding results back as input
     max_tool_calls: int | None = None
     fallback_models: tuple[str, ...] = ()  # models a router may answer with instead
+    search_context: str | None = None  # the web search context size asked for (low, medium, high)
+    media: MediaFacts | None = None  # what an image or audio request says about its cost
 
 
 class StreamReader:
@@ -126,6 +134,18 @@ class Dialect:
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
         raise NotImplementedError
+
+    def read_form(self, endpoint: Endpoint, form: Form) -> RequestFacts:
+        """The facts of a multipart request to an endpoint that takes forms."""
+        raise NotImplementedError
+
+    def usage_from_answer(self, endpoint: Endpoint, facts: RequestFacts, body: bytes) -> tuple[Usage | None, bool]:
+        """(the usage of a whole answer, whether it is estimated); most APIs need only the answer."""
+        return self.usage_from_body(body), False
+
+    def created_object(self, method: str, canonical_path: str, body: bytes) -> str | None:
+        """The id of an object an answer says was created, when Tollgate bills it later (a vector store)."""
+        return None
 
     def model_of(self, payload: Any) -> str | None:
         """The model an unmetered JSON request names, if any (to route it)."""

@@ -25,14 +25,16 @@ Usage (``usageMetadata``), into Tollgate's one meaning per column (see ``proxy.u
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-from pricing import TokenCounts
+from pricing import TokenCounts, UnitCounts
 from proxy.dialects.base import Dialect, Endpoint, Headers, RequestFacts, StreamReader, read_count, read_label
 from proxy.dialects.openai_requests import whole
+from proxy.dialects.units import gemini_units
 from proxy.errors import TollgateError
 from proxy.json_array import split_json_array
 from proxy.keys import bearer_token
@@ -53,6 +55,7 @@ _MODEL_PATHS = ("/v1beta/models/", "/v1/models/")
 _SDK_HEADERS = frozenset({b"x-goog-api-key", b"x-goog-api-client"})
 _USAGE = b'"usageMetadata"'
 _FINISH = b'"finishReason"'
+_GROUNDING = b'"groundingMetadata"'
 _MEDIA_KEYS = ("inlineData", "inline_data", "fileData", "file_data")
 # Google's error statuses by HTTP status, for refusals Tollgate writes itself.
 _STATUSES = {
@@ -204,7 +207,9 @@ def usage_from_object(obj: Any) -> Usage | None:
         return next((usage for usage in reversed(found) if usage is not None), None)
     if not isinstance(obj, dict):
         return None
-    return usage_from_metadata(obj.get("usageMetadata"), obj.get("modelVersion"))
+    usage = usage_from_metadata(obj.get("usageMetadata"), obj.get("modelVersion"))
+    units = gemini_units(obj)
+    return dataclasses.replace(usage, units=units) if usage is not None and units else usage
 
 
 def usage_from_body(body: bytes) -> Usage | None:
@@ -221,13 +226,20 @@ class _StreamReader(StreamReader):
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finished = False
+        self._grounding = 0  # the most grounding queries a chunk reported (a chunk repeats, never adds)
 
     def read(self, event: bytes) -> bytes:
-        if _USAGE not in event:
+        if _USAGE not in event and _GROUNDING not in event:
             return event
         _, data, _ = event_fields(event)
-        usage = usage_from_object(parse_json(data)) if data is not None else None
+        answer = parse_json(data) if data is not None else None
+        self._grounding = max(self._grounding, gemini_units(answer).grounding_queries)
+        usage = usage_from_object(answer)
+        if usage is None and self.usage is not None:
+            usage = self.usage
         if usage is not None:
+            if self._grounding > usage.units.grounding_queries:
+                usage = dataclasses.replace(usage, units=UnitCounts(grounding_queries=self._grounding))
             self.usage = usage
         if _FINISH in event:
             self.finished = True

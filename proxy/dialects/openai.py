@@ -21,15 +21,19 @@ chunk, and the ``"usage": null`` member of every other chunk); see ``_StreamRead
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, ClassVar
 
 import orjson
 
 from pricing import TokenCounts
+from proxy.dialects import media
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader
 from proxy.dialects.openai_requests import read_request
+from proxy.dialects.units import cites_the_web, openai_units
 from proxy.errors import TollgateError, render_error
+from proxy.multipart import Form
 from proxy.recording.records import MAX_TIER_CHARS, label_problem
 from proxy.sse import event_fields, parse_json
 from proxy.usage import Usage
@@ -39,13 +43,21 @@ ENDPOINTS = {
     "/v1/completions": Endpoint("completions", usage_opt_in=True),
     "/v1/embeddings": Endpoint("embeddings", embeddings=True),
     "/v1/responses": Endpoint("responses"),
+    "/v1/images/generations": Endpoint("images", media=media.IMAGES),
+    "/v1/images/edits": Endpoint("image_edits", media=media.IMAGES, form=True),
+    "/v1/audio/speech": Endpoint("speech", media=media.SPEECH),
+    "/v1/audio/transcriptions": Endpoint("transcriptions", media=media.TRANSCRIPTION, form=True),
+    "/v1/audio/translations": Endpoint("translations", media=media.TRANSCRIPTION, form=True),
 }
+VECTOR_SEARCH = Endpoint("vector_store_search", media=media.VECTOR_SEARCH)
+_VECTOR_SEARCH = re.compile(r"/v1/vector_stores/[^/]+/search")
 METERED_PATHS = frozenset(ENDPOINTS)
 # Responses API stream events that carry the final response with its usage.
 FINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 _DONE = b"[DONE]"
 _USAGE = b'"usage"'
+_CITATION = b'"url_citation"'
 _USAGE_NULL = re.compile(rb'"usage"[ \t]*:[ \t]*null')
 # The "usage": null member of a one-line JSON object, after another member or as the first one.
 _NULL_MEMBER_AFTER = re.compile(rb',[ \t]*"usage"[ \t]*:[ \t]*null(?=[ \t]*[,}])')
@@ -68,13 +80,26 @@ class OpenAI(Dialect):
         return canonical_path.startswith("/v1/")
 
     def endpoint(self, method: str, canonical_path: str) -> Endpoint | None:
-        return ENDPOINTS.get(canonical_path) if method == "POST" else None
+        if method != "POST":
+            return None
+        found = ENDPOINTS.get(canonical_path)
+        return VECTOR_SEARCH if found is None and _VECTOR_SEARCH.fullmatch(canonical_path) else found
 
     def upstream_path(self, raw_path: str) -> str:
         return raw_path[3:]  # base_url ends in /v1
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        if endpoint.media is not None:
+            return media.facts_from_json(endpoint.media, payload)
         return read_request(payload)
+
+    def read_form(self, endpoint: Endpoint, form: Form) -> RequestFacts:
+        return media.facts_from_form(endpoint.media or media.TRANSCRIPTION, form)
+
+    def usage_from_answer(self, endpoint: Endpoint, facts: RequestFacts, body: bytes) -> tuple[Usage | None, bool]:
+        if facts.media is not None:
+            return media.usage_of(facts.media, facts.model, body)
+        return usage_from_body(body), False
 
     def with_usage_reporting(self, endpoint: Endpoint, body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:
         if not endpoint.usage_opt_in or payload.get("stream") is not True:
@@ -98,6 +123,13 @@ class OpenAI(Dialect):
 
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)
+
+    def created_object(self, method: str, canonical_path: str, body: bytes) -> str | None:
+        if method != "POST" or canonical_path != "/v1/vector_stores":
+            return None
+        obj = parse_json(body)
+        found = obj.get("id") if isinstance(obj, dict) and obj.get("object") == "vector_store" else None
+        return found if isinstance(found, str) and 0 < len(found) <= 128 and label_problem(found) is None else None
 
     def stream_reader(self, hide_usage: bool) -> StreamReader:
         return _StreamReader(hide_usage)
@@ -191,7 +223,7 @@ def usage_from_object(obj: Any) -> Usage | None:
         reasoning=_count(out_details, "reasoning_tokens"),
         audio_output=_count(out_details, "audio_tokens"),
     )
-    return Usage(tokens=tokens, service_tier=service_tier, model=model, provider_usage=usage)
+    return Usage(tokens=tokens, service_tier=service_tier, model=model, provider_usage=usage, units=openai_units(obj))
 
 
 def _cache_writes(details: Any) -> tuple[int, int]:
@@ -237,8 +269,11 @@ class _StreamReader(StreamReader):
         self.hide_usage = hide_usage
         self.usage: Usage | None = None
         self.finished = False
+        self._cited: set[int] = set()  # choices whose deltas carried a url_citation: each ran a search
 
     def read(self, event: bytes) -> bytes:
+        if _CITATION in event:
+            self._cite(event)
         carries_usage = _USAGE in event
         if not carries_usage and _DONE not in event and b"response." not in event:
             return event  # most events: content deltas with nothing to read
@@ -253,7 +288,7 @@ class _StreamReader(StreamReader):
             obj = parse_json(data)
             usage = usage_from_event_object(obj)
             if usage is not None:
-                self.usage = usage
+                self.usage = self._with_citations(usage)
                 if self.hide_usage and isinstance(obj, dict) and obj.get("choices") == []:
                     return b""  # the usage-only chunk that Tollgate asked for
         if kind is not None:
@@ -264,6 +299,23 @@ class _StreamReader(StreamReader):
         if self.hide_usage and carries_usage:
             return _without_null_usage(event, data, data_lines)
         return event
+
+    def _cite(self, event: bytes) -> None:
+        _, data, _ = event_fields(event)
+        obj = parse_json(data) if data is not None else None
+        choices = obj.get("choices") if isinstance(obj, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict) and cites_the_web(delta.get("annotations")):
+                index = choice.get("index")
+                self._cited.add(index if isinstance(index, int) else 0)
+        if self.usage is not None:
+            self.usage = self._with_citations(self.usage)
+
+    def _with_citations(self, usage: Usage) -> Usage:
+        if not self._cited or usage.units.web_search_calls:
+            return usage
+        return dataclasses.replace(usage, units=dataclasses.replace(usage.units, web_search_calls=len(self._cited)))
 
     def streamed_text(self, events: bytes) -> str:
         parts: list[str] = []

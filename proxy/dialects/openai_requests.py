@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from proxy.dialects.base import RequestFacts
+from proxy.dialects.units import request_search_context
 
 _OUTPUT_CAPS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 # Content parts whose tokens do not follow their bytes.
@@ -42,6 +43,7 @@ def read_request(payload: dict[str, Any]) -> RequestFacts:
         stored_input=frozenset(parts.by_reference),
         hosted_tools=frozenset(parts.hosted_tools),
         max_tool_calls=whole(payload.get("max_tool_calls")),
+        search_context=request_search_context(payload),
         fallback_models=tuple(m for m in fallbacks if isinstance(m, str) and m)[:_MAX_FALLBACKS]
         if isinstance(fallbacks, list)
         else (),

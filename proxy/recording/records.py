@@ -74,6 +74,25 @@ class UsageRecord:
     provider_kind: str | None = None  # the API the provider speaks: openai, anthropic, gemini or azure
     provider_usage: str | None = None  # the provider's own usage object, as JSON
     front_door: str = "proxy"  # how the request reached the meter: "proxy" (over HTTP) or "inprocess"
+    # Units beyond tokens (pricing.UnitCounts), with defaults: journals and archives from before them still read.
+    web_search_calls: int = 0
+    search_context_size: str | None = None
+    file_search_calls: int = 0
+    container_sessions: int = 0
+    server_tool_requests: int = 0
+    grounding_queries: int = 0
+    images: int = 0
+    image_size: str | None = None
+    image_quality: str | None = None
+    image_tokens_in: int = 0
+    image_tokens_out: int = 0
+    audio_characters: int = 0
+    audio_ms: int = 0
+    storage_bytes: int = 0
+    storage_free_bytes: int = 0
+    unit_cost_pico: int | None = None  # the units' part of cost_pico
+    unpriced_units: str | None = None  # units used that had no price, comma-separated
+    resource_id: str | None = None  # the id of the object the request created at the provider (a vector store)
 
     @property
     def cost_usd(self) -> Decimal | None:

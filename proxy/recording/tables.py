@@ -56,6 +56,25 @@ class UsageRow(SQLModel, table=True):
     provider_kind: str | None = Field(default=None, max_length=16)
     provider_usage: str | None = None
     front_door: str = Field(default="proxy", max_length=16)
+    # Units beyond tokens (pricing.UnitCounts), their cost (part of cost_pico) and those that had no price.
+    web_search_calls: int = Field(default=0, sa_type=sa.BigInteger)
+    search_context_size: str | None = Field(default=None, max_length=8)
+    file_search_calls: int = Field(default=0, sa_type=sa.BigInteger)
+    container_sessions: int = Field(default=0, sa_type=sa.BigInteger)
+    server_tool_requests: int = Field(default=0, sa_type=sa.BigInteger)
+    grounding_queries: int = Field(default=0, sa_type=sa.BigInteger)
+    images: int = Field(default=0, sa_type=sa.BigInteger)
+    image_size: str | None = Field(default=None, max_length=32)
+    image_quality: str | None = Field(default=None, max_length=16)
+    image_tokens_in: int = Field(default=0, sa_type=sa.BigInteger)
+    image_tokens_out: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_characters: int = Field(default=0, sa_type=sa.BigInteger)
+    audio_ms: int = Field(default=0, sa_type=sa.BigInteger)
+    storage_bytes: int = Field(default=0, sa_type=sa.BigInteger)
+    storage_free_bytes: int = Field(default=0, sa_type=sa.BigInteger)
+    unit_cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
+    unpriced_units: str | None = Field(default=None, max_length=256)
+    resource_id: str | None = Field(default=None, max_length=128)  # what the request created (a vector store)
 
 
 class SpendCounterRow(SQLModel, table=True):

@@ -35,3 +35,13 @@ def test_prices_shows_the_entry_a_provider_kind_chooses(
     config.write_text("")
     assert main(["prices", "--config", str(config), "gemini-2.5-pro", "--provider", kind]) == 0
     assert f"resolved   {resolved}\n" in capsys.readouterr().out
+
+
+def test_prices_for_a_bedrock_id_names_the_entry_chosen(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "p.toml"
+    config.write_text("")
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert main(["prices", "--config", str(config), model, "--provider", "bedrock"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"asked      {model}\nprovider   bedrock: the Bedrock id's own entry")
+    assert "$3.30 / 1M tokens" in out

@@ -74,7 +74,7 @@ def test_bad_config_is_refused_naming_file_and_key(text: str, message: str) -> N
             r"^conf.toml: limits\[1\].window = 'hour' must be one of day, week, month, total$",
         ),
         ("source = 'elsewhere.toml'\n", r"^conf.toml: unknown key 'source'; valid keys: alerts, .*, usage_handlers$"),
-        ("[pricing]\nmodel = {}\n", r"^conf.toml: unknown key 'pricing.model'; valid keys: models$"),
+        ("[pricing]\nmodel = {}\n", r"^conf.toml: unknown key 'pricing.model'; valid keys: models, tools$"),
         ('[pricing.models]\n"m" = 1\n', r'^conf.toml: \[pricing.models."<name>"\] must be tables of prices$'),
         ("providers = 1\n", r"^conf.toml: providers must be an array of tables, written \[\[providers\]\]$"),
         (
