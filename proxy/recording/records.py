@@ -74,6 +74,8 @@ class UsageRecord:
     provider_kind: str | None = None  # the API the provider speaks: openai, anthropic, gemini or azure
     provider_usage: str | None = None  # the provider's own usage object, as JSON
     front_door: str = "proxy"  # how the request reached the meter: "proxy" (over HTTP) or "inprocess"
+    price_version: int | None = None  # the imported price version that priced it (None: config and bundled map)
+    provider_cost_pico: int | None = None  # the cost the provider reported, where its cost_source is "provider"
 
     @property
     def cost_usd(self) -> Decimal | None:

@@ -56,6 +56,8 @@ class UsageRow(SQLModel, table=True):
     provider_kind: str | None = Field(default=None, max_length=16)
     provider_usage: str | None = None
     front_door: str = Field(default="proxy", max_length=16)
+    price_version: int | None = None  # the imported price version that priced it; None: config and bundled map
+    provider_cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)  # cost_source = "provider"
 
 
 class SpendCounterRow(SQLModel, table=True):
@@ -179,6 +181,41 @@ class AnomalyRow(SQLModel, table=True):
     detail: str = ""  # one sentence saying what was seen
 
 
+class PriceVersionRow(SQLModel, table=True):
+    """One imported price version (``tollgate prices import``): the entries it adds, in force from ``effective_at``.
+
+    ``entries`` is JSON: for a ``map`` (litellm's format) the entries as the file wrote them, each replacing
+    the model's entry; for a ``sheet`` the prices per million tokens it names, as decimal strings, each
+    replacing just those rates. Versions are never changed once imported.
+    """
+
+    __tablename__ = "price_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    effective_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    imported_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    kind: str = Field(max_length=8)  # "map" or "sheet"
+    source: str = Field(max_length=512)  # the file it came from, as the operator named it
+    models: int = Field(default=0)
+    entries: str
+
+
+class RepriceAuditRow(SQLModel, table=True):
+    """One applied ``tollgate reprice``: the window, the version it priced with and what it changed."""
+
+    __tablename__ = "reprice_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applied_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    since: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    until: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    version: int | None = None  # None: each row's version in force at its start
+    rows_changed: int = Field(default=0, sa_type=sa.BigInteger)
+    before_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    after_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    detail: str  # JSON: per user and model, rows and cost before and after
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
 BACKGROUND_TABLE: sa.Table = BackgroundResponseRow.__table__  # type: ignore[attr-defined]
 ROLLUPS_TABLE: sa.Table = UsageRollupRow.__table__  # type: ignore[attr-defined]
@@ -188,6 +225,8 @@ ALERTS_TABLE: sa.Table = AlertSentRow.__table__  # type: ignore[attr-defined]
 HOURLY_TABLE: sa.Table = HourlyUsageRow.__table__  # type: ignore[attr-defined]
 THREAD_MINUTES_TABLE: sa.Table = ThreadMinuteRow.__table__  # type: ignore[attr-defined]
 ANOMALIES_TABLE: sa.Table = AnomalyRow.__table__  # type: ignore[attr-defined]
+PRICE_VERSIONS_TABLE: sa.Table = PriceVersionRow.__table__  # type: ignore[attr-defined]
+REPRICE_AUDIT_TABLE: sa.Table = RepriceAuditRow.__table__  # type: ignore[attr-defined]
 
 
 class InvoiceRow(SQLModel, table=True):
@@ -215,6 +254,7 @@ class InvoiceRow(SQLModel, table=True):
     requests: int = Field(default=0, sa_type=sa.BigInteger)
     unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
     status: str = Field(max_length=16)  # pending, paid, failed or void
+    price_book: str | None = Field(default=None, max_length=256)  # the [billing.customers] entry; None: at cost
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
