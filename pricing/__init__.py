@@ -19,7 +19,9 @@ from pricing.cost import (
     price_tokens,
     token_columns,
 )
+from pricing.history import PriceHistory, PriceVersion
 from pricing.kinds import KIND_PREFIXES, lookup_for_kind, priced_name
+from pricing.sheets import PriceFile, PriceFileError, read_price_file
 
 __all__ = [
     "CACHE_WRITE_KINDS",
@@ -29,6 +31,10 @@ __all__ = [
     "Catalog",
     "Cost",
     "PriceCard",
+    "PriceFile",
+    "PriceFileError",
+    "PriceHistory",
+    "PriceVersion",
     "PricingConfigError",
     "TokenCounts",
     "bound_cost",
@@ -38,5 +44,6 @@ __all__ = [
     "pico_to_usd",
     "price_tokens",
     "priced_name",
+    "read_price_file",
     "token_columns",
 ]
