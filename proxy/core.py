@@ -34,6 +34,8 @@ import orjson
 from pricing import (
     Catalog,
     PriceCard,
+    PriceHistory,
+    PriceVersion,
     TokenCounts,
     cost_to_pico,
     decimal_text,
@@ -148,15 +150,21 @@ class Metering:
         self.unmapped_warned: set[tuple[str, str]] = set()  # (provider, Azure deployment) with no model mapped
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
+        self.prices = PriceHistory(catalog)
         self.configure(config, catalog)
 
-    def configure(self, config: Config, catalog: Catalog) -> None:
-        """Take a (new) config: everything it decides is built first, then swapped in at once."""
+    def configure(self, config: Config, catalog: Catalog, versions: Sequence[PriceVersion] | None = None) -> None:
+        """Take a (new) config: everything it decides is built first, then swapped in at once.
+
+        ``versions`` are the imported price versions (``pricing.history``); None keeps those known.
+        """
+        prices = PriceHistory(catalog, self.prices.versions if versions is None else versions)
         router = ProviderRouter(config.providers)
         limits = LimitBook(compile_rules(config.limits))
         keys = KeyRing(config.keys)
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
+        self.prices = prices
         self.managed_only = config.auth.mode == "managed"
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
@@ -217,6 +225,10 @@ class MeteredCall:
         self.headers = headers
         self.started = time.perf_counter()
         self.started_at = metering.clock()
+        # The prices of this call, fixed at its start: its bound and its row use the same history even if
+        # a reload swaps it meanwhile. The version in force prices the row (see pricing.history).
+        self.prices = metering.prices
+        self.price_version, self.catalog = self.prices.at(self.started_at)
         self.ttfb: float | None = None
         self.dialect: Dialect = DIALECTS[-1]  # the fallback, for the shape of an early refusal
         self.endpoint: Endpoint | None = None
@@ -398,15 +410,26 @@ class MeteredCall:
         self.admission = await self.metering.budget.admit(counters, bound, why)
 
     def _bound(self) -> tuple[int, str]:
-        """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
+        """The request's cost bound: the dearest over every price version that may price its row.
+
+        Usually that is the version in force at its start alone; a version already imported to take effect
+        later could price a background job completed after it (see ``PriceHistory.may_price``).
+        """
+        catalogs = self.prices.may_price(self.started_at)
+        if len(catalogs) == 1:
+            return self._bound_with(catalogs[0])
+        return max((self._bound_with(catalog) for catalog in catalogs), key=lambda bound: bound[0])
+
+    def _bound_with(self, catalog: Catalog) -> tuple[int, str]:
+        """The request's cost bound with ``catalog``, over every model that may answer it (``proxy.limits.bounds``)."""
         assert self.endpoint is not None and self.provider is not None and self.facts.model is not None
         metering, facts, model = self.metering, self.facts, self.priced_as or self.facts.model
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]
-        candidates = [(name, self._lookup(name)) for name in names]
+        candidates = [(name, self._lookup(name, catalog)) for name in names]
         candidates += [(card.model, card) for card in metering.substitutes.get((self.provider.name, model), ())]
-        requested = self._lookup(model)
+        requested = self._lookup(model, catalog)
         if requested is not None or not candidates:
             candidates.append((model, requested))
         embeddings = self.endpoint.embeddings
@@ -696,15 +719,19 @@ class MeteredCall:
             provider_kind=self.provider.kind if self.provider is not None else None,
             provider_usage=_usage_json(usage),
             front_door=self.front_door,
+            price_version=self.price_version if usage is not None else None,
         )
         if metering.access_log or status >= 400:
             log_request(record, metering.access_log)
         return metering.recorder.submit(record, charges, deferred)
 
-    def _lookup(self, model: str) -> PriceCard | None:
-        """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``)."""
+    def _lookup(self, model: str, catalog: Catalog | None = None) -> PriceCard | None:
+        """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``).
+
+        From the call's own catalog (the version in force at its start) unless another is given.
+        """
         kind = self.provider.kind if self.provider is not None else self.dialect.kind
-        return lookup_for_kind(self.metering.catalog, model, kind)
+        return lookup_for_kind(self.catalog if catalog is None else catalog, model, kind)
 
 
 def _usage_json(usage: Usage | None) -> str | None:

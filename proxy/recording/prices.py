@@ -69,6 +69,11 @@ def list_versions(store: Store) -> list[VersionSummary]:
 
 def load_history(store: Store, base: Catalog) -> PriceHistory:
     """Every version over ``base`` (the config's catalog): one query, at start or reload."""
+    return PriceHistory(base, load_versions(store))
+
+
+def load_versions(store: Store) -> list[PriceVersion]:
+    """Every imported version with its entries, in import order."""
     v = PRICE_VERSIONS_TABLE.c
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(PRICE_VERSIONS_TABLE).order_by(v.id)).all()
@@ -79,7 +84,7 @@ def load_history(store: Store, base: Catalog) -> PriceHistory:
         versions.append(
             PriceVersion(row.id, _utc(row.effective_at), _utc(row.imported_at), row.kind, row.source, entries)
         )
-    return PriceHistory(base, versions)
+    return versions
 
 
 def _decimal(value: object) -> Decimal:
