@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,18 +43,21 @@ class Running:
 
     def ask(self, user: str, model: str = "gpt-4o-mini", prompt: int = 1000, completion: int = 500) -> dict[str, Any]:
         """One chat completion for ``user``; the fake answers with the given counts."""
-        body = chat_completion(model=model, prompt_tokens=prompt, completion_tokens=completion)
-        self.provider.answer("POST", "/v1/chat/completions", json_answer(body))
-        response = self.client.post(
-            "/v1/chat/completions",
-            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 600},
-            headers={"x-user-id": user},
-        )
+        response = self.post(user, model, prompt, completion)
         assert response.status_code == 200, response.text
         portal = self.client.portal
         assert portal is not None
         portal.call(self.client.app_state["recorder"].flush)
         return rows(self.store)[-1]
+
+    def post(self, user: str, model: str = "gpt-4o-mini", prompt: int = 1000, completion: int = 500) -> Any:
+        body = chat_completion(model=model, prompt_tokens=prompt, completion_tokens=completion)
+        self.provider.answer("POST", "/v1/chat/completions", json_answer(body))
+        return self.client.post(
+            "/v1/chat/completions",
+            json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 600},
+            headers={"x-user-id": user},
+        )
 
     def reload(self) -> None:
         assert self.client.app_state["reloader"].reload()
@@ -79,19 +83,32 @@ def sums(store: Store) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-@pytest.fixture
-def running(provider: FakeProvider, any_db_url: str, tmp_path: Path) -> Iterator[Running]:
-    """Tollgate with a monthly per-user limit, started at NOV_10 on a config file in ``tmp_path``."""
-    path = tmp_path / "config.toml"
+def write_config(path: Path, provider: FakeProvider, db_url: str, max_usd: str = "100", extra: str = "") -> Path:
+    """A config file with a monthly per-user blocking limit of ``max_usd`` and the fake as its one provider."""
     path.write_text(
-        f'[database]\nurl = "{any_db_url}"\n'
-        f'[recorder]\nflush_interval = 0.01\njournal_dir = "{journal_dir(any_db_url)}"\n'
-        '[[limits]]\nscope = "user"\nwindow = "month"\nmax_usd = 100\n'
-        f'[[providers]]\nname = "fake"\nbase_url = "{provider.base_url}"\nmodels = ["gpt-*"]\nretries = 0\n'
+        f'[database]\nurl = "{db_url}"\n'
+        f'[recorder]\nflush_interval = 0.01\njournal_dir = "{journal_dir(db_url)}"\n'
+        f'[[limits]]\nscope = "user"\nwindow = "month"\nmax_usd = "{max_usd}"\n'
+        f'[[providers]]\nname = "fake"\nbase_url = "{provider.base_url}"\nmodels = ["gpt-*"]\nretries = 0\n{extra}'
     )
+    return path
+
+
+@contextlib.contextmanager
+def start(path: Path, provider: FakeProvider) -> Iterator[Running]:
+    """Tollgate on the config file ``path``, its clock at NOV_10."""
     clock = MovableClock(NOV_10)
     client = TestClient(create_app(load_config(path), clock=clock), base_url="http://tollgate.test")
     store = Store(load_config(path).database.url)
-    with client:
-        yield Running(client, path, store, clock, provider)
-    store.dispose()
+    try:
+        with client:
+            yield Running(client, path, store, clock, provider)
+    finally:
+        store.dispose()
+
+
+@pytest.fixture
+def running(provider: FakeProvider, any_db_url: str, tmp_path: Path) -> Iterator[Running]:
+    """Tollgate with a monthly per-user limit of $100, started at NOV_10 on a config file in ``tmp_path``."""
+    with start(write_config(tmp_path / "config.toml", provider, any_db_url), provider) as running:
+        yield running
