@@ -14,9 +14,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from proxy.core import MeteredCall, Metering, is_event_stream
+from proxy.core import MeteredCall, Metering
 from proxy.errors import PayloadTooLarge, TollgateError
 from proxy.forward import Upstream, UpstreamResponse
+from proxy.headers import is_event_stream
 
 logger = logging.getLogger("tollgate.asgi")
 

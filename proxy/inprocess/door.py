@@ -33,9 +33,10 @@ from typing import Any
 
 import httpx
 
-from proxy.core import MeteredCall, is_event_stream
+from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
+from proxy.headers import is_event_stream
 from proxy.inprocess.runtime import Runtime
 from proxy.inprocess.scope import current_scope
 from proxy.providers import Provider
