@@ -197,6 +197,7 @@ class MeteredCall:
         self.priced_as: str | None = None  # the model an Azure deployment runs, from [providers.deployments]
         self.admission = UNLIMITED
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
+        self.provider_cost: int | None = None  # picodollars the provider reported (cost_source = "provider")
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
