@@ -226,6 +226,7 @@ def _load(store: Store, conditions: Sequence[sa.ColumnElement[bool]]) -> list[In
                 created_at=_utc(head["created_at"]),
                 updated_at=_utc(head["updated_at"]),
                 lines=tuple(own),
+                price_book=head["price_book"],
             )
         )
     return invoices

@@ -413,7 +413,8 @@ def _section_settings(prefix: str, section: type[BaseModel]) -> list[tuple[str, 
         name = f.validation_alias if isinstance(f.validation_alias, str) else key
         inner = _section_in(f.annotation)
         if inner is not None:
-            out += _section_settings(f"{prefix}.{name}", inner)
+            table = typing.get_origin(f.annotation) is Mapping  # [billing.customers."<id>"]: a table of them
+            out += _section_settings(f"{prefix}.{name}.<id>" if table else f"{prefix}.{name}", inner)
         else:
             out.append((f"{prefix}.{name}", f.description or ""))
     return out
