@@ -44,6 +44,7 @@ discount_percent = "12.5"
 
 
 def _row(n: int, user: str, model: str, cost_pico: int, **tokens: int) -> UsageRecord:
+    counts: dict[str, Any] = {f"{kind}_tokens": count for kind, count in tokens.items()}
     return dataclasses.replace(
         _BASE,
         request_id=f"r{n}",
@@ -51,7 +52,7 @@ def _row(n: int, user: str, model: str, cost_pico: int, **tokens: int) -> UsageR
         user_id=user,
         model_requested=model,
         cost_pico=cost_pico,
-        **{f"{kind}_tokens": count for kind, count in tokens.items()},
+        **counts,
     )
 
 
