@@ -6,8 +6,10 @@ import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from pricing import Catalog
@@ -15,6 +17,7 @@ from pricing.catalog import OVERRIDE_RATE_KEYS
 from proxy.billing.customers import RATE_KEYS, CustomerBook
 from proxy.billing.queries import generate_invoices, get_invoice
 from proxy.billing.text import invoice_text
+from proxy.cli import main
 from proxy.config import ConfigError, parse_config
 from proxy.recording.records import UsageRecord
 from proxy.recording.store import Store
@@ -133,3 +136,26 @@ def test_a_customers_price_of_a_line(book: dict[str, Any], model: str, price: De
     tokens = {"input_tokens": 1_000_000, "cached_input_tokens": 200_000, "output_tokens": 100_000}
     card = PRICES.lookup(model)
     assert CustomerBook(**book).price(model, Decimal("3.25"), tokens, card) == price
+
+
+def test_usage_priced_for_a_customer_shows_its_price_beside_the_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n{BOOKS}')
+    store = Store(f"sqlite:///{tmp_path / 't.db'}")
+    store.create_tables()
+    store.insert_records([_row(1, "bob", "gpt-4o-mini", 2_000_000_000_000, input=10), _row(2, "al", "x", 5, input=1)])
+    store.dispose()
+    assert main(["usage", "--config", str(config), "--priced-for", "bob", "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out) == {
+        "user": "bob",
+        "models": [
+            {"model": "gpt-4o-mini", "requests": 1, "unpriced_requests": 0, "cost_usd": "2", "price_usd": "1.750"}
+        ],
+    }
+    assert main(["usage", "--config", str(config), "--priced-for", "bob"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split() == ["gpt-4o-mini", "1", "$2.00", "$1.75"]
+    assert main(["usage", "--config", str(config), "--priced-for", "al"]) == 0
+    captured = capsys.readouterr()
+    assert 'no [billing.customers."al"] price book' in captured.err and "$0.000000000005" in captured.out
