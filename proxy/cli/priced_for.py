@@ -27,7 +27,7 @@ def print_priced_for(
     from proxy.billing.queries import usage_totals
     from proxy.cli.table import print_table
     from proxy.clock import system_clock
-    from proxy.money import format_usd_column
+    from proxy.money import money_text
     from proxy.recording.prices import load_history
 
     entity = config.billing.entity
@@ -59,8 +59,9 @@ def print_priced_for(
     if not priced:
         sys.stdout.write(f"no usage recorded for {entity} {customer} in this window\n")
         return 0
-    costs = format_usd_column([pico_to_usd(u.cost_pico) for u, _ in priced])
-    prices = format_usd_column([price for _, price in priced])
+    # Exact, every digit: a price is not rounded until an invoice rounds it.
+    costs = ["$" + money_text(pico_to_usd(u.cost_pico)) for u, _ in priced]
+    prices = ["$" + money_text(price) for _, price in priced]
     table = [("model", "requests", "cost", f"price for {customer}", "unpriced")]
     table += [
         (u.key or "(none)", str(u.requests), cost, price, str(u.unpriced_requests) if u.unpriced_requests else "")

@@ -10,7 +10,8 @@ would change, per user and model. With ``apply`` it does it in one transaction:
 - every spend counter whose window and subject hold a changed row, by the sum of their differences;
 - one ``reprice_audit`` entry: the window, the version, and the per user and model changes.
 
-So rollups and counters stay what a rebuild from the raw rows would make. Rows whose cost the
+So rollups and counters stay what a rebuild from the raw rows would make. A row whose cost would not
+change is left as it is (its version too). Rows whose cost the
 provider reported (``cost_source = "provider"``) keep it: that cost never came from a price list.
 Invoices are never touched: an issued invoice stays as issued (see ``proxy.billing``).
 """
@@ -173,8 +174,8 @@ def _priced_again(
     else:
         tokens = TokenCounts(**{kind_: getattr(row, f"{kind_}_tokens") for kind_ in TOKEN_KINDS})
         cost, unpriced = cost_to_pico(price_tokens(card, tokens, row.service_tier).total), False
-    if cost == row.cost_pico and unpriced == bool(row.unpriced) and new_version == row.price_version:
-        return None
+    if cost == row.cost_pico and unpriced == bool(row.unpriced):
+        return None  # the same price under any version: the row is left as it is, its version too
     return _Change(row, cost, unpriced, new_version)
 
 

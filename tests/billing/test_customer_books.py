@@ -155,7 +155,7 @@ def test_usage_priced_for_a_customer_shows_its_price_beside_the_cost(
         ],
     }
     assert main(["usage", "--config", str(config), "--priced-for", "bob"]) == 0
-    assert capsys.readouterr().out.splitlines()[1].split() == ["gpt-4o-mini", "1", "$2.00", "$1.75"]
+    assert capsys.readouterr().out.splitlines()[1].split() == ["gpt-4o-mini", "1", "$2", "$1.75"]
     assert main(["usage", "--config", str(config), "--priced-for", "al"]) == 0
     captured = capsys.readouterr()
     assert 'no [billing.customers."al"] price book' in captured.err and "$0.000000000005" in captured.out
