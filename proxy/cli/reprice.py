@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import orjson
@@ -120,6 +121,21 @@ def _print(done: Repricing, applied: bool) -> None:
     if applied:
         audit = f"; audit entry {done.audit_id}" if done.audit_id is not None else ""
         sys.stdout.write(f"applied: rows, rollups and spend counters changed in one transaction{audit}\n")
-        sys.stdout.write("issued invoices are unchanged\n")
+        months = ", ".join(_months(done.since, done.until))
+        sys.stdout.write(
+            "issued invoices are unchanged; `tollgate invoices correct --period P` issues corrected ones "
+            f"(P: {months})\n"
+        )
     else:
         sys.stdout.write("dry run: nothing changed (--apply changes the rows, rollups and spend counters)\n")
+
+
+def _months(since: datetime, until: datetime) -> list[str]:
+    """The calendar months (UTC) that [since, until) touches, as invoice periods."""
+    last = until.astimezone(UTC) - timedelta(microseconds=1)
+    year, month = since.astimezone(UTC).year, since.astimezone(UTC).month
+    months = []
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months

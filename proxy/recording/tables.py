@@ -238,7 +238,11 @@ class InvoiceRow(SQLModel, table=True):
     """
 
     __tablename__ = "invoices"
-    __table_args__ = (sa.UniqueConstraint("entity_type", "entity_id", "period", name="uq_invoices_entity_period"),)
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "entity_type", "entity_id", "period", "revision", name="uq_invoices_entity_period_revision"
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     entity_type: str = Field(max_length=8)  # "user" or "team"
@@ -255,6 +259,8 @@ class InvoiceRow(SQLModel, table=True):
     unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
     status: str = Field(max_length=16)  # pending, paid, failed or void
     price_book: str | None = Field(default=None, max_length=256)  # the [billing.customers] entry; None: at cost
+    revision: int = 0  # 0: as first issued; n: the n-th correction (``tollgate invoices correct``)
+    corrects: str | None = Field(default=None, max_length=128)  # the id of the invoice this one corrects
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 

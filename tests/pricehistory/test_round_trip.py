@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,15 @@ def test_an_applied_reprice_keeps_rollups_counters_and_reports_equal_to_a_rebuil
     assert [dataclasses.replace(i, lines=()) for i in list_invoices(running.store)] == [
         dataclasses.replace(i, lines=()) for i in sorted(issued, key=lambda i: i.entity_id)
     ]
+    assert main(["invoices", "correct", "--config", config, "--period", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-11: 2 corrected" in out and "correcting inv_2026-11_user_alice" in out
+    corrected = {i.id: i for i in list_invoices(running.store, period="2026-11")}
+    alice = corrected["inv_2026-11_user_alice-r1"]
+    assert (alice.corrects, alice.revision, alice.cost_usd) == ("inv_2026-11_user_alice", 1, Decimal("0.00075"))
+    assert corrected["inv_2026-11_user_alice"] == next(i for i in issued if i.entity_id == "alice")
+    assert main(["invoices", "correct", "--config", config, "--period", "2026-11"]) == 0  # nothing changed since
+    assert "2026-11: 0 corrected" in capsys.readouterr().out
 
 
 def test_a_reprice_with_an_unknown_version_is_refused(running: Running, capsys: pytest.CaptureFixture[str]) -> None:

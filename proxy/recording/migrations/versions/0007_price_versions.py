@@ -5,7 +5,9 @@
   which is what priced every row written before this revision);
 - ``usage_records.provider_cost_pico``: the cost a provider reported (``cost_source = "provider"``);
 - ``reprice_audit``: one entry per applied ``tollgate reprice``;
-- ``invoices.price_book``: the customer price book an invoice's amounts come from (NULL: at cost).
+- ``invoices.price_book``: the customer price book an invoice's amounts come from (NULL: at cost);
+- ``invoices.revision`` and ``invoices.corrects``: a corrected invoice is a new one (revision 1, 2, ...)
+  naming the one it corrects; one invoice per entity, period and revision (existing ones are revision 0).
 
 Every column added is nullable or has a default: existing rows keep every value they had.
 
@@ -54,10 +56,20 @@ def upgrade() -> None:
         batch.add_column(sa.Column("provider_cost_pico", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("invoices") as batch:
         batch.add_column(sa.Column("price_book", sa.String(length=256), nullable=True))
+        batch.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("corrects", sa.String(length=128), nullable=True))
+        batch.drop_constraint("uq_invoices_entity_period", type_="unique")
+        batch.create_unique_constraint(
+            "uq_invoices_entity_period_revision", ["entity_type", "entity_id", "period", "revision"]
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("invoices") as batch:
+        batch.drop_constraint("uq_invoices_entity_period_revision", type_="unique")
+        batch.create_unique_constraint("uq_invoices_entity_period", ["entity_type", "entity_id", "period"])
+        batch.drop_column("corrects")
+        batch.drop_column("revision")
         batch.drop_column("price_book")
     with op.batch_alter_table("usage_records") as batch:
         batch.drop_column("provider_cost_pico")
