@@ -19,7 +19,9 @@ from pricing.cost import (
     price_tokens,
     token_columns,
 )
+from pricing.history import PriceHistory, PriceVersion
 from pricing.kinds import KIND_PREFIXES, describe_for_kind, lookup_for_kind, priced_name
+from pricing.sheets import PriceFile, PriceFileError, read_price_file
 from pricing.tight import PromptParts, output_rate, tight_bound_cost
 from pricing.tools import DEFAULT_TOOL_PRICES, ToolPrices, tool_prices
 from pricing.units import (
@@ -50,6 +52,10 @@ __all__ = [
     "Cost",
     "PriceCard",
     "Priced",
+    "PriceFile",
+    "PriceFileError",
+    "PriceHistory",
+    "PriceVersion",
     "PricingConfigError",
     "PromptParts",
     "TokenCounts",
@@ -69,6 +75,7 @@ __all__ = [
     "price_usage",
     "priced_name",
     "tight_bound_cost",
+    "read_price_file",
     "token_columns",
     "tool_prices",
     "unit_columns",

@@ -178,6 +178,19 @@ class Catalog:
         """Build a catalog from explicit entries shaped like litellm's map (used by tests)."""
         return cls(entries, overrides, "explicit entries")
 
+    def layered(self, entries: Mapping[str, Mapping[str, object]], origin: str) -> Catalog:
+        """This catalog with ``entries`` replacing (or adding) whole map entries; its config overrides still win.
+
+        ``entries`` are shaped like the map's; a rate may also be a ``Decimal`` (a price sheet's, exact).
+        """
+        catalog = Catalog({**self._entries, **entries}, None, origin)
+        catalog._overrides = self._overrides
+        return catalog
+
+    def entry(self, name: str) -> Mapping[str, object] | None:
+        """The map entry stored under exactly ``name`` (no prefix dropped, no date), if any."""
+        return self._entries.get(name)
+
     def lookup(self, model: str) -> PriceCard | None:
         """The card for ``model``, or None if no catalog key matches it.
 
@@ -252,6 +265,11 @@ class Catalog:
             web_search_billing_unit=billing_unit if isinstance(billing_unit, str) else None,
         )
 
+    @property
+    def origin(self) -> str:
+        """Where the map entries come from, as ``describe`` names it."""
+        return self._origin_text()
+
     def _origin_text(self) -> str:
         if self._origin is not None:
             return self._origin
@@ -293,7 +311,7 @@ def _candidates(model: str) -> Iterator[str]:
 
 
 def _is_rate(name: str, value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return False
     return "cost_per_token" in name or name.startswith(_RATE_PREFIXES)
 
@@ -313,6 +331,8 @@ def _is_number(value: object) -> bool:
 
 
 def _normalise(value: object) -> Decimal:
+    if isinstance(value, Decimal):  # a price sheet's rate: exact as written
+        return value
     # Twelve significant digits strips float noise (2.0000000000000002e-07 -> 2E-7).
     return Decimal(format(value, ".12g"))
 

@@ -18,13 +18,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pricing import Catalog
+from pricing import Catalog, PriceVersion
 from proxy.admin.dashboard import dashboard_routes
 from proxy.admin.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.admin.metrics import Metrics
@@ -52,6 +53,7 @@ from proxy.limits.runtime import RuntimeLimits, RuntimeLimitWatcher
 from proxy.limits.state import limit_states
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
+from proxy.recording.prices import load_versions
 from proxy.recording.recorder import Recorder
 from proxy.recording.store import Store
 from proxy.reload import ConfigReloader
@@ -216,6 +218,8 @@ def create_app(
             started.push_async_callback(upstream.close)
             metrics.set_queue_depth(lambda: recorder.queued)
             metering = Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+            # The imported price versions, read once here and on each reload: never per request.
+            metering.configure(config, catalog, await asyncio.to_thread(load_versions, store))
             runtime_limits = RuntimeLimits(store)
             watcher = RuntimeLimitWatcher(runtime_limits, metering.apply_runtime_limits, config.budget.sync_interval)
             await watcher.refresh()  # in force from the first request
@@ -227,7 +231,7 @@ def create_app(
             billing = CurrentBilling(settings_from_config(config))
 
             def reconfigure(new: Config, new_catalog: Catalog) -> None:
-                metering.configure(new, new_catalog)
+                metering.configure(new, new_catalog, _versions_now(store))
                 endpoint.cancel_on_disconnect = new.server.on_client_disconnect == "cancel"
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
                 teams[0] = new.teams
@@ -241,7 +245,7 @@ def create_app(
             reloader = ConfigReloader(config, reconfigure)
             reloader.start()
             started.push_async_callback(reloader.close)
-            invoicing = InvoiceScheduler(store, billing, prices=lambda: metering.catalog, clock=clock)
+            invoicing = InvoiceScheduler(store, billing, prices=lambda: metering.prices.at(clock())[1], clock=clock)
             invoicing.start()
             started.push_async_callback(invoicing.close)
             for warning in start_warnings(config, os.environ):
@@ -264,7 +268,7 @@ def create_app(
                 "reloader": reloader,
                 "billing": billing,
                 "invoicing": invoicing,
-                "catalog": lambda: metering.catalog,  # the prices in force: a reload swaps them
+                "catalog": lambda: metering.prices.at(clock())[1],  # the prices in force: a reload swaps them
                 "clock": clock,
                 "runtime_limits": runtime_limits,
                 "runtime_watcher": watcher,
@@ -300,6 +304,15 @@ def _email_outbox(config: Config, teams: Callable[[], Mapping[str, TeamConfig]])
     from proxy.insight.email import EmailOutbox
 
     return EmailOutbox(config.alerts.email, teams)
+
+
+def _versions_now(store: Store) -> list[PriceVersion] | None:
+    """The imported price versions, read again on a reload; None (the known ones stay) if the database fails."""
+    try:
+        return load_versions(store)
+    except sa.exc.SQLAlchemyError as exc:
+        logger.warning("price versions not re-read on reload (the database failed: %s); the known ones stay", exc)
+        return None
 
 
 async def _prepare_database(store: Store) -> None:

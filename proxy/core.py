@@ -32,6 +32,8 @@ import orjson
 from pricing import (
     Catalog,
     PriceCard,
+    PriceHistory,
+    PriceVersion,
     decimal_text,
     lookup_for_kind,
     pico_to_usd,
@@ -121,6 +123,7 @@ class Metering:
         # (provider, requested model) -> dearer models the provider answered with instead, learned at run time.
         self.substitutes: dict[tuple[str, str], tuple[PriceCard, ...]] = {}
         self.runtime_limits: tuple[LimitConfig, ...] = ()  # set while the server runs (proxy.limits.runtime)
+        self.prices = PriceHistory(catalog)
         self.configure(config, catalog)
 
     def apply_runtime_limits(self, runtime: tuple[LimitConfig, ...]) -> None:
@@ -128,8 +131,12 @@ class Metering:
         self.runtime_limits = runtime
         self.limits = limit_book(self.configured_limits, runtime)
 
-    def configure(self, config: Config, catalog: Catalog) -> None:
-        """Take a (new) config: everything it decides is built first, then swapped in at once."""
+    def configure(self, config: Config, catalog: Catalog, versions: Sequence[PriceVersion] | None = None) -> None:
+        """Take a (new) config: everything it decides is built first, then swapped in at once.
+
+        ``versions`` are the imported price versions (``pricing.history``); None keeps those known.
+        """
+        prices = PriceHistory(catalog, self.prices.versions if versions is None else versions)
         router = ProviderRouter(config.providers)
         self.configured_limits = config.limits
         limits = limit_book(config.limits, self.runtime_limits)
@@ -138,6 +145,7 @@ class Metering:
         attribution = AttributionReader(config.attribution, config.teams)
         self.catalog, self.router, self.limits, self.keys, self.attribution = catalog, router, limits, keys, attribution
         self.tool_prices = tool_prices(config.pricing_tools)
+        self.prices = prices
         self.managed_only = config.auth.mode == "managed"
         self.media_tokens = config.budget.image_tokens
         self.max_body_bytes = config.server.max_body_bytes
@@ -204,6 +212,10 @@ class MeteredCall:
         self.headers = headers
         self.started = time.perf_counter()
         self.started_at = metering.clock()
+        # The prices of this call, fixed at its start: its bound and its row use the same history even if
+        # a reload swaps it meanwhile. The version in force prices the row (see pricing.history).
+        self.prices = metering.prices
+        self.price_version, self.catalog = self.prices.at(self.started_at)
         self.ttfb: float | None = None
         self.dialect: Dialect = DIALECTS[-1]  # the fallback, for the shape of an early refusal
         self.endpoint: Endpoint | None = None
@@ -223,6 +235,7 @@ class MeteredCall:
         self.cost: tuple[int | None, bool] | None = None  # (picodollars, unpriced), once priced
         self.unit_cost: tuple[int | None, str | None] = (None, None)  # (the units' part, units with no price)
         self.created: str | None = None  # the id of a vector store the answer created (see proxy.storage)
+        self.provider_cost: int | None = None  # picodollars the provider reported (cost_source = "provider")
         self.recorded = False
         self._raw_path, self._query = raw_path, query
         self._judged: RequestPath | None = None
@@ -495,18 +508,31 @@ class MeteredCall:
         return count
 
     def _bound(self) -> tuple[int, str]:
-        """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
+        """The request's cost bound: the dearest over every price version that may price its row.
+
+        Usually that is the version in force at its start alone; a version already imported to take effect
+        later could price a background job completed after it (see ``PriceHistory.may_price``).
+        """
+        catalogs = self.prices.may_price(self.started_at)
+        if len(catalogs) == 1:
+            return self._bound_with(catalogs[0])
+        return max((self._bound_with(catalog) for catalog in catalogs), key=lambda bound: bound[0])
+
+    def _bound_with(self, catalog: Catalog) -> tuple[int, str]:
+        """The request's cost bound with ``catalog``, over every model that may answer it (``proxy.limits.bounds``)."""
         assert self.endpoint is not None and self.provider is not None
         metering, facts, model = self.metering, self.facts, self.priced_as or self.facts.model
         if facts.media is not None:
-            return media_bound(self.price_card, model, facts, len(self.body), metering.tool_prices)
+            return media_bound(
+                lambda name: self.price_card(name, catalog), model, facts, len(self.body), metering.tool_prices
+            )
         assert model is not None
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]
-        candidates = [(name, self.price_card(name)) for name in names]
+        candidates = [(name, self.price_card(name, catalog)) for name in names]
         candidates += [(card.model, card) for card in metering.substitutes.get((self.provider.name, model), ())]
-        requested = self.price_card(model)
+        requested = self.price_card(model, catalog)
         if requested is not None or not candidates:
             candidates.append((model, requested))
         embeddings = self.endpoint.embeddings
@@ -676,10 +702,13 @@ class MeteredCall:
 
     # 6. Price, settle and record (proxy.settlement).
 
-    def price_card(self, model: str) -> PriceCard | None:
-        """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``)."""
+    def price_card(self, model: str, catalog: Catalog | None = None) -> PriceCard | None:
+        """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``).
+
+        From the call's own catalog (the version in force at its start) unless another is given.
+        """
         kind = self.provider.kind if self.provider is not None else self.dialect.kind
-        return lookup_for_kind(self.metering.catalog, model, kind)
+        return lookup_for_kind(self.catalog if catalog is None else catalog, model, kind)
 
 
 def _parse(body: bytes) -> Any:

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from proxy.config import ProviderConfig
 
@@ -32,6 +33,8 @@ class Provider:
     bound_models: tuple[str, ...] = ()
     kind: str = "openai"
     deployments: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cost_source: str = "catalog"  # "provider": the cost the provider reports is the row's (proxy.settlement)
+    cost_tolerance_percent: Decimal = Decimal(1)
 
     def url(self, upstream_path: str, query: bytes) -> str:
         """The provider URL for the part of a path that follows its ``base_url`` (as the dialect says)."""
@@ -63,6 +66,8 @@ class ProviderRouter:
                 bound_models=cfg.bound_models,
                 kind=cfg.kind,
                 deployments=dict(cfg.deployments),
+                cost_source=cfg.cost_source,
+                cost_tolerance_percent=cfg.cost_tolerance_percent,
             )
             self.providers.append((pattern, provider))
             self._by_kind.setdefault(cfg.kind, []).append((pattern, provider))

@@ -15,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,6 +34,7 @@ from pricing import (
     token_columns,
     unit_columns,
 )
+from pricing.cost import PICO_USD
 from proxy.access_log import log_request
 from proxy.recording.deferred import Deferred, Finished, Queued
 from proxy.recording.records import UsageRecord
@@ -43,15 +46,61 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tollgate.core")
 
 _NO_TOKENS = TokenCounts()
+_QUANTIZE = Context(prec=100)  # room for any reported amount: the rounding itself is explicit
 
 
 def price(call: MeteredCall, usage: Usage | None) -> tuple[int | None, bool]:
-    """(cost in picodollars, unpriced) of the request's usage; (None, False) when it has none."""
+    """(cost in picodollars, unpriced) of the request's usage; (None, False) when it has none.
+
+    A provider with ``cost_source = "provider"`` that reports a cost (``usage.cost``) is taken at its
+    word: that is the row's cost, compared with the catalog's (see ``_compare``).
+    """
     card, cost, unpriced = _cost(call, usage, call.facts.model)
+    provider = call.provider
+    if provider is not None and provider.cost_source == "provider" and usage is not None:
+        reported = reported_cost(usage.provider_usage)
+        if reported is not None:
+            _compare(call, provider.name, provider.cost_tolerance_percent, cost, reported, usage.model)
+            call.provider_cost = cost = reported
+            unpriced = False
     admission = call.admission
-    if card is not None and cost is not None and admission.leased and cost > admission.bound:
+    if cost is not None and admission.leased and cost > admission.bound:
         _overran(call, card, cost)
     return cost, unpriced
+
+
+def reported_cost(provider_usage: Mapping[str, Any] | None) -> int | None:
+    """The cost a provider put in its usage object (``"cost"``, in USD), in picodollars; None without one."""
+    value = provider_usage.get("cost") if provider_usage is not None else None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        # repr: the shortest text that round-trips, which is what the provider wrote.
+        amount = Decimal(repr(value) if isinstance(value, float) else value)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or amount < 0:
+        return None
+    return cost_to_pico(amount.quantize(PICO_USD, rounding=ROUND_HALF_EVEN, context=_QUANTIZE))
+
+
+def _compare(
+    call: MeteredCall, provider: str, tolerance: Decimal, catalog: int | None, reported: int, model: str | None
+) -> None:
+    """Warn, and count, when the provider's cost is off the catalog's by more than ``tolerance`` percent."""
+    if catalog is not None and abs(reported - catalog) * 100 <= catalog * tolerance:
+        return
+    served = model or call.facts.model or ""
+    call.metering.metrics.observe_cost_mismatch(provider=provider, model=served)
+    logger.warning(
+        "provider %s reported $%s for request %s (model %r), the catalog prices it at %s (tolerance %s%%)",
+        provider,
+        decimal_text(pico_to_usd(reported)),
+        call.request_id,
+        served,
+        "nothing: no price" if catalog is None else "$" + decimal_text(pico_to_usd(catalog)),
+        tolerance,
+    )
 
 
 def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
@@ -96,21 +145,25 @@ def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tupl
     return card, cost_to_pico(priced.total), False
 
 
-def _overran(call: MeteredCall, served: PriceCard, cost: int) -> None:
-    """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed."""
+def _overran(call: MeteredCall, served: PriceCard | None, cost: int) -> None:
+    """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed.
+
+    ``served`` is None when the cost is the provider's own (``cost_source = "provider"``), not a card's.
+    """
     metering, bound = call.metering, call.admission.bound
-    metering.metrics.observe_bound_overrun(model=served.model)
+    served_name = served.model if served is not None else (call.facts.model or "")
+    metering.metrics.observe_bound_overrun(model=served_name)
     logger.error(
         "BOUND EXCEEDED: request %s (model %r, answered as %r) cost $%s, more than its bound of $%s; "
         "spend may pass a blocking limit by the difference",
         call.request_id,
         call.facts.model,
-        served.model,
+        served_name,
         decimal_text(pico_to_usd(cost)),
         decimal_text(pico_to_usd(bound)),
     )
     model, provider = call.facts.model, call.provider
-    if provider is not None and model is not None and call.price_card(model) != served:
+    if served is not None and provider is not None and model is not None and call.price_card(model) != served:
         # The provider answered with a dearer model than asked for: from now on, bound by that one too.
         key = (provider.name, model)
         known = metering.substitutes.get(key, ())
@@ -223,6 +276,8 @@ def record(
         unit_cost_pico=call.unit_cost[0],
         unpriced_units=call.unit_cost[1],
         resource_id=call.created,
+        price_version=call.price_version if usage is not None else None,
+        provider_cost_pico=call.provider_cost,
     )
     if metering.access_log or status >= 400:
         log_request(record, metering.access_log)

@@ -315,6 +315,13 @@ class Metrics:
             fold=("model",),
             cap=cap,
         )
+        self._cost_mismatches = _Counter(
+            "tollgate_provider_cost_mismatches_total",
+            "Requests whose provider-reported cost differs from the catalog's by more than the provider's tolerance.",
+            ("provider", "model"),
+            fold=("model",),
+            cap=cap,
+        )
         self._batch_seconds = _Histogram("tollgate_recorder_batch_seconds", "Time to write one batch of usage records.")
         self._batch_rows = _Counter("tollgate_recorder_batch_rows_total", "Usage records written in batches.")
         self._batch_failures = _Counter("tollgate_recorder_batch_failures_total", "Batches whose write failed.")
@@ -369,6 +376,10 @@ class Metrics:
         """Count a request whose cost passed its admission bound: a hole in a hard limit, to be 0."""
         self._bound_overruns.inc((model,))
 
+    def observe_cost_mismatch(self, *, provider: str, model: str) -> None:
+        """Count a request whose provider-reported cost is off the catalog's by more than the tolerance."""
+        self._cost_mismatches.inc((provider, model))
+
     def observe_batch(self, *, rows: int, seconds: float, ok: bool) -> None:
         """Time one recorder batch. ``rows`` count as written only when ``ok``: a failed batch is retried."""
         self._batch_seconds.observe((), seconds)
@@ -395,6 +406,7 @@ class Metrics:
             self._ttfb,
             self._refusals,
             self._bound_overruns,
+            self._cost_mismatches,
         ):
             parts.append(family.header())
             parts.extend(family.samples())

@@ -10,6 +10,11 @@ Costs are summed in SQL as integer picodollars (exact on both engines) and becom
     markup      = subtotal × markup_percent / 100, rounded once
     total       = subtotal + markup
 
+A customer with a price book (``[billing.customers."<id>"]``, see ``proxy.billing.customers``) pays its
+own price instead: each model line's amount is the customer's exact price of it (times
+``exchange_rate``), rounded once, with the provider's exact cost kept beside it in ``cost_usd``; its
+book holds its markup, so the invoice-level markup is 0.
+
 so an invoice always adds up as printed. Agent lines cut the same usage another way and are
 each rounded on their own, so their sum may differ from the subtotal by rounding; the exact
 cost is kept on every line and on the invoice (``cost_usd``). Unpriced requests cost nothing
@@ -27,6 +32,7 @@ from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 
 from pricing import Catalog, pico_to_usd
+from proxy.billing.customers import CustomerBook
 from proxy.billing.invoice import Invoice, InvoiceLine, invoice_id_for
 from proxy.billing.settings import BillingSettings
 
@@ -70,11 +76,13 @@ def build_invoice(
 
     ``prices`` (optional) fills the unit prices of model lines.
     """
-    model_lines = _lines(settings, "model", models, prices)
+    book = settings.customers.get(entity_id)
+    model_lines = _lines(settings, "model", models, prices, book)
     subtotal = Decimal(0)
     for line in model_lines:
         subtotal = _EXACT.add(subtotal, line.amount)
-    markup = settings.round(_EXACT.divide(_EXACT.multiply(subtotal, settings.markup_percent), 100))
+    markup_percent = settings.markup_percent if book is None else Decimal(0)
+    markup = settings.round(_EXACT.divide(_EXACT.multiply(subtotal, markup_percent), 100))
     return Invoice(
         id=invoice_id_for(settings.entity, entity_id, period),
         entity_type=settings.entity,
@@ -85,19 +93,24 @@ def build_invoice(
         cost_usd=pico_to_usd(sum(u.cost_pico for u in models)),
         exchange_rate=settings.exchange_rate,
         subtotal=subtotal,
-        markup_percent=settings.markup_percent,
+        markup_percent=markup_percent,
         markup=markup,
         total=_EXACT.add(subtotal, markup),
         requests=sum(u.requests for u in models),
         unpriced_requests=sum(u.unpriced_requests for u in models),
         created_at=now,
         updated_at=now,
-        lines=(*model_lines, *_lines(settings, "agent", agents, None)),
+        lines=(*model_lines, *_lines(settings, "agent", agents, None, book)),
+        price_book=entity_id if book is not None else None,
     )
 
 
 def _lines(
-    settings: BillingSettings, kind: str, usage: Sequence[UsageTotals], prices: Catalog | None
+    settings: BillingSettings,
+    kind: str,
+    usage: Sequence[UsageTotals],
+    prices: Catalog | None,
+    book: CustomerBook | None,
 ) -> list[InvoiceLine]:
     lines = [
         InvoiceLine(
@@ -107,12 +120,23 @@ def _lines(
             unpriced_requests=u.unpriced_requests,
             tokens=u.tokens,
             cost_usd=pico_to_usd(u.cost_pico),
-            amount=settings.round(_EXACT.multiply(pico_to_usd(u.cost_pico), settings.exchange_rate)),
+            amount=settings.round(_EXACT.multiply(_price(u, kind, prices, book), settings.exchange_rate)),
             unit_prices=_unit_prices(prices, u.key, settings.exchange_rate) if kind == "model" else None,
         )
         for u in usage
     ]
     return sorted(lines, key=lambda line: (-line.cost_usd, line.key))
+
+
+def _price(usage: UsageTotals, kind: str, prices: Catalog | None, book: CustomerBook | None) -> Decimal:
+    """What the line is billed at, in USD: its provider cost, or the customer's price of it."""
+    cost = pico_to_usd(usage.cost_pico)
+    if book is None:
+        return cost
+    # An agent line cuts the same usage by agent, across models: the customer's markup and discount apply.
+    model = usage.key if kind == "model" else ""
+    card = prices.lookup(model) if prices is not None and model else None
+    return book.price(model, cost, usage.tokens, card)
 
 
 def _unit_prices(prices: Catalog | None, model: str, exchange_rate: Decimal) -> dict[str, Decimal] | None:

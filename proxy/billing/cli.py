@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from proxy.billing.export import EXPORT_FORMATS, export_invoices, select_invoices
 from proxy.billing.invoice import STATUSES
 from proxy.billing.periods import parse_period, previous_period
-from proxy.billing.queries import generate_invoices, get_invoice, list_invoices
+from proxy.billing.queries import correct_invoices, generate_invoices, get_invoice, list_invoices
 from proxy.billing.settings import settings_from_config
 from proxy.billing.text import invoice_text, summary_line
 from proxy.config import Config, ConfigError, load_config
@@ -42,6 +42,17 @@ def add_invoice_commands(
     config_option(generate)
     generate.add_argument("--period", type=_period, help="YYYY-MM, UTC (default: last month)")
     generate.set_defaults(run=_generate)
+
+    correct = actions.add_parser(
+        "correct",
+        help="issue corrected invoices for a month whose rows changed (after a reprice); issued ones stay",
+        description="Rebuild each invoice of the month from its rows as they are now; where the figures differ, "
+        "issue a new invoice (<id>-r<n>) that names the one it corrects. Issued invoices are never changed.",
+    )
+    config_option(correct)
+    correct.add_argument("--period", type=_period, required=True, help="YYYY-MM, UTC")
+    correct.add_argument("--entity", help="only this user's (or team's) invoice")
+    correct.set_defaults(run=_correct)
 
     list_ = actions.add_parser("list", help="list invoices")
     config_option(list_)
@@ -133,6 +144,24 @@ def _generate(args: argparse.Namespace) -> int:
     for invoice in result.created:
         sys.stdout.write(f"created {summary_line(invoice)}\n")
     sys.stdout.write(f"{result.period}: {len(result.created)} created, {len(result.skipped)} already there\n")
+    return 0
+
+
+def _correct(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    store = _open_store(args)
+    if store is None:
+        return 1
+    try:
+        made = correct_invoices(
+            store, settings_from_config(config), args.period, datetime.now(UTC), prices=_prices(config),
+            entity_id=args.entity,
+        )  # fmt: skip
+    finally:
+        store.dispose()
+    for invoice in made:
+        sys.stdout.write(f"created {summary_line(invoice)}, correcting {invoice.corrects}\n")
+    sys.stdout.write(f"{args.period}: {len(made)} corrected\n")
     return 0
 
 

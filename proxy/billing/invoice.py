@@ -71,6 +71,9 @@ class Invoice:
     created_at: datetime
     updated_at: datetime
     lines: tuple[InvoiceLine, ...] = ()
+    price_book: str | None = None  # the [billing.customers] entry its amounts come from; None: at cost
+    revision: int = 0  # 0 as first issued; n for the n-th correction
+    corrects: str | None = None  # the id of the invoice this one corrects
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready, money as decimal strings, times as ISO 8601 UTC."""
@@ -86,6 +89,9 @@ class Invoice:
             "unpriced_requests": self.unpriced_requests,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "price_book": self.price_book,
+            "revision": self.revision,
+            "corrects": self.corrects,
             "lines": [line.as_json() for line in self.lines],
         }
 

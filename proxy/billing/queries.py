@@ -15,6 +15,7 @@ cancelled or refunded invoice); void is final. A status change never changes an 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,6 +91,59 @@ def generate_invoices(
         len(skipped),
     )
     return Generation(period, tuple(created), tuple(skipped))
+
+
+def correct_invoices(
+    store: Store,
+    settings: BillingSettings,
+    period: str,
+    now: datetime,
+    *,
+    prices: Catalog | None = None,
+    entity_id: str | None = None,
+) -> list[Invoice]:
+    """Issue a corrected invoice for each invoice of ``period`` whose usage now adds up differently.
+
+    An issued invoice is never changed: its correction is a new invoice (``<id>-r<n>``, revision n) that
+    names the one it corrects, built from the rows as they are now (after ``tollgate reprice``, say).
+    Returns the corrections made; an invoice whose figures still hold gets none.
+    """
+    start, end = parse_period(period)
+    column = "user_id" if settings.entity == "user" else "team_id"
+    latest: dict[str, Invoice] = {}
+    for invoice in list_invoices(store, period=period, entity_id=entity_id):
+        if invoice.entity_type != settings.entity:
+            continue
+        kept = latest.get(invoice.entity_id)
+        if kept is None or invoice.revision > kept.revision:
+            latest[invoice.entity_id] = invoice
+    if not latest:
+        return []
+    models = usage_totals(store, column, "model_requested", start, end)
+    agents = usage_totals(store, column, "agent", start, end)
+    made = []
+    for entity, issued in sorted(latest.items()):
+        rebuilt = build_invoice(settings, entity, period, models.get(entity, []), agents.get(entity, []), prices, now)
+        if _figures(rebuilt) == _figures(issued):
+            continue
+        revision = issued.revision + 1
+        base_id = issued.id.rsplit("-r", 1)[0] if issued.revision else issued.id
+        correction = dataclasses.replace(rebuilt, id=f"{base_id}-r{revision}", revision=revision, corrects=issued.id)
+        if _insert(store, correction):
+            made.append(correction)
+    logger.info("invoices for %s: %d corrected", period, len(made))
+    return made
+
+
+def _figures(invoice: Invoice) -> dict[str, Any]:
+    """What an invoice says, without its id, status, times and revision: two that agree here bill alike."""
+    data = invoice.as_json()
+    for name in ("id", "status", "created_at", "updated_at", "revision", "corrects"):
+        data.pop(name)
+    data["lines"] = sorted(data["lines"], key=lambda line: (line["kind"], line["key"]))
+    for line in data["lines"]:
+        line.pop("unit_prices_per_million")  # read from the catalog of the day: not a figure billed
+    return data
 
 
 def list_invoices(
@@ -226,6 +280,9 @@ def _load(store: Store, conditions: Sequence[sa.ColumnElement[bool]]) -> list[In
                 created_at=_utc(head["created_at"]),
                 updated_at=_utc(head["updated_at"]),
                 lines=tuple(own),
+                price_book=head["price_book"],
+                revision=int(head["revision"]),
+                corrects=head["corrects"],
             )
         )
     return invoices

@@ -8,10 +8,14 @@ It imports nothing of Tollgate, so the config can import it at no cost.
 from __future__ import annotations
 
 import decimal
+from collections.abc import Mapping
 from decimal import Context, Decimal, InvalidOperation
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from proxy.billing.customers import CustomerBook
 
 ENTITIES = ("user", "team")
 _ROUNDINGS = frozenset(name for name in dir(decimal) if name.startswith("ROUND_"))
@@ -38,6 +42,10 @@ class BillingSettings(BaseModel):
     exchange_rate: Decimal = _setting(Decimal(1), "Units of the invoice currency per USD (costs are priced in USD).")
     generate_day: int = _setting(2, "Day of the month (1-28) on which the server invoices the previous month.")
     generate_hour_utc: int = _setting(0, "Hour (UTC) of that day at which it does.")
+    customers: Annotated[Mapping[str, CustomerBook], AfterValidator(MappingProxyType)] = Field(
+        default_factory=dict,
+        description="Customer price books by invoiced user or team: markups, discounts and per-model prices.",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> BillingSettings:
@@ -54,6 +62,10 @@ class BillingSettings(BaseModel):
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"[billing] {name} must be {expected}, not {getattr(self, name)!r}")
+        for customer, book in self.customers.items():
+            problem = book.problem()
+            if problem is not None:
+                raise ValueError(f'[billing.customers."{customer}"] {problem}')
         return self
 
     def round(self, amount: Decimal) -> Decimal:

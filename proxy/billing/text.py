@@ -20,6 +20,10 @@ def invoice_text(invoice: Invoice) -> str:
     ]
     models = [line for line in invoice.lines if line.kind == "model"]
     agents = [line for line in invoice.lines if line.kind == "agent"]
+    if invoice.corrects is not None:
+        out.append(f"  corrects {invoice.corrects} (revision {invoice.revision})")
+    if invoice.price_book is not None:
+        out.append(f"  priced by customer {invoice.price_book}'s price book; each line's exact cost is the provider's")
     for line in models:
         out.extend(_model_block(line, invoice.currency))
     if agents:

@@ -22,6 +22,7 @@ from proxy.cli.keys import add_key_commands
 from proxy.cli.limits import add_limits_command
 from proxy.cli.options import add_config_option
 from proxy.cli.prices import add_prices_command
+from proxy.cli.reprice import add_reprice_command
 from proxy.cli.serve import add_serve_command
 from proxy.cli.storage import add_storage_command
 from proxy.cli.usage import add_usage_command
@@ -69,5 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     add_rollup_commands(commands, add_config_option)
     add_storage_command(commands, add_config_option)
     add_prices_command(commands, add_config_option)
+    add_reprice_command(commands, add_config_option)
     add_key_commands(commands)
     return parser

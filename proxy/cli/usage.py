@@ -39,6 +39,11 @@ def add_usage_command(
         action="store_true",
         help="month-end projections per user, team and in total, and when each limit will be reached",
     )
+    usage.add_argument(
+        "--priced-for",
+        metavar="CUSTOMER",
+        help="this customer's usage per model at its [billing.customers] price, beside the cost",
+    )
     usage.set_defaults(run=_usage)
 
 
@@ -52,6 +57,10 @@ def _usage(args: argparse.Namespace) -> int:
     store = recorded_store(config.database.url)
     if store is None:
         return 1
+    if args.priced_for is not None:
+        from proxy.cli.priced_for import print_priced_for
+
+        return print_priced_for(config, store, args.priced_for, args.since, args.until, args.json)
     if args.forecast:
         from proxy.cli.forecast import print_forecast
 

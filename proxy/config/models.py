@@ -181,9 +181,19 @@ class ProviderConfig(_Section):
     deployments: Annotated[Mapping[str, str], _READ_ONLY] = _setting(
         {}, 'Azure: deployment name -> the model it runs (prod-4o = "gpt-4o"), to price and bound its requests.'
     )
+    cost_source: str = _setting(
+        "catalog",
+        "'catalog' prices rows from the price catalog; 'provider' records the cost the provider reports "
+        "(OpenRouter-style usage.cost), compared with the catalog's.",
+    )
+    cost_tolerance_percent: Decimal = _setting(
+        Decimal(1), "With cost_source = 'provider': percent by which its cost may differ from the catalog's unwarned."
+    )
     _checks = {
         "name": (bool, "is required"),
         "kind": _one_of(PROVIDER_KINDS),
+        "cost_source": _one_of(("catalog", "provider")),
+        "cost_tolerance_percent": (lambda p: p.is_finite() and p >= 0, "must be a number of 0 or more"),
         "base_url": (lambda url: url.startswith(_HTTP), "must start with http:// or https://"),
         "retries": (lambda n: n >= 0, "must be 0 or more"),
     }
@@ -498,7 +508,8 @@ def _section_settings(prefix: str, section: type[BaseModel]) -> list[tuple[str, 
         name = f.validation_alias if isinstance(f.validation_alias, str) else key
         inner = _section_in(f.annotation)
         if inner is not None:
-            out += _section_settings(f"{prefix}.{name}", inner)
+            table = typing.get_origin(f.annotation) is Mapping  # [billing.customers."<id>"]: a table of them
+            out += _section_settings(f"{prefix}.{name}.<id>" if table else f"{prefix}.{name}", inner)
         else:
             out.append((f"{prefix}.{name}", f.description or ""))
     return out

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from pricing import Catalog, PriceCard
+from pricing import Catalog, PriceCard, PriceVersion
 from proxy.admin.metrics import Metrics
 from proxy.clock import Clock
 from proxy.config import Config
@@ -50,6 +50,17 @@ logger = logging.getLogger("tollgate.inprocess")
 T = TypeVar("T")
 _PREPARE_RETRY_S = 5.0  # seconds between tries to bring an unreachable database's schema up to date
 _CLOSE_TIMEOUT_S = 30.0
+
+
+def _price_versions(store: Store) -> list[PriceVersion]:
+    """The imported price versions; none (the config's prices) while the database cannot be read."""
+    from proxy.recording.prices import load_versions
+
+    try:
+        return load_versions(store)
+    except sa.exc.SQLAlchemyError as exc:
+        logger.warning("price versions not read (%s): the config's prices price rows until a restart", exc)
+        return []
 
 
 class LazyCatalog(Catalog):
@@ -146,7 +157,11 @@ class Runtime:
         metrics.set_queue_depth(lambda: recorder.queued)
         # Journals left by processes that died: replayed in the background, never holding up the app's start.
         self.loop.create_task(recorder.replay_orphans(), name="tollgate-meter-replay")
-        return Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+        metering = Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+        versions = await asyncio.to_thread(_price_versions, store)
+        if versions:  # rows priced, and bounded, as the proxy's are (pricing.history): the map is read now
+            metering.configure(config, catalog.loaded() if isinstance(catalog, LazyCatalog) else catalog, versions)
+        return metering
 
     async def _prepare(self, store: Store) -> None:
         """Bring the schema up to date; an unreachable database is retried in the background, not fatal."""

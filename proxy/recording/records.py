@@ -93,6 +93,8 @@ class UsageRecord:
     unit_cost_pico: int | None = None  # the units' part of cost_pico
     unpriced_units: str | None = None  # units used that had no price, comma-separated
     resource_id: str | None = None  # the id of the object the request created at the provider (a vector store)
+    price_version: int | None = None  # the imported price version that priced it (None: config and bundled map)
+    provider_cost_pico: int | None = None  # the cost the provider reported, where its cost_source is "provider"
 
     @property
     def cost_usd(self) -> Decimal | None:

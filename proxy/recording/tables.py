@@ -75,6 +75,8 @@ class UsageRow(SQLModel, table=True):
     unit_cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)
     unpriced_units: str | None = Field(default=None, max_length=256)
     resource_id: str | None = Field(default=None, max_length=128)  # what the request created (a vector store)
+    price_version: int | None = None  # the imported price version that priced it; None: config and bundled map
+    provider_cost_pico: int | None = Field(default=None, sa_type=sa.BigInteger)  # cost_source = "provider"
 
 
 class SpendCounterRow(SQLModel, table=True):
@@ -240,6 +242,41 @@ class AnomalyRow(SQLModel, table=True):
     detail: str = ""  # one sentence saying what was seen
 
 
+class PriceVersionRow(SQLModel, table=True):
+    """One imported price version (``tollgate prices import``): the entries it adds, in force from ``effective_at``.
+
+    ``entries`` is JSON: for a ``map`` (litellm's format) the entries as the file wrote them, each replacing
+    the model's entry; for a ``sheet`` the prices per million tokens it names, as decimal strings, each
+    replacing just those rates. Versions are never changed once imported.
+    """
+
+    __tablename__ = "price_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    effective_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    imported_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    kind: str = Field(max_length=8)  # "map" or "sheet"
+    source: str = Field(max_length=512)  # the file it came from, as the operator named it
+    models: int = Field(default=0)
+    entries: str
+
+
+class RepriceAuditRow(SQLModel, table=True):
+    """One applied ``tollgate reprice``: the window, the version it priced with and what it changed."""
+
+    __tablename__ = "reprice_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    applied_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    since: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    until: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    version: int | None = None  # None: each row's version in force at its start
+    rows_changed: int = Field(default=0, sa_type=sa.BigInteger)
+    before_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    after_pico: int = Field(default=0, sa_type=sa.BigInteger)
+    detail: str  # JSON: per user and model, rows and cost before and after
+
+
 USAGE_TABLE: sa.Table = UsageRow.__table__  # type: ignore[attr-defined]
 BACKGROUND_TABLE: sa.Table = BackgroundResponseRow.__table__  # type: ignore[attr-defined]
 ROLLUPS_TABLE: sa.Table = UsageRollupRow.__table__  # type: ignore[attr-defined]
@@ -252,6 +289,8 @@ ANOMALIES_TABLE: sa.Table = AnomalyRow.__table__  # type: ignore[attr-defined]
 RATE_LEASES_TABLE: sa.Table = RateLeaseRow.__table__  # type: ignore[attr-defined]
 RUNTIME_LIMITS_TABLE: sa.Table = RuntimeLimitRow.__table__  # type: ignore[attr-defined]
 LIMIT_CHANGES_TABLE: sa.Table = LimitChangeRow.__table__  # type: ignore[attr-defined]
+PRICE_VERSIONS_TABLE: sa.Table = PriceVersionRow.__table__  # type: ignore[attr-defined]
+REPRICE_AUDIT_TABLE: sa.Table = RepriceAuditRow.__table__  # type: ignore[attr-defined]
 
 
 class InvoiceRow(SQLModel, table=True):
@@ -263,7 +302,11 @@ class InvoiceRow(SQLModel, table=True):
     """
 
     __tablename__ = "invoices"
-    __table_args__ = (sa.UniqueConstraint("entity_type", "entity_id", "period", name="uq_invoices_entity_period"),)
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "entity_type", "entity_id", "period", "revision", name="uq_invoices_entity_period_revision"
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     entity_type: str = Field(max_length=8)  # "user" or "team"
@@ -279,6 +322,9 @@ class InvoiceRow(SQLModel, table=True):
     requests: int = Field(default=0, sa_type=sa.BigInteger)
     unpriced_requests: int = Field(default=0, sa_type=sa.BigInteger)
     status: str = Field(max_length=16)  # pending, paid, failed or void
+    price_book: str | None = Field(default=None, max_length=256)  # the [billing.customers] entry; None: at cost
+    revision: int = 0  # 0: as first issued; n: the n-th correction (``tollgate invoices correct``)
+    corrects: str | None = Field(default=None, max_length=128)  # the id of the invoice this one corrects
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 

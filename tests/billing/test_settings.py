@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from proxy.billing.customers import CustomerBook, ModelPrice
 from proxy.billing.settings import BillingSettings, settings_from_config
 from proxy.config import ConfigError, documented_settings, parse_config
 
@@ -48,6 +49,11 @@ def test_a_bad_billing_value_in_the_config_file_names_the_file_and_the_key() -> 
 
 def test_every_billing_setting_is_documented_with_its_help() -> None:
     documented = dict(documented_settings())
-    fields = BillingSettings.model_fields
-    assert {name for name in documented if name.startswith("billing.")} == {f"billing.{name}" for name in fields}
+    fields = {name: f for name, f in BillingSettings.model_fields.items() if name != "customers"}
+    customers = "billing.customers.<id>."
+    flat = {name for name in documented if name.startswith("billing.") and not name.startswith(customers)}
+    assert flat == {f"billing.{name}" for name in fields}
     assert all(documented[f"billing.{name}"] == field.description for name, field in fields.items())
+    books = {name.removeprefix(customers) for name in documented if name.startswith(customers)}
+    own = {f"models.<id>.{name}" for name in ModelPrice.model_fields}
+    assert books == {name for name in CustomerBook.model_fields if name != "models"} | own

@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -59,7 +60,7 @@ def test_usage_csv_text_cells_never_start_a_formula_and_read_back(user: str, age
 def _invoice(entity: str, model: str) -> Invoice:
     now = datetime(2026, 11, 2, tzinfo=UTC)
     line = InvoiceLine("model", model, 3, 0, {"input_tokens": 7}, Decimal("0.125"), Decimal("0.13"))
-    money = {"cost_usd": Decimal("0.125"), "exchange_rate": Decimal(1), "subtotal": Decimal("0.13")}
+    money: dict[str, Any] = {"cost_usd": Decimal("0.125"), "exchange_rate": Decimal(1), "subtotal": Decimal("0.13")}
     return Invoice(
         f"inv_{entity[:3]}", "user", entity, "2026-10", "USD", "pending", **money,
         markup_percent=Decimal(0), markup=Decimal(0), total=Decimal("0.13"),
