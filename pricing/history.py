@@ -50,6 +50,7 @@ class PriceHistory:
             self._catalogs[version.id] = layered
         # Newest import first: the first one already effective is the one in force.
         self._newest_first = tuple(reversed(self.versions))
+        self._base_only: tuple[Catalog, ...] = (base,)  # what may price every request before any import
 
     def at(self, when: datetime) -> tuple[int | None, Catalog]:
         """The version in force at ``when`` and its catalog; (None, the config's catalog) before any."""
@@ -64,6 +65,8 @@ class PriceHistory:
         A request is bounded by the dearest of these, so that no version that can price its row (a
         background job completed after a newer version took effect, say) costs more than it reserved.
         """
+        if not self.versions:  # the request path's usual case: no tuple built, no scan
+            return self._base_only
         in_force = self.at(when)[1]
         later = [self._catalogs[v.id] for v in self._newest_first if v.effective_at > when]
         return (in_force, *(catalog for catalog in later if catalog is not in_force))

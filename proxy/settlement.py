@@ -55,14 +55,15 @@ def price(call: MeteredCall, usage: Usage | None) -> tuple[int | None, bool]:
     A provider with ``cost_source = "provider"`` that reports a cost (``usage.cost``) is taken at its
     word: that is the row's cost, compared with the catalog's (see ``_compare``).
     """
-    card, cost, unpriced = _cost(call, usage, call.facts.model)
     provider = call.provider
+    reported = None
     if provider is not None and provider.cost_source == "provider" and usage is not None:
         reported = reported_cost(usage.provider_usage)
-        if reported is not None:
-            _compare(call, provider.name, provider.cost_tolerance_percent, cost, reported, usage.model)
-            call.provider_cost = cost = reported
-            unpriced = False
+    card, cost, unpriced = _cost(call, usage, call.facts.model, warn=reported is None)
+    if provider is not None and reported is not None:
+        _compare(call, provider.name, provider.cost_tolerance_percent, cost, reported, usage.model if usage else None)
+        call.provider_cost = cost = reported
+        unpriced = False
     admission = call.admission
     if cost is not None and admission.leased and cost > admission.bound:
         _overran(call, card, cost)
@@ -103,8 +104,13 @@ def _compare(
     )
 
 
-def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
-    """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
+def _cost(
+    call: MeteredCall, usage: Usage | None, requested: str | None, *, warn: bool = True
+) -> tuple[PriceCard | None, int | None, bool]:
+    """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none.
+
+    ``warn=False``: the provider reported the cost, so a model without a price is not recorded unpriced.
+    """
     metering = call.metering
     model_served = call.priced_as or (usage.model if usage is not None else None) or requested
     if usage is not None and model_served is None and usage.units and usage.tokens == _NO_TOKENS:
@@ -120,7 +126,7 @@ def _cost(call: MeteredCall, usage: Usage | None, requested: str | None) -> tupl
     if card is None and usage.units.images:  # images the map prices by size and quality only (dall-e-3 at Azure)
         card = next(filter(None, map(call.price_card, image_variants(model_served, usage.units))), None)
     if card is None:
-        if model_served not in metering.unpriced_warned:
+        if warn and model_served not in metering.unpriced_warned:
             metering.unpriced_warned.add(model_served)
             logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
         return None, None, True

@@ -302,6 +302,12 @@ def _schemas() -> dict[str, Schema]:
                 "unpriced_requests": _count(_UNPRICED),
                 "created_at": _text("When it was generated.", format="date-time"),
                 "updated_at": _text("When it last changed.", format="date-time"),
+                "price_book": _text(
+                    "The customer ([billing.customers]) whose price book its amounts come from; null: at cost.",
+                    nullable=True,
+                ),
+                "revision": _count("0 as first issued; n for the n-th correction (tollgate invoices correct)."),
+                "corrects": _text("The id of the invoice this one corrects; null for a first issue.", nullable=True),
                 "lines": _list_of(_ref("InvoiceLine")),
             },
             "One entity's invoice for one month; amounts never change after generation.",

@@ -17,15 +17,15 @@ CATALOG_PICO = 450_000_000
 _MISMATCH = "tollgate_provider_cost_mismatches_total"
 
 
-def _answer(provider: FakeProvider, cost: object) -> None:
-    body = orjson.loads(chat_completion(model="gpt-4o-mini", prompt_tokens=1000, completion_tokens=500))
+def _answer(provider: FakeProvider, cost: object, model: str = "gpt-4o-mini") -> None:
+    body = orjson.loads(chat_completion(model=model, prompt_tokens=1000, completion_tokens=500))
     body["usage"]["cost"] = cost
     provider.answer("POST", "/v1/chat/completions", json_answer(orjson.dumps(body)))
 
 
-def _ask(tollgate: Any) -> dict[str, Any]:
+def _ask(tollgate: Any, model: str = "gpt-4o-mini") -> dict[str, Any]:
     response = tollgate.client.post(
-        "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi"}]}
     )
     assert response.status_code == 200
     row: dict[str, Any] = tollgate.rows()[-1]
@@ -54,6 +54,17 @@ def test_a_cost_within_the_tolerance_is_recorded_without_a_warning(
     assert row["cost_pico"] == row["provider_cost_pico"] == 459_000_000
     assert "reported" not in caplog.text
     assert f'{_MISMATCH}{{provider="fake"' not in tollgate.client.get("/metrics").text
+
+
+def test_a_model_without_a_price_is_priced_by_the_providers_word(
+    tollgate_factory: Any, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    tollgate = tollgate_factory(provider_extra='cost_source = "provider"')
+    _answer(provider, 0.002, model="my-router-model")
+    with caplog.at_level(logging.WARNING, "tollgate.core"):
+        row = _ask(tollgate, "my-router-model")
+    assert (row["cost_pico"], row["unpriced"]) == (2 * 10**9, False)
+    assert "the catalog prices it at nothing: no price" in caplog.text and "recorded as unpriced" not in caplog.text
 
 
 def test_a_catalog_provider_ignores_a_reported_cost(tollgate: Any, provider: FakeProvider) -> None:
