@@ -81,6 +81,10 @@ class LazyCatalog(Catalog):
     def describe(self, model: str) -> str:
         return self.loaded().describe(model)
 
+    def __contains__(self, name: object) -> bool:
+        # Pricing by kind (gemini/..., azure/...) asks whether the map has a name: the loaded map answers.
+        return name in self.loaded()
+
     def loaded(self) -> Catalog:
         """The catalog itself, read now if it was not yet."""
         loaded = self._loaded

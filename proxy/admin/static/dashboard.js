@@ -374,13 +374,20 @@ function limitRow(limit) {
       el("span", { class: "state" }, limit.state || "ok"),
     ),
   );
-  if (limit.reached_at) row.append(el("span", { class: "muted" }, `reached about ${limit.reached_at.slice(0, 10)}`));
+  if (limit.reached_at) {
+    const when = `at this rate, reached about ${limit.reached_at.slice(0, 16).replace("T", " ")} UTC`;
+    row.append(el("span", { class: "reached muted" }, when));
+  }
   return row;
 }
 
-function limitsPanel(limits) {
+const limitKey = (l) => [l.scope, l.id, l.window, l.window_label].join("\u0000");
+
+// Each limit with the date GET /admin/forecast says it will be reached at the current rate, if any.
+function limitsPanel(limits, forecasts) {
   if (limits.length === 0) return [empty("No spend limits configured. Add [[limits]] to config.toml to cap spend.")];
-  return limits.map(limitRow);
+  const dates = new Map(forecasts.filter((f) => f.reached_at && !f.already_reached).map((f) => [limitKey(f), f.reached_at]));
+  return limits.map((limit) => limitRow({ ...limit, reached_at: dates.get(limitKey(limit)) || null }));
 }
 
 function invoiceTable(invoices, emptyText) {
@@ -446,6 +453,18 @@ async function userFacts(user) {
   return facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]);
 }
 
+async function teamFacts(team) {
+  const forecast = await api("admin/forecast", { team });
+  const [projection] = forecast.teams;
+  if (!projection) return [];
+  const facts = [
+    ["cost this month", usd(projection.month_so_far_usd)],
+    ["recent daily cost", usd(projection.daily_rate_usd)],
+    ["projected month end", usd(projection.projected_month_end_usd)],
+  ];
+  return facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]);
+}
+
 async function showDetail(params, period) {
   const section = document.getElementById("user-detail");
   const kind = Object.keys(DRILL_DOWNS).find((name) => params.get(name));
@@ -464,7 +483,7 @@ async function showDetail(params, period) {
     const groups = DRILL_DOWNS[kind];
     // The id goes as a query value, whatever it holds.
     const [facts, ...breakdowns] = await Promise.all([
-      kind === "user" ? userFacts(id) : Promise.resolve([]),
+      kind === "user" ? userFacts(id) : kind === "team" ? teamFacts(id) : Promise.resolve([]),
       ...groups.map((group) => api("admin/usage", { group_by: group, [kind]: id, ...w })),
     ]);
     show("user-summary", ...facts);
@@ -489,10 +508,11 @@ async function showDetail(params, period) {
 
 async function loadBoard(period, stack) {
   const w = windowParams(period);
-  const [perDay, total, limits, preview, invoices, alerts, users, teams, models, agents, providers] = await Promise.all([
+  const [perDay, total, limits, forecast, preview, invoices, alerts, users, teams, models, agents, providers] = await Promise.all([
     api("admin/usage", { group_by: "day", ...w }),
     api("admin/usage", w),
     api("admin/limits"),
+    api("admin/forecast"),
     api("admin/invoices/preview"),
     api("admin/invoices"),
     api("admin/alerts", { since: w.since }),
@@ -506,6 +526,8 @@ async function loadBoard(period, stack) {
     card("requests", integers.format(all.requests)),
     card("tokens in / out", `${integers.format(all.input_tokens)} / ${integers.format(all.output_tokens)}`),
     card("unpriced requests", integers.format(all.unpriced_requests)),
+    // The running month, whatever the period: month so far + the recent daily rate x the days left.
+    card("this month's projected end", forecast.total ? usd(forecast.total.projected_month_end_usd) : "$0.00"),
   );
   document.getElementById("totals").dataset.cost = all.cost_usd;
   const none = `No usage in ${period.label}. Point an app's OPENAI_BASE_URL at this proxy's /v1, or choose another period.`;
@@ -521,7 +543,7 @@ async function loadBoard(period, stack) {
   show("top-team", usageTable("team", teams.rows, "No teams in this period."));
   show("top-model", usageTable("model", models.rows, "No models in this period."));
   show("top-agent", usageTable("agent", agents.rows, "No agents in this period."));
-  show("limits", ...limitsPanel(limits.limits));
+  show("limits", ...limitsPanel(limits.limits, forecast.limits));
   const inPeriod = alerts.alerts.filter((a) => new Date(a.time) < period.until);
   show("anomalies", alertsTable(inPeriod, period));
   show("preview", invoiceTable(preview.invoices, `No usage to invoice in ${preview.period} yet.`));
