@@ -40,6 +40,7 @@ from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
 from proxy.limits.rate_keeper import RateKeeper
 from proxy.limits.rate_ledger import RateLedger
+from proxy.limits.runtime import RuntimeLimits, RuntimeLimitWatcher
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder, UsageHandler
@@ -146,7 +147,13 @@ class Runtime:
         metrics.set_queue_depth(lambda: recorder.queued)
         # Journals left by processes that died: replayed in the background, never holding up the app's start.
         self.loop.create_task(recorder.replay_orphans(), name="tollgate-meter-replay")
-        return Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+        metering = Metering(config, catalog, recorder, budget, metrics, clock, rate_keeper)
+        watcher = RuntimeLimitWatcher(RuntimeLimits(store), metering.apply_runtime_limits, config.budget.sync_interval)
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # a database not ready yet: the watcher tries again
+            await watcher.refresh()
+        watcher.start()
+        started.push_async_callback(watcher.close)
+        return metering
 
     async def _prepare(self, store: Store) -> None:
         """Bring the schema up to date; an unreachable database is retried in the background, not fatal."""
