@@ -40,6 +40,7 @@ from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
 from proxy.limits.rate_keeper import RateKeeper
 from proxy.limits.rate_ledger import RateLedger
+from proxy.limits.runtime import RuntimeLimits, RuntimeLimitWatcher
 from proxy.recording.journal import Journal
 from proxy.recording.migrations import UpgradeRefused
 from proxy.recording.recorder import Recorder, UsageHandler
@@ -165,6 +166,11 @@ class Runtime:
         versions = await asyncio.to_thread(_price_versions, store)
         if versions:  # rows priced, and bounded, as the proxy's are (pricing.history): the map is read now
             metering.configure(config, catalog.loaded() if isinstance(catalog, LazyCatalog) else catalog, versions)
+        watcher = RuntimeLimitWatcher(RuntimeLimits(store), metering.apply_runtime_limits, config.budget.sync_interval)
+        with contextlib.suppress(sa.exc.SQLAlchemyError):  # a database not ready yet: the watcher tries again
+            await watcher.refresh()
+        watcher.start()
+        started.push_async_callback(watcher.close)
         return metering
 
     async def _prepare(self, store: Store) -> None:

@@ -79,3 +79,39 @@ def test_a_proxy_and_a_meter_on_one_database_enforce_one_limit_without_overshoot
     assert served["meter"] > 0 and served["proxy"] > 0 and refused["meter"] > 0 and refused["proxy"] > 0
     assert {r["front_door"] for r in recorded if r["status"] == 200} == {"proxy", "inprocess"}
     assert len(provider.requests) == served["meter"] + served["proxy"]
+
+
+def test_a_rate_limit_holds_inside_the_process_and_its_refusal_is_openais_rate_limit_error(
+    meter_factory: MeterFactory, provider: FakeProvider
+) -> None:
+    meter = meter_factory('[[rate_limits]]\nscope = "user"\nrequests_per_minute = 1\n', clock=_CLOCK)
+    provider.answer("POST", "/v1/chat/completions", json_answer(chat_completion()))
+    client = sync_client(meter, provider, max_retries=0)
+    with meter.attribute(user="alice"):
+        client.chat.completions.create(model="gpt-4o-mini", messages=_HI, max_tokens=5)
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.chat.completions.create(model="gpt-4o-mini", messages=_HI, max_tokens=5)
+    assert raised.value.code == "rate_limit_exceeded"
+    assert raised.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert len(provider.requests) == 1
+
+
+def test_a_runtime_limit_reaches_the_in_process_meter(
+    meter_factory: MeterFactory, provider: FakeProvider, db_url: str
+) -> None:
+    import time
+
+    from proxy.limits.runtime import RuntimeLimits, make_limit
+    from proxy.recording.store import Store
+
+    meter = meter_factory("[budget]\nsync_interval = 0.1\n", clock=_CLOCK)
+    provider.answer("POST", "/v1/chat/completions", json_answer(chat_completion()))
+    client = sync_client(meter, provider, max_retries=0)
+    store = Store(db_url)
+    RuntimeLimits(store).set(make_limit("user", "alice", "day", "0.000001"), "test", datetime.now(UTC))
+    store.dispose()
+    time.sleep(0.5)  # a few sync intervals
+    with meter.attribute(user="alice"), pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model="gpt-4o-mini", messages=_HI, max_tokens=5)
+    assert raised.value.code == "spend_limit_exceeded"
+    assert provider.requests == []

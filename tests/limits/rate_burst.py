@@ -5,6 +5,8 @@ provider on loopback that counts the requests it has in flight, and fires ``--re
 requests spread over the instances, twice:
 
 - against ``requests_per_minute``: admitted requests versus the limit (the overshoot is their difference);
+- against ``tokens_per_minute``, each request holding its bound (its body's bytes and ``max_tokens``) and
+  then using the 17 tokens the provider reports: the tokens of the admitted requests versus the limit;
 - against ``max_concurrent``, with a provider that answers in 0.3 s: the most requests the provider had
   in flight at once versus the limit.
 
@@ -37,6 +39,7 @@ from tests.fakeprovider import Message, Scope, ServerThread, free_port
 CHAT = "/v1/chat/completions"
 BODY = b'{"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
 _ANSWER = chat_completion()
+USED_TOKENS = 12 + 5  # what chat_completion() reports
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
@@ -137,33 +140,38 @@ def _inside_one_minute(seconds: float) -> None:
         time.sleep(left + 0.05)
 
 
-def config_for(provider_url: str, db_url: str, rpm: int, concurrent: int) -> str:
+def config_for(provider_url: str, db_url: str, rpm: int, concurrent: int, tpm: int) -> str:
     return (
         f'[database]\nurl = "{db_url}"\n[recorder]\nflush_interval = 0.01\njournal_dir = "JOURNAL"\n'
         f'[[providers]]\nname = "fake"\nbase_url = "{provider_url}"\nmodels = ["*"]\nretries = 0\n'
         f'[[rate_limits]]\nscope = "user"\nid = "rpm-user"\nrequests_per_minute = {rpm}\n'
         f'[[rate_limits]]\nscope = "user"\nid = "busy-user"\nmax_concurrent = {concurrent}\n'
+        f'[[rate_limits]]\nscope = "user"\nid = "tpm-user"\ntokens_per_minute = {tpm}\n'
     )
 
 
-def run(db_url: str, instances: int, workers: int, requests: int, rpm: int, concurrent: int) -> tuple[Burst, Burst]:
-    """(the requests-per-minute burst, the concurrency burst), against one fleet."""
+def run(
+    db_url: str, instances: int, workers: int, requests: int, rpm: int, concurrent: int, tpm: int
+) -> tuple[Burst, Burst, Burst]:
+    """(the requests-per-minute burst, the concurrency burst, the tokens-per-minute burst), against one fleet."""
     provider = CountingProvider()
     with ServerThread(provider) as server:
-        config = config_for(f"http://127.0.0.1:{server.port}/v1", db_url, rpm, concurrent)
+        config = config_for(f"http://127.0.0.1:{server.port}/v1", db_url, rpm, concurrent, tpm)
         with fleet(config, instances, workers) as urls:
             asyncio.run(_fire(urls, instances * workers * 2, "warm-up"))  # every worker has met its database
             results = []
-            for user, limit, delay in (("rpm-user", rpm, 0.0), ("busy-user", concurrent, 0.3)):
+            for user, limit, delay in (("rpm-user", rpm, 0.0), ("busy-user", concurrent, 0.3), ("tpm-user", tpm, 0.0)):
                 provider.reset(delay)
                 _inside_one_minute(15)
                 started = time.monotonic()
                 statuses = asyncio.run(_fire(urls, requests, user))
                 seconds = time.monotonic() - started
-                seen = provider.received if delay == 0 else provider.peak
+                seen = provider.peak if user == "busy-user" else provider.received
+                if user == "tpm-user":
+                    seen *= USED_TOKENS
                 admitted = statuses.count(200)
                 results.append(Burst(limit, requests, admitted, statuses.count(429), seen, seconds))
-    return results[0], results[1]
+    return results[0], results[1], results[2]
 
 
 @contextlib.contextmanager
@@ -190,13 +198,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rpm", type=int, default=100)
     parser.add_argument("--concurrent", type=int, default=10)
+    parser.add_argument("--tpm", type=int, default=2000)
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.db == "postgres":
             db_url = stack.enter_context(postgres_schema(os.environ["TOLLGATE_TEST_POSTGRES_URL"]))
         else:
             db_url = f"sqlite:///{stack.enter_context(tempfile.TemporaryDirectory())}/burst.db"
-        rpm, busy = run(db_url, args.instances, args.workers, args.requests, args.rpm, args.concurrent)
+        rpm, busy, tpm = run(db_url, args.instances, args.workers, args.requests, args.rpm, args.concurrent, args.tpm)
     print(f"{args.instances} instances x {args.workers} workers on {args.db}, {args.requests} concurrent requests")
     print(
         f"requests_per_minute = {rpm.limit}: {rpm.admitted} admitted, {rpm.refused} refused, "
@@ -205,6 +214,10 @@ def main() -> None:
     print(
         f"max_concurrent = {busy.limit}: {busy.admitted} admitted, {busy.refused} refused, "
         f"at most {busy.seen} in flight at the provider, overshoot {busy.overshoot} ({busy.seconds:.2f} s)"
+    )
+    print(
+        f"tokens_per_minute = {tpm.limit} (bound {len(BODY) + 5} a request, {USED_TOKENS} used): {tpm.admitted} "
+        f"admitted, {tpm.refused} refused, {tpm.seen} tokens used, overshoot {tpm.overshoot} ({tpm.seconds:.2f} s)"
     )
 
 

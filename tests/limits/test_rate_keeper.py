@@ -9,7 +9,7 @@ import pytest
 
 from proxy.attribution import Attribution
 from proxy.config import BudgetConfig, parse_config
-from proxy.errors import RateLimitExceeded, TokenRateExceeded
+from proxy.errors import LimitsUnavailable, RateLimitExceeded, TokenRateExceeded
 from proxy.limits.rate_keeper import RateHold, RateKeeper
 from proxy.limits.rate_ledger import RateLedger
 from proxy.limits.rates import RateBook, RateCounter, compile_rate_rules
@@ -149,3 +149,21 @@ def test_a_refusal_carries_openai_rate_limit_headers(store: Store) -> None:
     assert error.headers["x-ratelimit-reset-requests"] == "40s"
     assert error.headers["retry-after"] == "40"
     assert "x-should-retry" not in error.headers
+
+
+def test_an_unreachable_database_refuses_with_503_unless_told_to_allow(own_database: str) -> None:
+    from tests.conftest import database_available
+
+    store = Store(own_database)
+    store.create_tables()
+    counters = _book('[[rate_limits]]\nscope = "user"\nrequests_per_minute = 10\n').counters(ALICE, None, NOW)
+    refuse = RateKeeper(RateLedger(store, "w-refuse"), BudgetConfig(), clock=_Clock())
+    allow = RateKeeper(RateLedger(store, "w-allow"), BudgetConfig(limits_when_db_down="allow"), clock=_Clock())
+    database_available(own_database, False)
+    try:
+        with pytest.raises(LimitsUnavailable):
+            asyncio.run(refuse.admit(counters, 0, "openai"))
+        assert asyncio.run(allow.admit(counters, 0, "openai")).counters == counters
+    finally:
+        database_available(own_database, True)
+        store.dispose()

@@ -1,4 +1,4 @@
-"""Rate-limit leases, spend limits set at run time, and the audit of their changes
+"""Rate-limit room held by each worker, spend limits set at run time, and the audit of their changes
 
 - ``rate_leases``: room on a rate counter (requests or tokens in a minute, requests in flight) that one
   worker process holds, so that rate limits hold across workers and instances (``proxy.limits.rate_ledger``);
