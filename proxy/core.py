@@ -68,6 +68,7 @@ from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
 from proxy.limits.media_bounds import media_bound
 from proxy.limits.rules import Counter, LimitBook, compile_rules
+from proxy.limits.tool_bounds import tool_fee_bound
 from proxy.multipart import MultipartError, boundary_of, read_form
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
@@ -404,7 +405,10 @@ class MeteredCall:
                 return request_bound(None, len(self.body), unpriced, embeddings=embeddings, media_tokens=0)
             cards[card.model] = card
         bounds = [
-            request_bound(card, len(self.body), facts, embeddings=embeddings, media_tokens=metering.media_tokens)
+            _with_fees(
+                request_bound(card, len(self.body), facts, embeddings=embeddings, media_tokens=metering.media_tokens),
+                tool_fee_bound(card, facts, metering.tool_prices, self.price_card, self.provider.kind),
+            )
             for card in cards.values()
         ]
         return max(bounds, key=lambda bound: bound[0])
@@ -561,6 +565,11 @@ class MeteredCall:
         """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``)."""
         kind = self.provider.kind if self.provider is not None else self.dialect.kind
         return lookup_for_kind(self.metering.catalog, model, kind)
+
+
+def _with_fees(bound: tuple[int, str], fees: tuple[int, str]) -> tuple[int, str]:
+    """A token bound with what hosted tools may add in per-call fees (``proxy.limits.tool_bounds``)."""
+    return (bound[0] + fees[0], f"{bound[1]}, plus {fees[1]}") if fees[0] else bound
 
 
 def _parse(body: bytes) -> Any:
