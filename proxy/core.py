@@ -286,6 +286,8 @@ class MeteredCall:
         except MultipartError as error:
             raise InvalidForm(f"The request body is not a valid multipart form: {error}.") from None
         facts = self.dialect.read_form(self.endpoint, form)
+        if facts.model is None:  # Azure's names its deployment in the path
+            facts = dataclasses.replace(facts, model=self.dialect.model_in_path(self.path))
         self._check_model(facts)
         self.facts, self.payload = facts, dict(form.fields)
 
