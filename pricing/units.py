@@ -174,7 +174,7 @@ def price_units(
     charge(
         "file_search_calls", units.file_search_calls, EXACT.divide(per_1k, 1000) if per_1k else tools.file_search_call
     )
-    charge("container_sessions", units.container_sessions, _container_rate(tools, lookup, kind))
+    charge("container_sessions", units.container_sessions, container_rate(tools, lookup, kind))
     charge("server_tool_requests", units.server_tool_requests, tools.web_fetch_request)
     if units.image_tokens_in or units.image_tokens_out:
         base = card.rates if card is not None else {}
@@ -204,7 +204,8 @@ def price_units(
     return UnitCost(parts, tuple(unpriced))
 
 
-def _container_rate(tools: ToolPrices, lookup: Lookup | None, kind: str | None) -> Decimal:
+def container_rate(tools: ToolPrices, lookup: Lookup | None, kind: str | None) -> Decimal:
+    """USD per container at a provider of ``kind``: the map's ``<provider>/container``, else the table's."""
     container = lookup(f"{'azure' if kind == 'azure' else 'openai'}/container") if lookup is not None else None
     rate = container.unit_rates.get("code_interpreter_cost_per_session") if container is not None else None
     return rate if rate is not None else tools.container_session

@@ -77,6 +77,7 @@ from proxy.limits.rates import TOKENS, RateBook, RateCounter, compile_rate_rules
 from proxy.limits.rules import Counter
 from proxy.limits.runtime import limit_book
 from proxy.limits.tighten import Count
+from proxy.limits.tool_bounds import tool_fee_bound
 from proxy.multipart import MultipartError, boundary_of, read_form
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
@@ -331,6 +332,8 @@ class MeteredCall:
         except MultipartError as error:
             raise InvalidForm(f"The request body is not a valid multipart form: {error}.") from None
         facts = self.dialect.read_form(self.endpoint, form)
+        if facts.model is None:  # Azure's names its deployment in the path
+            facts = dataclasses.replace(facts, model=self.dialect.model_in_path(self.path))
         self._check_model(facts)
         self.facts, self.payload = facts, dict(form.fields)
 
@@ -543,7 +546,12 @@ class MeteredCall:
                 return request_bound(None, len(self.body), unpriced, embeddings=embeddings, media_tokens=0)
             cards[card.model] = card
         bounds = [
-            request_bound(card, len(self.body), facts, embeddings=embeddings, media_tokens=metering.media_tokens)
+            _with_fees(
+                request_bound(card, len(self.body), facts, embeddings=embeddings, media_tokens=metering.media_tokens),
+                tool_fee_bound(
+                    card, facts, metering.tool_prices, lambda name: self.price_card(name, catalog), self.provider.kind
+                ),
+            )
             for card in cards.values()
         ]
         return max(bounds, key=lambda bound: bound[0])
@@ -709,6 +717,11 @@ class MeteredCall:
         """
         kind = self.provider.kind if self.provider is not None else self.dialect.kind
         return lookup_for_kind(self.catalog if catalog is None else catalog, model, kind)
+
+
+def _with_fees(bound: tuple[int, str], fees: tuple[int, str]) -> tuple[int, str]:
+    """A token bound with what hosted tools may add in per-call fees (``proxy.limits.tool_bounds``)."""
+    return (bound[0] + fees[0], f"{bound[1]}, plus {fees[1]}") if fees[0] else bound
 
 
 def _parse(body: bytes) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pricing import NO_UNITS, TOKEN_KINDS, PriceCard, TokenCounts, UnitCounts
+from pricing import NO_UNITS, TOKEN_KINDS, UNIT_COUNT_COLUMNS, PriceCard, TokenCounts, UnitCounts
 
 # Where the usage came from, recorded on every row.
 NO_USAGE = "none"  # an endpoint that carries no usage
@@ -28,6 +28,9 @@ CLAMPED = "clamped"  # the provider's counts, some cut to what the model could h
 # to five times the model's own window (input plus output), which leaves room for maps that lag a provider
 # (a beta that widens the window), and the whole row stays within 64-bit integers.
 MAX_TOKENS = 100_000_000
+# Units are held to a count no request reaches (a trillion searches, or milliseconds: 31 years of audio), so
+# that what a provider says can never overflow exact pricing or a row's 64-bit columns.
+MAX_UNITS = 10**12
 _WINDOW_MARGIN = 5
 _COUNTS = operator.attrgetter(*TOKEN_KINDS)  # every count as one tuple, built in C (astuple copies deeply)
 
@@ -50,6 +53,12 @@ def clamp_usage(usage: Usage, card: PriceCard | None) -> tuple[Usage, bool]:
         ceiling = min(ceiling, _WINDOW_MARGIN * (card.max_input_tokens + card.max_output_tokens))
     tokens = usage.tokens
     counts: tuple[int, ...] = _COUNTS(tokens)
+    units = usage.units
+    if units and max(getattr(units, name) for name in UNIT_COUNT_COLUMNS) > MAX_UNITS:
+        held = {name: min(getattr(units, name), MAX_UNITS) for name in UNIT_COUNT_COLUMNS}
+        usage = dataclasses.replace(usage, units=dataclasses.replace(units, **held))
+        if max(counts) <= ceiling:
+            return usage, True
     if max(counts) <= ceiling:
         return usage, False
     clamped = TokenCounts(*(min(count, ceiling) for count in counts))

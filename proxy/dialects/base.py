@@ -64,6 +64,7 @@ class RequestFacts:
     fallback_models: tuple[str, ...] = ()  # models a router may answer with instead
     search_context: str | None = None  # the web search context size asked for (low, medium, high)
     media: MediaFacts | None = None  # what an image or audio request says about its cost
+    grounded: bool = False  # Gemini: grounded with Google Search, billed per prompt or per query
 
 
 class StreamReader:

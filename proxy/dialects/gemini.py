@@ -56,6 +56,7 @@ _SDK_HEADERS = frozenset({b"x-goog-api-key", b"x-goog-api-client"})
 _USAGE = b'"usageMetadata"'
 _FINISH = b'"finishReason"'
 _GROUNDING = b'"groundingMetadata"'
+_GROUNDING_TOOLS = ("googleSearch", "google_search", "googleSearchRetrieval", "google_search_retrieval")
 _MEDIA_KEYS = ("inlineData", "inline_data", "fileData", "file_data")
 # Google's error statuses by HTTP status, for refusals Tollgate writes itself.
 _STATUSES = {
@@ -141,6 +142,7 @@ class Gemini(Dialect):
             choices=max(candidates or 1, 1),
             media_parts=_media_parts(payload),
             stored_input=frozenset({"cachedContent"}) if cached else frozenset(),
+            grounded=_grounded(payload.get("tools")),
         )
 
     def with_output_cap(self, endpoint: Endpoint, payload: dict[str, Any], cap: int) -> dict[str, Any] | None:
@@ -295,6 +297,13 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
             if isinstance(value.get(key), (dict, list)):
                 found.extend(_texts(value[key], depth + 1))
     return found
+
+
+def _grounded(tools: Any) -> bool:
+    """Whether a request's tools ground it with Google Search (billed beyond its tokens)."""
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict) and any(key in tool for key in _GROUNDING_TOOLS) for tool in tools
+    )
 
 
 def _media_parts(payload: dict[str, Any]) -> int:

@@ -29,6 +29,7 @@ TRANSCRIPTION: Final = "transcription"
 VECTOR_SEARCH: Final = "vector_search"
 _ESTIMATE_BITS_PER_SECOND: Final = 128_000  # a common compressed-audio rate, for uploads Tollgate cannot read
 _NO_TOKENS: Final = TokenCounts()
+_MAX_SECONDS: Final = 10.0**9  # a duration past this is no audio's (held, so the row can hold it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def _audio(model: str | None, ms: int, usage: Any) -> Usage:
 
 def _seconds(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return float(value)
+        return min(float(value), _MAX_SECONDS)
     return None
 
 

@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 
 import orjson
 
-from pricing import TokenCounts
+from pricing import TokenCounts, UnitCounts
 from proxy.dialects import media
-from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader
+from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader, read_count, read_label
 from proxy.dialects.openai_requests import read_request
 from proxy.dialects.units import cites_the_web, openai_units
 from proxy.errors import TollgateError, render_error
@@ -58,6 +58,8 @@ _INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 _DONE = b"[DONE]"
 _USAGE = b'"usage"'
 _CITATION = b'"url_citation"'
+# Stream events of the image and speech endpoints that carry their usage.
+_MEDIA_DONE_EVENTS = frozenset({"image_generation.completed", "image_edit.completed", "speech.audio.done"})
 _USAGE_NULL = re.compile(rb'"usage"[ \t]*:[ \t]*null')
 # The "usage": null member of a one-line JSON object, after another member or as the first one.
 _NULL_MEMBER_AFTER = re.compile(rb',[ \t]*"usage"[ \t]*:[ \t]*null(?=[ \t]*[,}])')
@@ -257,9 +259,29 @@ def usage_from_event(data: bytes) -> Usage | None:
 def usage_from_event_object(obj: Any) -> Usage | None:
     if not isinstance(obj, dict):
         return None
-    if obj.get("type") in FINAL_RESPONSE_EVENTS:
+    kind = obj.get("type")
+    if kind in FINAL_RESPONSE_EVENTS:
         return usage_from_object(obj.get("response"))
-    return usage_from_object(obj)
+    usage = usage_from_object(obj)
+    if usage is not None and kind in _MEDIA_DONE_EVENTS:
+        return _media_stream_usage(kind, obj, usage)
+    return usage
+
+
+def _media_stream_usage(kind: str, obj: dict[str, Any], usage: Usage) -> Usage:
+    """A streamed image's tokens are image tokens, and streamed speech's output tokens are audio."""
+    tokens = usage.tokens
+    if kind == "speech.audio.done":
+        return dataclasses.replace(usage, tokens=dataclasses.replace(tokens, audio_output=tokens.output))
+    details = obj["usage"].get("input_tokens_details")
+    units = UnitCounts(
+        images=1,
+        image_size=read_label(obj.get("size"), 32),
+        image_quality=read_label(obj.get("quality"), 16),
+        image_tokens_in=min(read_count(details, "image_tokens"), tokens.input),
+        image_tokens_out=tokens.output,
+    )
+    return dataclasses.replace(usage, units=units)
 
 
 class _StreamReader(StreamReader):

@@ -184,3 +184,29 @@ def test_a_gemini_stream_keeps_grounding_from_any_chunk(split: bool) -> None:
     for chunk in chunks:
         reader.read(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n")
     assert reader.usage is not None and reader.usage.units.grounding_queries == 2
+
+
+def test_a_streamed_image_is_priced_by_its_image_tokens(catalog: Catalog) -> None:
+    reader = OpenAI().stream_reader(hide_usage=False)
+    done = {
+        "type": "image_generation.completed",
+        "b64_json": "AAAA",
+        "size": "1024x1024",
+        "quality": "high",
+        "usage": {
+            "input_tokens": 40,
+            "output_tokens": 4160,
+            "input_tokens_details": {"text_tokens": 40, "image_tokens": 0},
+        },
+    }
+    reader.read(b"event: image_generation.completed\ndata: " + orjson.dumps(done) + b"\n\n")
+    assert reader.usage is not None
+    priced = price_usage(real_card(catalog, "gpt-image-1"), reader.usage.tokens, reader.usage.units)
+    assert priced.total == Decimal(40) * Decimal("5e-6") + Decimal(4160) * Decimal("4e-5")
+
+
+def test_streamed_speech_output_tokens_are_audio() -> None:
+    reader = OpenAI().stream_reader(hide_usage=False)
+    done = {"type": "speech.audio.done", "usage": {"input_tokens": 14, "output_tokens": 101, "total_tokens": 115}}
+    reader.read(b"data: " + orjson.dumps(done) + b"\n\n")
+    assert reader.usage is not None and reader.usage.tokens.audio_output == 101

@@ -17,7 +17,11 @@ from proxy.usage import clamp_usage
 
 _CATALOG = Catalog.load()
 _COUNT = st.one_of(
-    st.integers(min_value=-5, max_value=10**9), st.booleans(), st.floats(allow_nan=True), st.text(max_size=3), st.none()
+    st.integers(min_value=-5, max_value=2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.text(max_size=3),
+    st.none(),
 )
 _KEYS = [
     "prompt_tokens",

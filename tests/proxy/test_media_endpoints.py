@@ -197,3 +197,19 @@ def test_speech_of_a_model_with_no_character_price_is_unpriced_not_free(
     tollgate.client.post("/v1/audio/speech", json={"model": "gpt-4o-mini-tts", "input": "hello", "voice": "alloy"})
     [row] = tollgate.rows()
     assert (row["cost_pico"], row["unpriced"], row["unpriced_units"]) == (None, True, "audio_characters")
+
+
+def test_an_azure_transcription_is_priced_by_its_deployments_model(
+    tollgate_factory: Any, provider: FakeProvider
+) -> None:
+    root = provider.base_url.removesuffix("/v1")
+    azure = f'[[providers]]\nname = "az"\nkind = "azure"\nbase_url = "{root}"\n'
+    azure += '[providers.deployments]\nears = "whisper-1"\n'
+    tollgate: Tollgate = tollgate_factory(azure)
+    path = "/openai/deployments/ears/audio/transcriptions"
+    provider.answer("POST", path, json_answer(b'{"text": "hi"}'))
+    body, content_type = _form({"response_format": "json"}, _wav(1.5))
+    tollgate.client.post(f"{path}?api-version=2024-06-01", content=body, headers={"content-type": content_type})
+    assert provider.requests[0].body == body
+    [row] = tollgate.rows()
+    assert (row["model_requested"], row["audio_ms"], row["cost_pico"]) == ("ears", 1500, 150_000_000)
