@@ -28,12 +28,13 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 import httpx
+import httpx2
 
-from proxy.core import MeteredCall, is_event_stream
+from proxy.core import HOP_BY_HOP, MeteredCall, is_event_stream
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
 from proxy.inprocess.runtime import Runtime
@@ -46,6 +47,9 @@ logger = logging.getLogger("tollgate.inprocess")
 FRONT_DOOR = "inprocess"
 _DISCONNECTED = "client_disconnected"
 Headers = list[tuple[bytes, bytes]]
+# What ``MeteredCall.upstream_headers`` leaves out of a metered request, but for the host and the length, which
+# this door keeps (the request keeps its URL and body): the headers of this hop, and the encodings asked for.
+_NOT_FORWARDED = (HOP_BY_HOP - {b"host", b"content-length"}) | {b"accept-encoding"}
 
 
 class Exchange:
@@ -87,34 +91,47 @@ class Exchange:
                 for name, value in request.headers.raw
                 if not (reader.strip and reader.is_attribution_header(name.lower()))
             ]
-            return httpx.Request(
+            return _wire(request).Request(
                 request.method, request.url, headers=headers, stream=request.stream, extensions=request.extensions
             )
         assert call.provider is not None
         if call.body is not request.content:  # Tollgate asked a stream to report its usage
-            return httpx.Request(
+            return _wire(request).Request(
                 request.method,
                 request.url,
                 headers=call.upstream_headers(call.provider),
                 content=call.body,
                 extensions=request.extensions,
             )
-        # The common case, sent as it came but for its headers: building a new request costs 10 µs more.
-        upstream = call.upstream_headers(call.provider)
-        upstream.append(("host", request.headers["host"]))
-        upstream.append(("content-length", str(len(call.body))))
-        request.headers = httpx.Headers(upstream)
+        if call.provider.extra_headers:
+            upstream = call.upstream_headers(call.provider)
+            upstream.append(("host", request.headers["host"]))
+            upstream.append(("content-length", str(len(call.body))))
+            request.headers = _wire(request).Headers(upstream)
+            return request
+        # The common case: sent as it came, less the headers the proxy would not forward (those of this hop,
+        # attribution) and with an uncompressed answer asked for, changed in place (a new request costs more).
+        reader = self.metering.attribution
+        strip = reader.strip
+        sent = request.headers
+        dropped = [n for n, _ in call.headers if n in _NOT_FORWARDED or (strip and reader.is_attribution_header(n))]
+        for name in dropped:
+            text = name.decode("latin-1")
+            if text in sent:  # a header named twice is gone after its first
+                del sent[text]
+        sent["accept-encoding"] = "identity"
         return request
 
     def refusal(self, call: MeteredCall, error: TollgateError, request: httpx.Request) -> tuple[httpx.Response, bool]:
         """Tollgate's answer in the API's error shape, recorded; (it, whether the row is on disk)."""
         refusal, durable = call.refuse(error)
-        return httpx.Response(refusal.status, headers=refusal.headers, content=refusal.body, request=request), durable
+        answer = _wire(request).Response(refusal.status, headers=refusal.headers, content=refusal.body, request=request)
+        return answer, durable
 
-    def failed(self, call: MeteredCall, failure: httpx.TransportError) -> None:
+    def failed(self, call: MeteredCall, failure: Exception) -> None:
         """The request never got an answer: recorded as the proxy records it, before the error is raised."""
         origin = f"{call.provider.base_url}" if call.provider is not None else "the provider"
-        if isinstance(failure, httpx.TimeoutException):
+        if isinstance(failure, _TIMEOUTS):
             error: TollgateError = UpstreamTimeout(f"{origin} did not answer in time")
         else:
             error = UpstreamUnavailable(f"{origin} failed: {type(failure).__name__}")
@@ -123,12 +140,11 @@ class Exchange:
     def answer(self, call: MeteredCall, response: httpx.Response, body: bytes) -> tuple[httpx.Response, bool]:
         headers = _headers_of(response)
         out, durable = call.answer(response.status_code, headers, body)
-        return (
-            httpx.Response(
-                response.status_code, headers=out, stream=httpx.ByteStream(body), extensions=response.extensions
-            ),
-            durable,
+        wire = _wire(response)
+        answered = wire.Response(
+            response.status_code, headers=out, stream=wire.ByteStream(body), extensions=response.extensions
         )
+        return answered, durable
 
     def stream_state(self, call: MeteredCall, response: httpx.Response) -> tuple[_StreamState, Headers]:
         meter, decoder, out = call.stream(_headers_of(response))
@@ -189,14 +205,16 @@ class _StreamState:
 
     def feed(self, chunk: bytes) -> bytes:
         """A chunk from the provider in; what the app gets now out."""
-        call, meter = self.call, self.meter
+        call, meter, decoder = self.call, self.meter, self.decoder
         if call.ttfb is None:
             call.ttfb = time.perf_counter() - call.started
-        decoder = self.decoder
-        out = meter.feed(decoder.decompress(chunk) if decoder is not None else chunk)
-        if decoder is not None and not call.hide_usage:
-            out = chunk
-        if self.held or meter.finished:
+        if decoder is None:
+            out = meter.feed(chunk)
+        else:
+            out = meter.feed(decoder.decompress(chunk))
+            if not call.hide_usage:
+                out = chunk
+        if self.held or meter.reader.finished:
             self.held += out
             return b""
         return out
@@ -236,20 +254,21 @@ class SyncDoor:
             return self._refuse(call, TollgateError("Tollgate failed to meter the request; see its log."), request)
         try:
             response = inner.handle_request(outgoing)
-        except httpx.TransportError as failure:
+        except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if is_event_stream(_lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            return httpx.Response(
+            metered: httpx.Response = _wire(response).Response(
                 response.status_code,
                 headers=headers,
                 stream=_SyncMeteredStream(state, response, exchange.runtime),
                 extensions=response.extensions,
             )
+            return metered
         try:
             body = response.content if response.is_stream_consumed else b"".join(response.iter_raw())
-        except httpx.TransportError as failure:
+        except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -288,22 +307,23 @@ class AsyncDoor:
             return await self._refuse(call, failure, request)
         try:
             response = await inner.handle_async_request(outgoing)
-        except httpx.TransportError as failure:
+        except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if is_event_stream(_lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            return httpx.Response(
+            metered: httpx.Response = _wire(response).Response(
                 response.status_code,
                 headers=headers,
                 stream=_AsyncMeteredStream(state, response, self),
                 extensions=response.extensions,
             )
+            return metered
         try:
             body = (
                 response.content if response.is_stream_consumed else b"".join([c async for c in response.aiter_raw()])
             )
-        except httpx.TransportError as failure:
+        except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -324,7 +344,7 @@ class AsyncDoor:
         return response
 
 
-class _SyncMeteredStream(httpx.SyncByteStream):
+class _SyncMeteredStream(httpx.SyncByteStream, httpx2.SyncByteStream):
     def __init__(self, state: _StreamState, response: httpx.Response, runtime: Runtime) -> None:
         self._state = state
         self._response = response
@@ -333,13 +353,14 @@ class _SyncMeteredStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         state, error = self._state, None
+        feed = state.feed
         try:
             try:
                 for chunk in _raw_chunks(self._response, self._read_already):
-                    out = state.feed(chunk)
+                    out = feed(chunk)
                     if out:
                         yield out
-            except httpx.TransportError as dropped:
+            except _TRANSPORT_ERRORS as dropped:
                 # The provider dropped the stream: recorded with what arrived, then raised as httpx raised it.
                 state.finish(UpstreamUnavailable.code)
                 raise dropped
@@ -363,7 +384,7 @@ class _SyncMeteredStream(httpx.SyncByteStream):
             state.end(_DISCONNECTED)
 
 
-class _AsyncMeteredStream(httpx.AsyncByteStream):
+class _AsyncMeteredStream(httpx.AsyncByteStream, httpx2.AsyncByteStream):
     def __init__(self, state: _StreamState, response: httpx.Response, door: AsyncDoor) -> None:
         self._state = state
         self._response = response
@@ -372,13 +393,14 @@ class _AsyncMeteredStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         state, error = self._state, None
+        feed = state.feed
         try:
             try:
                 async for chunk in _async_raw_chunks(self._response, self._read_already):
-                    out = state.feed(chunk)
+                    out = feed(chunk)
                     if out:
                         yield out
-            except httpx.TransportError as dropped:
+            except _TRANSPORT_ERRORS as dropped:
                 state.finish(UpstreamUnavailable.code)
                 raise dropped
             tail, durable = state.finish(error)
@@ -400,6 +422,31 @@ class _AsyncMeteredStream(httpx.AsyncByteStream):
             state.end(_DISCONNECTED)
 
 
+class _Wire:
+    """The classes of one httpx package: httpx, or httpx2, its fork, which the newer SDKs are built on.
+
+    A request is answered in the package it came in, so the door serves the clients of both.
+    """
+
+    __slots__ = ("Request", "Response", "Headers", "ByteStream")
+
+    def __init__(self, package: Any) -> None:
+        # Typed as httpx's: httpx2's classes are the same, under another name.
+        self.Request: type[httpx.Request] = package.Request
+        self.Response: type[httpx.Response] = package.Response
+        self.Headers: type[httpx.Headers] = package.Headers
+        self.ByteStream: type[httpx.ByteStream] = package.ByteStream
+
+
+_HTTPX, _HTTPX2 = _Wire(httpx), _Wire(httpx2)
+_TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+_TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException)
+
+
+def _wire(message: httpx.Request | httpx.Response) -> _Wire:
+    return _HTTPX2 if isinstance(message, httpx2.Request | httpx2.Response) else _HTTPX
+
+
 def _lower(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
     return [(name.lower(), value) for name, value in headers]
 
@@ -415,13 +462,21 @@ def _headers_of(response: httpx.Response) -> Headers:
     return headers
 
 
-def _raw_chunks(response: httpx.Response, read_already: bool) -> Iterator[bytes]:
-    return iter((response.content,)) if read_already else response.iter_raw()
-
-
-async def _async_raw_chunks(response: httpx.Response, read_already: bool) -> AsyncIterator[bytes]:
+def _raw_chunks(response: httpx.Response, read_already: bool) -> Iterable[bytes]:
+    # The inner response's own stream, not its ``iter_raw()``: the app's response counts and chunks the bytes
+    # once already, and the inner transport's stream maps its own errors to httpx's.
     if read_already:
-        yield response.content
-        return
-    async for chunk in response.aiter_raw():
-        yield chunk
+        return (response.content,)
+    assert isinstance(response.stream, httpx.SyncByteStream | httpx2.SyncByteStream)
+    return response.stream
+
+
+def _async_raw_chunks(response: httpx.Response, read_already: bool) -> AsyncIterator[bytes]:
+    if read_already:
+        return _one_chunk(response.content)
+    assert isinstance(response.stream, httpx.AsyncByteStream | httpx2.AsyncByteStream)
+    return response.stream.__aiter__()
+
+
+async def _one_chunk(content: bytes) -> AsyncIterator[bytes]:
+    yield content

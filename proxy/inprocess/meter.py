@@ -29,6 +29,8 @@ from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import httpx2
+
     from proxy.attribution import Attribution
     from proxy.clock import Clock
     from proxy.config import Config
@@ -98,6 +100,27 @@ class Meter:
         """An ``httpx.AsyncClient`` whose every transport is metered (see ``httpx_client``)."""
         options.setdefault("timeout", _DEFAULT_TIMEOUT)
         client = httpx.AsyncClient(**options)
+        _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
+        return client
+
+    def httpx2_client(self, **options: Any) -> httpx2.Client:
+        """An ``httpx2.Client``, metered as ``httpx_client``'s, for the SDKs built on httpx's fork, httpx2.
+
+        ``anthropic`` 2 takes only these; ``openai`` 3 and ``google-genai`` take either.
+        """
+        import httpx2
+
+        options.setdefault("timeout", httpx2.Timeout(600.0, connect=10.0))
+        client = httpx2.Client(**options)
+        _wrap_transports(client, lambda inner: MeteringTransport(self, inner))
+        return client
+
+    def async_httpx2_client(self, **options: Any) -> httpx2.AsyncClient:
+        """An ``httpx2.AsyncClient`` whose every transport is metered (see ``httpx2_client``)."""
+        import httpx2
+
+        options.setdefault("timeout", httpx2.Timeout(600.0, connect=10.0))
+        client = httpx2.AsyncClient(**options)
         _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
         return client
 
@@ -205,11 +228,11 @@ class Meter:
             logger.exception("the meter did not close cleanly at exit; its journal keeps what was not written")
 
 
-def _wrap_transports(client: httpx.Client | httpx.AsyncClient, wrap: Callable[[Any], Any]) -> None:
+def _wrap_transports(client: Any, wrap: Callable[[Any], Any]) -> None:
     """Meter the client's transport and every transport mounted on it (proxies from the environment included).
 
-    httpx builds those from the client's own arguments, so they are wrapped once built; httpx
-    keeps them in ``_transport`` and ``_mounts`` (a ``None`` mount means the client's transport).
+    httpx (and httpx2) builds those from the client's own arguments, so they are wrapped once built;
+    it keeps them in ``_transport`` and ``_mounts`` (a ``None`` mount means the client's transport).
     """
     client._transport = wrap(client._transport)
     client._mounts = {pattern: None if inner is None else wrap(inner) for pattern, inner in client._mounts.items()}

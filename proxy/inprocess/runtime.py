@@ -2,9 +2,9 @@
 
 The app's threads and event loops run the request path (``proxy.inprocess.transport``);
 what outlives a call runs on one event loop in a daemon thread, ``tollgate-meter``: the
-recorder's batches, lease renewals and extensions, alerts and usage handlers. Nothing on
-that loop is on the app's path, except a lease extension, which a call waits for as it
-would in the proxy.
+recorder's batches and their journal, lease renewals and extensions, alerts and usage
+handlers. Nothing on that loop is on the app's path, except a lease extension, which a
+call waits for as it would in the proxy.
 
 They are put together as ``proxy.app`` puts them together for the proxy, from the same
 config sections, so rows, limits and journals are shared with proxy instances that use
@@ -133,6 +133,7 @@ class Runtime:
             on_dropped=budget.dropped,
             on_alert=alerts.emit,
             clock=clock,
+            journal_on_submit=False,  # the app's threads never write the journal: each batch is journaled whole
         )
         budget.start()
         started.push_async_callback(budget.close)
