@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +67,12 @@ class LazyCatalog(Catalog):
 
     def describe(self, model: str) -> str:
         return self.loaded().describe(model)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.loaded()
+
+    def candidates(self, model: str) -> Iterator[str]:
+        return self.loaded().candidates(model)
 
     def loaded(self) -> Catalog:
         """The catalog itself, read now if it was not yet."""
