@@ -20,7 +20,20 @@ proxy, and its row lands in the same table, marked ``front_door = "inprocess"``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from proxy.inprocess.meter import Meter, MeterClosed
-from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
+
+if TYPE_CHECKING:
+    from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
 
 __all__ = ["AsyncMeteringTransport", "Meter", "MeterClosed", "MeteringTransport"]
+
+
+def __getattr__(name: str) -> Any:
+    # The transports import httpx, which a ``Meter`` needs only when it hands out a client.
+    if name in ("MeteringTransport", "AsyncMeteringTransport"):
+        from proxy.inprocess import transport
+
+        return getattr(transport, name)
+    raise AttributeError(f"module 'proxy.inprocess' has no attribute {name!r}")

@@ -8,7 +8,7 @@ It is safe to leave running: ``close()`` (or the ``with`` block, or the interpre
 exit) writes what is queued; a forked child starts services of its own on its first
 call and leaves the parent's alone; a database outage leaves records in the journal.
 
-Light to import: the core is imported when a ``Meter`` is made.
+Light to import: the core is imported when a ``Meter`` is made, and httpx when it makes a client.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from proxy.inprocess.scope import attribution_scope
-from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    import httpx
     import httpx2
 
     from proxy.attribution import Attribution
@@ -42,7 +40,7 @@ logger = logging.getLogger("tollgate.inprocess")
 
 UsageCallback = Callable[["UsageRecord"], Any]
 # The SDKs set a timeout on each request; this is for other calls through the client (httpx's own is 5 s).
-_DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+_TIMEOUT_S, _CONNECT_TIMEOUT_S = 600.0, 10.0
 
 
 class MeterClosed(RuntimeError):
@@ -91,14 +89,22 @@ class Meter:
 
         ``transport=`` is the inner transport; proxies and mounts the client sets up are metered too.
         """
-        options.setdefault("timeout", _DEFAULT_TIMEOUT)
+        import httpx
+
+        from proxy.inprocess.transport import MeteringTransport
+
+        options.setdefault("timeout", httpx.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx.Client(**options)
         _wrap_transports(client, lambda inner: MeteringTransport(self, inner))
         return client
 
     def async_httpx_client(self, **options: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` whose every transport is metered (see ``httpx_client``)."""
-        options.setdefault("timeout", _DEFAULT_TIMEOUT)
+        import httpx
+
+        from proxy.inprocess.transport import AsyncMeteringTransport
+
+        options.setdefault("timeout", httpx.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx.AsyncClient(**options)
         _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
         return client
@@ -110,7 +116,9 @@ class Meter:
         """
         import httpx2
 
-        options.setdefault("timeout", httpx2.Timeout(600.0, connect=10.0))
+        from proxy.inprocess.transport import MeteringTransport
+
+        options.setdefault("timeout", httpx2.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx2.Client(**options)
         _wrap_transports(client, lambda inner: MeteringTransport(self, inner))
         return client
@@ -119,7 +127,9 @@ class Meter:
         """An ``httpx2.AsyncClient`` whose every transport is metered (see ``httpx2_client``)."""
         import httpx2
 
-        options.setdefault("timeout", httpx2.Timeout(600.0, connect=10.0))
+        from proxy.inprocess.transport import AsyncMeteringTransport
+
+        options.setdefault("timeout", httpx2.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx2.AsyncClient(**options)
         _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
         return client
