@@ -21,9 +21,7 @@ goes runs ``place`` and ``reserve_now`` / ``reserve`` instead of ``admit``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,15 +32,11 @@ import orjson
 from pricing import (
     Catalog,
     PriceCard,
-    TokenCounts,
-    cost_to_pico,
     decimal_text,
     lookup_for_kind,
     pico_to_usd,
-    price_tokens,
-    token_columns,
 )
-from proxy.access_log import log_request
+from proxy import settlement
 from proxy.admin.metrics import Metrics
 from proxy.attribution import Attribution, AttributionReader
 from proxy.clock import Clock
@@ -65,67 +59,26 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.estimate import estimate
+from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_stream
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
 from proxy.limits.rules import Counter, LimitBook, compile_rules
 from proxy.paths import RequestPath, read_path
 from proxy.providers import Provider, ProviderRouter
-from proxy.recording.deferred import Deferred, Finished, Queued
+from proxy.recording.deferred import Deferred, Queued
 from proxy.recording.recorder import Recorder
-from proxy.recording.records import MAX_LABEL_CHARS, UsageRecord, label_problem
+from proxy.recording.records import MAX_LABEL_CHARS, label_problem
+from proxy.request_ids import new_request_id
 from proxy.sse import StreamMeter
 from proxy.usage import (
-    CLAMPED,
-    ESTIMATED,
-    MISSING,
-    NO_USAGE,
-    PENDING,
-    REPORTED,
     Usage,
-    clamp_usage,
 )
 
 if TYPE_CHECKING:  # the HTTP client of the proxy, which the in-process meter never imports
     from proxy.forward import Upstream, UpstreamResponse
 
 logger = logging.getLogger("tollgate.core")
-
-Headers = Sequence[tuple[bytes, bytes]]
-
-# Never forwarded either way (RFC 9110 section 7.6.1), plus what the HTTP client sets itself.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"host",
-        b"content-length",
-    }
-)
-# Provider headers that make no sense, or say too much, on Tollgate's origin: cookies and alternative
-# services are the provider's, not Tollgate's.
-_NEVER_RELAYED = frozenset({b"set-cookie", b"alt-svc"})
-# Request ids: a random prefix per process and a counter; unique across workers, and far cheaper than uuid4.
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count(1)
-
-
-def _new_id_prefix() -> None:
-    """A forked child (gunicorn preload, multiprocessing) would repeat its parent's ids: it gets its own."""
-    global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = os.urandom(8).hex()
-    _ID_COUNTER = itertools.count(1)
-
-
-os.register_at_fork(after_in_child=_new_id_prefix)
-_NO_TOKENS = TokenCounts()
 
 
 class Metering:
@@ -211,7 +164,7 @@ class MeteredCall:
     ) -> None:
         self.metering = metering
         self.front_door = front_door
-        self.request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        self.request_id = new_request_id()
         self.method = method
         self.path = path[:MAX_LABEL_CHARS].replace("\x00", "?")  # what a row can hold, until judged
         self.headers = headers
@@ -286,11 +239,11 @@ class MeteredCall:
         self.body = body
         if self.endpoint is None:
             model = None
-            if body and _header(self.headers, b"content-type").startswith(b"application/json"):
+            if body and header(self.headers, b"content-type").startswith(b"application/json"):
                 model = self.dialect.model_of(_parse(body))
             self.facts = RequestFacts(model=_label(model or self.dialect.model_in_path(self.path)))
             return
-        content_type = _header(self.headers, b"content-type")
+        content_type = header(self.headers, b"content-type")
         if content_type and not content_type.startswith(b"application/json"):
             raise UnsupportedMediaType(
                 f"{self.path} takes a JSON body: send 'Content-Type: application/json', "
@@ -404,9 +357,9 @@ class MeteredCall:
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]
-        candidates = [(name, self._lookup(name)) for name in names]
+        candidates = [(name, self.price_card(name)) for name in names]
         candidates += [(card.model, card) for card in metering.substitutes.get((self.provider.name, model), ())]
-        requested = self._lookup(model)
+        requested = self.price_card(model)
         if requested is not None or not candidates:
             candidates.append((model, requested))
         embeddings = self.endpoint.embeddings
@@ -493,8 +446,8 @@ class MeteredCall:
                 usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
         elif self.fetches_job is not None and status == 200 and readable is not None:
             if self.dialect.finished_job(readable):
-                deferred = self._finished(self.fetches_job, self.dialect.usage_from_body(readable))
-        durable = self._record(status, usage, None, estimated=estimated, deferred=deferred)
+                deferred = settlement.finished(self, self.fetches_job, self.dialect.usage_from_body(readable))
+        durable = settlement.record(self, status, usage, None, estimated=estimated, deferred=deferred)
         out = self.response_headers(headers, self.metering.budget.remaining(self.admission), streamed=False)
         cost_pico = self.cost[0] if self.cost is not None else None
         if cost_pico is not None and self.metering.cost_header:
@@ -503,7 +456,8 @@ class MeteredCall:
 
     def stream(self, headers: Headers) -> tuple[StreamMeter, Any, list[tuple[bytes, bytes]]]:
         """A stream's meter, the decoder its chunks go through (None if uncompressed), and its headers."""
-        meter = StreamMeter(self.dialect.stream_reader(self.hide_usage), hide_usage=self.hide_usage)
+        reader = self.dialect.stream_reader(self.hide_usage)
+        meter = StreamMeter(reader, hide_usage=self.hide_usage, json_array=not is_event_stream(headers))
         # A stream the provider compressed anyway is read through a decoder. The client gets the provider's
         # bytes, unless Tollgate hides usage in it: that needs the events, so the client then gets them decoded.
         coding = content_encoding(headers)
@@ -515,10 +469,18 @@ class MeteredCall:
             out = [(name, value) for name, value in out if name != b"content-encoding"]
         return meter, decoder, out
 
+    def streams(self, status: int, headers: Headers) -> bool:
+        """Whether the answer is relayed as it arrives: an event stream, or a JSON array its dialect streams."""
+        if is_event_stream(headers):
+            return True
+        return status < 400 and self.endpoint is not None and self.dialect.streams_json(self.endpoint)
+
     def end_stream(self, status: int, meter: StreamMeter, error: str | None) -> bool:
         """The stream is over (or cut short): record it; whether the row is on disk."""
         if self.fetches_job is not None and meter.usage is not None:  # a streamed fetch of a job's result
-            return self._record(status, None, error, deferred=self._finished(self.fetches_job, meter.usage))
+            return settlement.record(
+                self, status, None, error, deferred=settlement.finished(self, self.fetches_job, meter.usage)
+            )
         usage, estimated = meter.usage, False
         # No usage from a stream that was answered (even one that hung before its first event): estimated,
         # never recorded as free.
@@ -527,7 +489,7 @@ class MeteredCall:
             prompt = self.dialect.prompt_text(self.payload)
             tokens = estimate(prompt, meter.streamed_text(), received.kept, received.total)
             usage, estimated = Usage(tokens=tokens, model=self.facts.model), True
-        return self._record(status, usage, error, estimated=estimated)
+        return settlement.record(self, status, usage, error, estimated=estimated)
 
     def response_headers(self, headers: Headers, remaining: int | None, *, streamed: bool) -> list[tuple[bytes, bytes]]:
         hidden = self.dialect.account_headers if self.managed else frozenset()
@@ -535,7 +497,7 @@ class MeteredCall:
             (name, value)
             for name, value in headers
             if (name not in HOP_BY_HOP or (name == b"content-length" and not streamed))
-            and name not in _NEVER_RELAYED
+            and name not in NEVER_RELAYED
             and name not in hidden
         ]
         out.append((b"x-tollgate-request-id", self.request_id.encode()))
@@ -553,174 +515,15 @@ class MeteredCall:
             (b"x-tollgate-request-id", self.request_id.encode()),
             *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
         ]
-        durable = self._record(error.status, None, error.code or error.type)
+        durable = settlement.record(self, error.status, None, error.code or error.type)
         return Refusal(error.status, headers, self.dialect.error_body(error)), durable
 
-    # 6. Price, settle and record.
+    # 6. Price, settle and record (proxy.settlement).
 
-    def _price(self, usage: Usage | None) -> tuple[int | None, bool]:
-        """(cost in picodollars, unpriced) of the request's usage; (None, False) when it has none."""
-        card, cost, unpriced = self._cost(usage, self.facts.model)
-        admission = self.admission
-        if card is not None and cost is not None and admission.leased and cost > admission.bound:
-            self._overran(card, cost)
-        return cost, unpriced
-
-    def _cost(self, usage: Usage | None, requested: str | None) -> tuple[PriceCard | None, int | None, bool]:
-        """(the card that priced it, cost in picodollars, unpriced) of ``usage``; no cost when there is none."""
-        metering = self.metering
-        model_served = self.priced_as or (usage.model if usage is not None else None) or requested
-        if usage is None or model_served is None:
-            return None, None, False
-        card = self._lookup(model_served)
-        if card is None and requested is not None and requested != model_served:
-            card = self._lookup(requested)
-        if card is None:
-            if model_served not in metering.unpriced_warned:
-                metering.unpriced_warned.add(model_served)
-                logger.warning("no price for model %r: its usage is recorded as unpriced", model_served)
-            return None, None, True
-        return card, cost_to_pico(price_tokens(card, usage.tokens, usage.service_tier).total), False
-
-    def _overran(self, served: PriceCard, cost: int) -> None:
-        """A request cost more than it was admitted with: a hole in the hard limit, said loudly and closed."""
-        metering, bound = self.metering, self.admission.bound
-        metering.metrics.observe_bound_overrun(model=served.model)
-        logger.error(
-            "BOUND EXCEEDED: request %s (model %r, answered as %r) cost $%s, more than its bound of $%s; "
-            "spend may pass a blocking limit by the difference",
-            self.request_id,
-            self.facts.model,
-            served.model,
-            decimal_text(pico_to_usd(cost)),
-            decimal_text(pico_to_usd(bound)),
-        )
-        model, provider = self.facts.model, self.provider
-        if provider is not None and model is not None and self._lookup(model) != served:
-            # The provider answered with a dearer model than asked for: from now on, bound by that one too.
-            key = (provider.name, model)
-            known = metering.substitutes.get(key, ())
-            if served not in known:
-                metering.substitutes[key] = (*known, served)
-
-    def _finished(self, job: str, usage: Usage | None) -> Finished:
-        """A finished job's usage, priced, to complete the row of the request that queued it."""
-        usage = usage if usage is not None else Usage(tokens=_NO_TOKENS)
-        card = self._lookup(usage.model) if usage.model is not None else None
-        usage, _ = clamp_usage(usage, card)
-        _, cost, unpriced = self._cost(usage, None)
-        if usage.model is None and usage.tokens == _NO_TOKENS:
-            cost, unpriced = 0, False  # finished before it ran: nothing to pay
-        return Finished(job, usage.tokens, usage.model, usage.service_tier, cost, unpriced)
-
-    def _record(
-        self,
-        status: int,
-        usage: Usage | None,
-        error: str | None,
-        *,
-        estimated: bool = False,
-        deferred: Deferred | None = None,
-    ) -> bool:
-        """Price, settle and queue the request's row, once; False if it is not on disk yet (see ``write_through``)."""
-        if self.recorded:
-            return True
-        self.recorded = True
-        metering = self.metering
-        model_served = (usage.model if usage is not None else None) or self.facts.model
-        clamped = False
-        if usage is not None:
-            usage, clamped = clamp_usage(usage, self._lookup(model_served) if model_served else None)
-            if clamped:
-                logger.error(
-                    "IMPOSSIBLE USAGE: request %s (model %r) reported more tokens than the model can use; "
-                    "counts clamped to %d and the row flagged %r",
-                    self.request_id,
-                    model_served,
-                    max(dataclasses.astuple(usage.tokens)),
-                    CLAMPED,
-                )
-        if self.cost is None:
-            self.cost = self._price(usage)
-        cost_pico, unpriced = self.cost
-        # A background job holds its bound on the limits until its usage arrives (see proxy.recording.deferred).
-        held = self.admission.bound if isinstance(deferred, Queued) else (cost_pico or 0)
-        charges = metering.budget.settle(self.admission, held) if self.admission.counters else ()
-        latency = time.perf_counter() - self.started
-        if usage is not None:
-            source = CLAMPED if clamped else ESTIMATED if estimated else REPORTED
-        elif isinstance(deferred, Queued):
-            source = PENDING
-        else:
-            source = MISSING if self.endpoint is not None and status < 400 else NO_USAGE
-        provider = self.provider.name if self.provider is not None else None
-        tokens = usage.tokens if usage is not None else _NO_TOKENS
-        metering.metrics.observe_request(
-            endpoint=self.path,
-            provider=provider,
-            model=model_served,
-            status=status,
-            user=self.attribution.user,
-            latency_s=latency,
-            ttfb_s=self.ttfb,
-            tokens=usage.tokens if usage is not None else None,
-            cost_pico=cost_pico,
-            usage_source=source,
-        )
-        attribution = self.attribution
-        record = UsageRecord(
-            request_id=self.request_id,
-            started_at=self.started_at,
-            ended_at=metering.clock(),
-            method=self.method,
-            endpoint=self.path,
-            provider=provider,
-            model_requested=self.facts.model,
-            model_served=model_served if usage is not None else None,
-            stream=self.facts.stream,
-            status=status,
-            user_id=attribution.user,
-            team_id=attribution.team,
-            thread_id=attribution.thread,
-            agent=attribution.agent,
-            key_name=attribution.key,
-            tags=orjson.dumps(dict(attribution.tags)).decode() if attribution.tags else None,
-            **token_columns(tokens),
-            service_tier=usage.service_tier if usage is not None else None,
-            cost_pico=cost_pico,
-            unpriced=unpriced,
-            usage_source=source,
-            latency_ms=latency * 1e3,
-            ttfb_ms=self.ttfb * 1e3 if self.ttfb is not None else None,
-            error_type=error,
-            provider_kind=self.provider.kind if self.provider is not None else None,
-            provider_usage=_usage_json(usage),
-            front_door=self.front_door,
-        )
-        if metering.access_log or status >= 400:
-            log_request(record, metering.access_log)
-        return metering.recorder.submit(record, charges, deferred)
-
-    def _lookup(self, model: str) -> PriceCard | None:
+    def price_card(self, model: str) -> PriceCard | None:
         """The card that prices ``model`` at this request's provider (see ``pricing.lookup_for_kind``)."""
         kind = self.provider.kind if self.provider is not None else self.dialect.kind
         return lookup_for_kind(self.metering.catalog, model, kind)
-
-
-def _usage_json(usage: Usage | None) -> str | None:
-    if usage is None or usage.provider_usage is None:
-        return None
-    try:
-        return orjson.dumps(usage.provider_usage).decode()
-    except TypeError:  # not JSON (numbers beyond 64 bits): kept out rather than failing the row
-        return None
-
-
-def _header(headers: Headers, name: bytes) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    return b""
 
 
 def _parse(body: bytes) -> Any:
@@ -732,10 +535,3 @@ def _parse(body: bytes) -> Any:
 
 def _label(model: str | None) -> str | None:
     return model if model is not None and label_problem(model) is None else None
-
-
-def is_event_stream(headers: Headers) -> bool:
-    for name, value in headers:
-        if name == b"content-type":
-            return bool(value.startswith(b"text/event-stream"))
-    return False

@@ -34,9 +34,10 @@ from typing import Any
 import httpx
 import httpx2
 
-from proxy.core import HOP_BY_HOP, MeteredCall, is_event_stream
+from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
+from proxy.headers import HOP_BY_HOP
 from proxy.inprocess.runtime import Runtime
 from proxy.inprocess.scope import current_scope
 from proxy.providers import Provider
@@ -257,7 +258,7 @@ class SyncDoor:
         except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             metered: httpx.Response = _wire(response).Response(
                 response.status_code,
@@ -310,7 +311,7 @@ class AsyncDoor:
         except _TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             metered: httpx.Response = _wire(response).Response(
                 response.status_code,
