@@ -16,6 +16,7 @@ proxy, and its row lands in the same table, marked ``front_door = "inprocess"``.
 - ``scope``: attribution scopes, in a ``contextvars`` variable;
 - ``door``: a request through the core's steps (imported when a meter starts);
 - ``runtime``: the services, on the meter's own thread (imported when a meter starts).
+- ``streams``: a metered stream, and the httpx byte streams the app reads (imported when a meter starts).
 """
 
 from __future__ import annotations

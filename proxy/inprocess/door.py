@@ -19,20 +19,18 @@ same recorder. What only this door has:
   ``on_client_disconnect = "cancel"``.
 
 ``Exchange`` holds the steps that do no I/O; ``SyncDoor`` and ``AsyncDoor`` do the I/O
-through the inner transport, and wrap a stream's body in a metering stream.
+through the inner transport, and wrap a stream's body in a metering stream
+(``proxy.inprocess.streams``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import httpx2
 
 from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
@@ -40,13 +38,21 @@ from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnava
 from proxy.headers import HOP_BY_HOP
 from proxy.inprocess.runtime import Runtime
 from proxy.inprocess.scope import current_scope
+from proxy.inprocess.streams import (
+    DISCONNECTED,
+    TIMEOUTS,
+    TRANSPORT_ERRORS,
+    AsyncMeteredStream,
+    StreamState,
+    SyncMeteredStream,
+    on_meter_loop,
+    wire_of,
+)
 from proxy.providers import Provider
-from proxy.sse import StreamMeter
 
 logger = logging.getLogger("tollgate.inprocess")
 
 FRONT_DOOR = "inprocess"
-_DISCONNECTED = "client_disconnected"
 Headers = list[tuple[bytes, bytes]]
 # What ``MeteredCall.upstream_headers`` leaves out of a metered request, but for the host and the length, which
 # this door keeps (the request keeps its URL and body): the headers of this hop, and the encodings asked for.
@@ -60,7 +66,7 @@ class Exchange:
         self.runtime = runtime
         self.metering = runtime.metering
         self._providers: dict[tuple[str, str, int | None, str], Provider] = {}
-        self.open_streams: weakref.WeakSet[_StreamState] = weakref.WeakSet()
+        self.open_streams: weakref.WeakSet[StreamState] = weakref.WeakSet()
 
     def begin(self, request: httpx.Request) -> MeteredCall | None:
         """The call for a request to a provider API, or None for any other URL."""
@@ -92,12 +98,12 @@ class Exchange:
                 for name, value in request.headers.raw
                 if not (reader.strip and reader.is_attribution_header(name.lower()))
             ]
-            return _wire(request).Request(
+            return wire_of(request).Request(
                 request.method, request.url, headers=headers, stream=request.stream, extensions=request.extensions
             )
         assert call.provider is not None
         if call.body is not request.content:  # Tollgate asked a stream to report its usage
-            return _wire(request).Request(
+            return wire_of(request).Request(
                 request.method,
                 request.url,
                 headers=call.upstream_headers(call.provider),
@@ -108,7 +114,7 @@ class Exchange:
             upstream = call.upstream_headers(call.provider)
             upstream.append(("host", request.headers["host"]))
             upstream.append(("content-length", str(len(call.body))))
-            request.headers = _wire(request).Headers(upstream)
+            request.headers = wire_of(request).Headers(upstream)
             return request
         # The common case: sent as it came, less the headers the proxy would not forward (those of this hop,
         # attribution) and with an uncompressed answer asked for, changed in place (a new request costs more).
@@ -126,13 +132,15 @@ class Exchange:
     def refusal(self, call: MeteredCall, error: TollgateError, request: httpx.Request) -> tuple[httpx.Response, bool]:
         """Tollgate's answer in the API's error shape, recorded; (it, whether the row is on disk)."""
         refusal, durable = call.refuse(error)
-        answer = _wire(request).Response(refusal.status, headers=refusal.headers, content=refusal.body, request=request)
+        answer = wire_of(request).Response(
+            refusal.status, headers=refusal.headers, content=refusal.body, request=request
+        )
         return answer, durable
 
     def failed(self, call: MeteredCall, failure: Exception) -> None:
         """The request never got an answer: recorded as the proxy records it, before the error is raised."""
         origin = f"{call.provider.base_url}" if call.provider is not None else "the provider"
-        if isinstance(failure, _TIMEOUTS):
+        if isinstance(failure, TIMEOUTS):
             error: TollgateError = UpstreamTimeout(f"{origin} did not answer in time")
         else:
             error = UpstreamUnavailable(f"{origin} failed: {type(failure).__name__}")
@@ -141,22 +149,22 @@ class Exchange:
     def answer(self, call: MeteredCall, response: httpx.Response, body: bytes) -> tuple[httpx.Response, bool]:
         headers = _headers_of(response)
         out, durable = call.answer(response.status_code, headers, body)
-        wire = _wire(response)
+        wire = wire_of(response)
         answered = wire.Response(
             response.status_code, headers=out, stream=wire.ByteStream(body), extensions=response.extensions
         )
         return answered, durable
 
-    def stream_state(self, call: MeteredCall, response: httpx.Response) -> tuple[_StreamState, Headers]:
+    def stream_state(self, call: MeteredCall, response: httpx.Response) -> tuple[StreamState, Headers]:
         meter, decoder, out = call.stream(_headers_of(response))
-        state = _StreamState(call, meter, decoder, response.status_code)
+        state = StreamState(call, meter, decoder, response.status_code)
         self.open_streams.add(state)
         return state, out
 
     def end_open_streams(self) -> None:
         """The meter closes: streams the app still holds are recorded with what they read."""
         for state in list(self.open_streams):
-            state.end(_DISCONNECTED)
+            state.end(DISCONNECTED)
 
     def _provider(self, url: httpx.URL, dialect: Dialect) -> Provider:
         key = (url.scheme, url.host, url.port, dialect.kind)
@@ -191,49 +199,6 @@ class Exchange:
         )
 
 
-class _StreamState:
-    """One metered stream: what the app has read, and its one row, written once whichever way it ends."""
-
-    __slots__ = ("call", "meter", "decoder", "status", "held", "ended", "__weakref__")
-
-    def __init__(self, call: MeteredCall, meter: StreamMeter, decoder: Any, status: int) -> None:
-        self.call = call
-        self.meter = meter
-        self.decoder = decoder
-        self.status = status
-        self.held = b""  # the stream's last events wait until the request is recorded
-        self.ended = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        """A chunk from the provider in; what the app gets now out."""
-        call, meter, decoder = self.call, self.meter, self.decoder
-        if call.ttfb is None:
-            call.ttfb = time.perf_counter() - call.started
-        if decoder is None:
-            out = meter.feed(chunk)
-        else:
-            out = meter.feed(decoder.decompress(chunk))
-            if not call.hide_usage:
-                out = chunk
-        if self.held or meter.reader.finished:
-            self.held += out
-            return b""
-        return out
-
-    def finish(self, error: str | None) -> tuple[bytes, bool]:
-        """The provider's stream is over: the held tail, and whether the row is on disk."""
-        self.held += self.meter.finish()
-        durable = self.end(error)
-        tail, self.held = self.held, b""
-        return tail, durable
-
-    def end(self, error: str | None) -> bool:
-        if self.ended:
-            return True
-        self.ended = True
-        return self.call.end_stream(self.status, self.meter, error)
-
-
 class SyncDoor:
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -255,21 +220,21 @@ class SyncDoor:
             return self._refuse(call, TollgateError("Tollgate failed to meter the request; see its log."), request)
         try:
             response = inner.handle_request(outgoing)
-        except _TRANSPORT_ERRORS as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            metered: httpx.Response = _wire(response).Response(
+            metered: httpx.Response = wire_of(response).Response(
                 response.status_code,
                 headers=headers,
-                stream=_SyncMeteredStream(state, response, exchange.runtime),
+                stream=SyncMeteredStream(state, response, exchange.runtime),
                 extensions=response.extensions,
             )
             return metered
         try:
             body = response.content if response.is_stream_consumed else b"".join(response.iter_raw())
-        except _TRANSPORT_ERRORS as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -308,15 +273,15 @@ class AsyncDoor:
             return await self._refuse(call, failure, request)
         try:
             response = await inner.handle_async_request(outgoing)
-        except _TRANSPORT_ERRORS as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            metered: httpx.Response = _wire(response).Response(
+            metered: httpx.Response = wire_of(response).Response(
                 response.status_code,
                 headers=headers,
-                stream=_AsyncMeteredStream(state, response, self),
+                stream=AsyncMeteredStream(state, response, self.exchange.runtime),
                 extensions=response.extensions,
             )
             return metered
@@ -324,7 +289,7 @@ class AsyncDoor:
             body = (
                 response.content if response.is_stream_consumed else b"".join([c async for c in response.aiter_raw()])
             )
-        except _TRANSPORT_ERRORS as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -336,116 +301,13 @@ class AsyncDoor:
 
     async def _on_meter_loop(self, coroutine: Any) -> Any:
         """Run a coroutine of the meter's services on their loop, without blocking the app's."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.exchange.runtime.loop))
+        return await on_meter_loop(self.exchange.runtime, coroutine)
 
     async def _refuse(self, call: MeteredCall, error: TollgateError, request: httpx.Request) -> httpx.Response:
         response, durable = self.exchange.refusal(call, error, request)
         if not durable:
             await self._on_meter_loop(self.exchange.runtime.recorder.write_through())
         return response
-
-
-class _SyncMeteredStream(httpx.SyncByteStream, httpx2.SyncByteStream):
-    def __init__(self, state: _StreamState, response: httpx.Response, runtime: Runtime) -> None:
-        self._state = state
-        self._response = response
-        self._runtime = runtime
-        self._read_already = response.is_stream_consumed
-
-    def __iter__(self) -> Iterator[bytes]:
-        state, error = self._state, None
-        feed = state.feed
-        try:
-            try:
-                for chunk in _raw_chunks(self._response, self._read_already):
-                    out = feed(chunk)
-                    if out:
-                        yield out
-            except _TRANSPORT_ERRORS as dropped:
-                # The provider dropped the stream: recorded with what arrived, then raised as httpx raised it.
-                state.finish(UpstreamUnavailable.code)
-                raise dropped
-            tail, durable = state.finish(error)
-            if not durable:
-                self._runtime.call(self._runtime.recorder.write_through())
-            if tail:
-                yield tail
-        finally:
-            # Closed or dropped part-way (GeneratorExit): recorded with what the app read.
-            state.end(_DISCONNECTED)
-            self._response.close()
-
-    def close(self) -> None:
-        self._state.end(_DISCONNECTED)
-        self._response.close()
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.ended:
-            state.end(_DISCONNECTED)
-
-
-class _AsyncMeteredStream(httpx.AsyncByteStream, httpx2.AsyncByteStream):
-    def __init__(self, state: _StreamState, response: httpx.Response, door: AsyncDoor) -> None:
-        self._state = state
-        self._response = response
-        self._door = door
-        self._read_already = response.is_stream_consumed
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        state, error = self._state, None
-        feed = state.feed
-        try:
-            try:
-                async for chunk in _async_raw_chunks(self._response, self._read_already):
-                    out = feed(chunk)
-                    if out:
-                        yield out
-            except _TRANSPORT_ERRORS as dropped:
-                state.finish(UpstreamUnavailable.code)
-                raise dropped
-            tail, durable = state.finish(error)
-            if not durable:
-                await self._door._on_meter_loop(self._door.exchange.runtime.recorder.write_through())
-            if tail:
-                yield tail
-        finally:
-            state.end(_DISCONNECTED)
-            await self._response.aclose()
-
-    async def aclose(self) -> None:
-        self._state.end(_DISCONNECTED)
-        await self._response.aclose()
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.ended:
-            state.end(_DISCONNECTED)
-
-
-class _Wire:
-    """The classes of one httpx package: httpx, or httpx2, its fork, which the newer SDKs are built on.
-
-    A request is answered in the package it came in, so the door serves the clients of both.
-    """
-
-    __slots__ = ("Request", "Response", "Headers", "ByteStream")
-
-    def __init__(self, package: Any) -> None:
-        # Typed as httpx's: httpx2's classes are the same, under another name.
-        self.Request: type[httpx.Request] = package.Request
-        self.Response: type[httpx.Response] = package.Response
-        self.Headers: type[httpx.Headers] = package.Headers
-        self.ByteStream: type[httpx.ByteStream] = package.ByteStream
-
-
-_HTTPX, _HTTPX2 = _Wire(httpx), _Wire(httpx2)
-_TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
-_TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException)
-
-
-def _wire(message: httpx.Request | httpx.Response) -> _Wire:
-    return _HTTPX2 if isinstance(message, httpx2.Request | httpx2.Response) else _HTTPX
 
 
 def _lower(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
@@ -461,23 +323,3 @@ def _headers_of(response: httpx.Response) -> Headers:
     if response.is_stream_consumed:
         return [(name, value) for name, value in headers if name != b"content-encoding"]
     return headers
-
-
-def _raw_chunks(response: httpx.Response, read_already: bool) -> Iterable[bytes]:
-    # The inner response's own stream, not its ``iter_raw()``: the app's response counts and chunks the bytes
-    # once already, and the inner transport's stream maps its own errors to httpx's.
-    if read_already:
-        return (response.content,)
-    assert isinstance(response.stream, httpx.SyncByteStream | httpx2.SyncByteStream)
-    return response.stream
-
-
-def _async_raw_chunks(response: httpx.Response, read_already: bool) -> AsyncIterator[bytes]:
-    if read_already:
-        return _one_chunk(response.content)
-    assert isinstance(response.stream, httpx.AsyncByteStream | httpx2.AsyncByteStream)
-    return response.stream.__aiter__()
-
-
-async def _one_chunk(content: bytes) -> AsyncIterator[bytes]:
-    yield content
