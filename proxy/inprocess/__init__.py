@@ -16,11 +16,25 @@ proxy, and its row lands in the same table, marked ``front_door = "inprocess"``.
 - ``scope``: attribution scopes, in a ``contextvars`` variable;
 - ``door``: a request through the core's steps (imported when a meter starts);
 - ``runtime``: the services, on the meter's own thread (imported when a meter starts).
+- ``streams``: a metered stream, and the httpx byte streams the app reads (imported when a meter starts).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from proxy.inprocess.meter import Meter, MeterClosed
-from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
+
+if TYPE_CHECKING:
+    from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
 
 __all__ = ["AsyncMeteringTransport", "Meter", "MeterClosed", "MeteringTransport"]
+
+
+def __getattr__(name: str) -> Any:
+    # The transports import httpx, which a ``Meter`` needs only when it hands out a client.
+    if name in ("MeteringTransport", "AsyncMeteringTransport"):
+        from proxy.inprocess import transport
+
+        return getattr(transport, name)
+    raise AttributeError(f"module 'proxy.inprocess' has no attribute {name!r}")

@@ -19,16 +19,15 @@ same recorder. What only this door has:
   ``on_client_disconnect = "cancel"``.
 
 ``Exchange`` holds the steps that do no I/O; ``SyncDoor`` and ``AsyncDoor`` do the I/O
-through the inner transport, and wrap a stream's body in a metering stream.
+through the inner transport, and wrap a stream's body in a metering stream
+(``proxy.inprocess.streams``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -36,16 +35,28 @@ import httpx
 from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
+from proxy.headers import HOP_BY_HOP
 from proxy.inprocess.runtime import Runtime
 from proxy.inprocess.scope import current_scope
+from proxy.inprocess.streams import (
+    DISCONNECTED,
+    TIMEOUTS,
+    TRANSPORT_ERRORS,
+    AsyncMeteredStream,
+    StreamState,
+    SyncMeteredStream,
+    on_meter_loop,
+    wire_of,
+)
 from proxy.providers import Provider
-from proxy.sse import StreamMeter
 
 logger = logging.getLogger("tollgate.inprocess")
 
 FRONT_DOOR = "inprocess"
-_DISCONNECTED = "client_disconnected"
 Headers = list[tuple[bytes, bytes]]
+# What ``MeteredCall.upstream_headers`` leaves out of a metered request, but for the host and the length, which
+# this door keeps (the request keeps its URL and body): the headers of this hop, and the encodings asked for.
+_NOT_FORWARDED = (HOP_BY_HOP - {b"host", b"content-length"}) | {b"accept-encoding"}
 
 
 class Exchange:
@@ -55,7 +66,7 @@ class Exchange:
         self.runtime = runtime
         self.metering = runtime.metering
         self._providers: dict[tuple[str, str, int | None, str], Provider] = {}
-        self.open_streams: weakref.WeakSet[_StreamState] = weakref.WeakSet()
+        self.open_streams: weakref.WeakSet[StreamState] = weakref.WeakSet()
 
     def begin(self, request: httpx.Request) -> MeteredCall | None:
         """The call for a request to a provider API, or None for any other URL."""
@@ -87,34 +98,49 @@ class Exchange:
                 for name, value in request.headers.raw
                 if not (reader.strip and reader.is_attribution_header(name.lower()))
             ]
-            return httpx.Request(
+            return wire_of(request).Request(
                 request.method, request.url, headers=headers, stream=request.stream, extensions=request.extensions
             )
         assert call.provider is not None
         if call.body is not request.content:  # Tollgate asked a stream to report its usage
-            return httpx.Request(
+            return wire_of(request).Request(
                 request.method,
                 request.url,
                 headers=call.upstream_headers(call.provider),
                 content=call.body,
                 extensions=request.extensions,
             )
-        # The common case, sent as it came but for its headers: building a new request costs 10 µs more.
-        upstream = call.upstream_headers(call.provider)
-        upstream.append(("host", request.headers["host"]))
-        upstream.append(("content-length", str(len(call.body))))
-        request.headers = httpx.Headers(upstream)
+        if call.provider.extra_headers:
+            upstream = call.upstream_headers(call.provider)
+            upstream.append(("host", request.headers["host"]))
+            upstream.append(("content-length", str(len(call.body))))
+            request.headers = wire_of(request).Headers(upstream)
+            return request
+        # The common case: sent as it came, less the headers the proxy would not forward (those of this hop,
+        # attribution) and with an uncompressed answer asked for, changed in place (a new request costs more).
+        reader = self.metering.attribution
+        strip = reader.strip
+        sent = request.headers
+        dropped = [n for n, _ in call.headers if n in _NOT_FORWARDED or (strip and reader.is_attribution_header(n))]
+        for name in dropped:
+            text = name.decode("latin-1")
+            if text in sent:  # a header named twice is gone after its first
+                del sent[text]
+        sent["accept-encoding"] = "identity"
         return request
 
     def refusal(self, call: MeteredCall, error: TollgateError, request: httpx.Request) -> tuple[httpx.Response, bool]:
         """Tollgate's answer in the API's error shape, recorded; (it, whether the row is on disk)."""
         refusal, durable = call.refuse(error)
-        return httpx.Response(refusal.status, headers=refusal.headers, content=refusal.body, request=request), durable
+        answer = wire_of(request).Response(
+            refusal.status, headers=refusal.headers, content=refusal.body, request=request
+        )
+        return answer, durable
 
-    def failed(self, call: MeteredCall, failure: httpx.TransportError) -> None:
+    def failed(self, call: MeteredCall, failure: Exception) -> None:
         """The request never got an answer: recorded as the proxy records it, before the error is raised."""
         origin = f"{call.provider.base_url}" if call.provider is not None else "the provider"
-        if isinstance(failure, httpx.TimeoutException):
+        if isinstance(failure, TIMEOUTS):
             error: TollgateError = UpstreamTimeout(f"{origin} did not answer in time")
         else:
             error = UpstreamUnavailable(f"{origin} failed: {type(failure).__name__}")
@@ -123,23 +149,22 @@ class Exchange:
     def answer(self, call: MeteredCall, response: httpx.Response, body: bytes) -> tuple[httpx.Response, bool]:
         headers = _headers_of(response)
         out, durable = call.answer(response.status_code, headers, body)
-        return (
-            httpx.Response(
-                response.status_code, headers=out, stream=httpx.ByteStream(body), extensions=response.extensions
-            ),
-            durable,
+        wire = wire_of(response)
+        answered = wire.Response(
+            response.status_code, headers=out, stream=wire.ByteStream(body), extensions=response.extensions
         )
+        return answered, durable
 
-    def stream_state(self, call: MeteredCall, response: httpx.Response) -> tuple[_StreamState, Headers]:
+    def stream_state(self, call: MeteredCall, response: httpx.Response) -> tuple[StreamState, Headers]:
         meter, decoder, out = call.stream(_headers_of(response))
-        state = _StreamState(call, meter, decoder, response.status_code)
+        state = StreamState(call, meter, decoder, response.status_code)
         self.open_streams.add(state)
         return state, out
 
     def end_open_streams(self) -> None:
         """The meter closes: streams the app still holds are recorded with what they read."""
         for state in list(self.open_streams):
-            state.end(_DISCONNECTED)
+            state.end(DISCONNECTED)
 
     def _provider(self, url: httpx.URL, dialect: Dialect) -> Provider:
         key = (url.scheme, url.host, url.port, dialect.kind)
@@ -174,47 +199,6 @@ class Exchange:
         )
 
 
-class _StreamState:
-    """One metered stream: what the app has read, and its one row, written once whichever way it ends."""
-
-    __slots__ = ("call", "meter", "decoder", "status", "held", "ended", "__weakref__")
-
-    def __init__(self, call: MeteredCall, meter: StreamMeter, decoder: Any, status: int) -> None:
-        self.call = call
-        self.meter = meter
-        self.decoder = decoder
-        self.status = status
-        self.held = b""  # the stream's last events wait until the request is recorded
-        self.ended = False
-
-    def feed(self, chunk: bytes) -> bytes:
-        """A chunk from the provider in; what the app gets now out."""
-        call, meter = self.call, self.meter
-        if call.ttfb is None:
-            call.ttfb = time.perf_counter() - call.started
-        decoder = self.decoder
-        out = meter.feed(decoder.decompress(chunk) if decoder is not None else chunk)
-        if decoder is not None and not call.hide_usage:
-            out = chunk
-        if self.held or meter.finished:
-            self.held += out
-            return b""
-        return out
-
-    def finish(self, error: str | None) -> tuple[bytes, bool]:
-        """The provider's stream is over: the held tail, and whether the row is on disk."""
-        self.held += self.meter.finish()
-        durable = self.end(error)
-        tail, self.held = self.held, b""
-        return tail, durable
-
-    def end(self, error: str | None) -> bool:
-        if self.ended:
-            return True
-        self.ended = True
-        return self.call.end_stream(self.status, self.meter, error)
-
-
 class SyncDoor:
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -236,20 +220,21 @@ class SyncDoor:
             return self._refuse(call, TollgateError("Tollgate failed to meter the request; see its log."), request)
         try:
             response = inner.handle_request(outgoing)
-        except httpx.TransportError as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            return httpx.Response(
+            metered: httpx.Response = wire_of(response).Response(
                 response.status_code,
                 headers=headers,
-                stream=_SyncMeteredStream(state, response, exchange.runtime),
+                stream=SyncMeteredStream(state, response, exchange.runtime),
                 extensions=response.extensions,
             )
+            return metered
         try:
             body = response.content if response.is_stream_consumed else b"".join(response.iter_raw())
-        except httpx.TransportError as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -288,22 +273,23 @@ class AsyncDoor:
             return await self._refuse(call, failure, request)
         try:
             response = await inner.handle_async_request(outgoing)
-        except httpx.TransportError as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
-            return httpx.Response(
+            metered: httpx.Response = wire_of(response).Response(
                 response.status_code,
                 headers=headers,
-                stream=_AsyncMeteredStream(state, response, self),
+                stream=AsyncMeteredStream(state, response, self.exchange.runtime),
                 extensions=response.extensions,
             )
+            return metered
         try:
             body = (
                 response.content if response.is_stream_consumed else b"".join([c async for c in response.aiter_raw()])
             )
-        except httpx.TransportError as failure:
+        except TRANSPORT_ERRORS as failure:
             exchange.failed(call, failure)
             raise
         finally:
@@ -315,89 +301,13 @@ class AsyncDoor:
 
     async def _on_meter_loop(self, coroutine: Any) -> Any:
         """Run a coroutine of the meter's services on their loop, without blocking the app's."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.exchange.runtime.loop))
+        return await on_meter_loop(self.exchange.runtime, coroutine)
 
     async def _refuse(self, call: MeteredCall, error: TollgateError, request: httpx.Request) -> httpx.Response:
         response, durable = self.exchange.refusal(call, error, request)
         if not durable:
             await self._on_meter_loop(self.exchange.runtime.recorder.write_through())
         return response
-
-
-class _SyncMeteredStream(httpx.SyncByteStream):
-    def __init__(self, state: _StreamState, response: httpx.Response, runtime: Runtime) -> None:
-        self._state = state
-        self._response = response
-        self._runtime = runtime
-        self._read_already = response.is_stream_consumed
-
-    def __iter__(self) -> Iterator[bytes]:
-        state, error = self._state, None
-        try:
-            try:
-                for chunk in _raw_chunks(self._response, self._read_already):
-                    out = state.feed(chunk)
-                    if out:
-                        yield out
-            except httpx.TransportError as dropped:
-                # The provider dropped the stream: recorded with what arrived, then raised as httpx raised it.
-                state.finish(UpstreamUnavailable.code)
-                raise dropped
-            tail, durable = state.finish(error)
-            if not durable:
-                self._runtime.call(self._runtime.recorder.write_through())
-            if tail:
-                yield tail
-        finally:
-            # Closed or dropped part-way (GeneratorExit): recorded with what the app read.
-            state.end(_DISCONNECTED)
-            self._response.close()
-
-    def close(self) -> None:
-        self._state.end(_DISCONNECTED)
-        self._response.close()
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.ended:
-            state.end(_DISCONNECTED)
-
-
-class _AsyncMeteredStream(httpx.AsyncByteStream):
-    def __init__(self, state: _StreamState, response: httpx.Response, door: AsyncDoor) -> None:
-        self._state = state
-        self._response = response
-        self._door = door
-        self._read_already = response.is_stream_consumed
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        state, error = self._state, None
-        try:
-            try:
-                async for chunk in _async_raw_chunks(self._response, self._read_already):
-                    out = state.feed(chunk)
-                    if out:
-                        yield out
-            except httpx.TransportError as dropped:
-                state.finish(UpstreamUnavailable.code)
-                raise dropped
-            tail, durable = state.finish(error)
-            if not durable:
-                await self._door._on_meter_loop(self._door.exchange.runtime.recorder.write_through())
-            if tail:
-                yield tail
-        finally:
-            state.end(_DISCONNECTED)
-            await self._response.aclose()
-
-    async def aclose(self) -> None:
-        self._state.end(_DISCONNECTED)
-        await self._response.aclose()
-
-    def __del__(self) -> None:
-        state = getattr(self, "_state", None)
-        if state is not None and not state.ended:
-            state.end(_DISCONNECTED)
 
 
 def _lower(headers: Sequence[tuple[bytes, bytes]]) -> Headers:
@@ -413,15 +323,3 @@ def _headers_of(response: httpx.Response) -> Headers:
     if response.is_stream_consumed:
         return [(name, value) for name, value in headers if name != b"content-encoding"]
     return headers
-
-
-def _raw_chunks(response: httpx.Response, read_already: bool) -> Iterator[bytes]:
-    return iter((response.content,)) if read_already else response.iter_raw()
-
-
-async def _async_raw_chunks(response: httpx.Response, read_already: bool) -> AsyncIterator[bytes]:
-    if read_already:
-        yield response.content
-        return
-    async for chunk in response.aiter_raw():
-        yield chunk

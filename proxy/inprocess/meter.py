@@ -8,7 +8,7 @@ It is safe to leave running: ``close()`` (or the ``with`` block, or the interpre
 exit) writes what is queued; a forked child starts services of its own on its first
 call and leaves the parent's alone; a database outage leaves records in the journal.
 
-Light to import: the core is imported when a ``Meter`` is made.
+Light to import: the core is imported when a ``Meter`` is made, and httpx when it makes a client.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from proxy.inprocess.scope import attribution_scope
-from proxy.inprocess.transport import AsyncMeteringTransport, MeteringTransport
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    import httpx
+    import httpx2
 
     from proxy.attribution import Attribution
     from proxy.clock import Clock
@@ -40,7 +40,7 @@ logger = logging.getLogger("tollgate.inprocess")
 
 UsageCallback = Callable[["UsageRecord"], Any]
 # The SDKs set a timeout on each request; this is for other calls through the client (httpx's own is 5 s).
-_DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+_TIMEOUT_S, _CONNECT_TIMEOUT_S = 600.0, 10.0
 
 
 class MeterClosed(RuntimeError):
@@ -89,15 +89,48 @@ class Meter:
 
         ``transport=`` is the inner transport; proxies and mounts the client sets up are metered too.
         """
-        options.setdefault("timeout", _DEFAULT_TIMEOUT)
+        import httpx
+
+        from proxy.inprocess.transport import MeteringTransport
+
+        options.setdefault("timeout", httpx.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx.Client(**options)
         _wrap_transports(client, lambda inner: MeteringTransport(self, inner))
         return client
 
     def async_httpx_client(self, **options: Any) -> httpx.AsyncClient:
         """An ``httpx.AsyncClient`` whose every transport is metered (see ``httpx_client``)."""
-        options.setdefault("timeout", _DEFAULT_TIMEOUT)
+        import httpx
+
+        from proxy.inprocess.transport import AsyncMeteringTransport
+
+        options.setdefault("timeout", httpx.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
         client = httpx.AsyncClient(**options)
+        _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
+        return client
+
+    def httpx2_client(self, **options: Any) -> httpx2.Client:
+        """An ``httpx2.Client``, metered as ``httpx_client``'s, for the SDKs built on httpx's fork, httpx2.
+
+        ``anthropic`` 2 takes only these; ``openai`` 3 and ``google-genai`` take either.
+        """
+        import httpx2
+
+        from proxy.inprocess.transport import MeteringTransport
+
+        options.setdefault("timeout", httpx2.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
+        client = httpx2.Client(**options)
+        _wrap_transports(client, lambda inner: MeteringTransport(self, inner))
+        return client
+
+    def async_httpx2_client(self, **options: Any) -> httpx2.AsyncClient:
+        """An ``httpx2.AsyncClient`` whose every transport is metered (see ``httpx2_client``)."""
+        import httpx2
+
+        from proxy.inprocess.transport import AsyncMeteringTransport
+
+        options.setdefault("timeout", httpx2.Timeout(_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S))
+        client = httpx2.AsyncClient(**options)
         _wrap_transports(client, lambda inner: AsyncMeteringTransport(self, inner))
         return client
 
@@ -205,11 +238,11 @@ class Meter:
             logger.exception("the meter did not close cleanly at exit; its journal keeps what was not written")
 
 
-def _wrap_transports(client: httpx.Client | httpx.AsyncClient, wrap: Callable[[Any], Any]) -> None:
+def _wrap_transports(client: Any, wrap: Callable[[Any], Any]) -> None:
     """Meter the client's transport and every transport mounted on it (proxies from the environment included).
 
-    httpx builds those from the client's own arguments, so they are wrapped once built; httpx
-    keeps them in ``_transport`` and ``_mounts`` (a ``None`` mount means the client's transport).
+    httpx (and httpx2) builds those from the client's own arguments, so they are wrapped once built;
+    it keeps them in ``_transport`` and ``_mounts`` (a ``None`` mount means the client's transport).
     """
     client._transport = wrap(client._transport)
     client._mounts = {pattern: None if inner is None else wrap(inner) for pattern, inner in client._mounts.items()}

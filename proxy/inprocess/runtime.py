@@ -2,9 +2,9 @@
 
 The app's threads and event loops run the request path (``proxy.inprocess.transport``);
 what outlives a call runs on one event loop in a daemon thread, ``tollgate-meter``: the
-recorder's batches, lease renewals and extensions, alerts and usage handlers. Nothing on
-that loop is on the app's path, except a lease extension, which a call waits for as it
-would in the proxy.
+recorder's batches and their journal, lease renewals and extensions, alerts and usage
+handlers. Nothing on that loop is on the app's path, except a lease extension, which a
+call waits for as it would in the proxy.
 
 They are put together as ``proxy.app`` puts them together for the proxy, from the same
 config sections, so rows, limits and journals are shared with proxy instances that use
@@ -23,7 +23,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,8 +83,10 @@ class LazyCatalog(Catalog):
         return self.loaded().describe(model)
 
     def __contains__(self, name: object) -> bool:
-        # Pricing by kind (gemini/..., azure/...) asks whether the map has a name: the loaded map answers.
         return name in self.loaded()
+
+    def candidates(self, model: str) -> Iterator[str]:
+        return self.loaded().candidates(model)
 
     def loaded(self) -> Catalog:
         """The catalog itself, read now if it was not yet."""
@@ -151,6 +153,7 @@ class Runtime:
             on_dropped=budget.dropped,
             on_alert=alerts.emit,
             clock=clock,
+            journal_on_submit=False,  # the app's threads never write the journal: each batch is journaled whole
         )
         budget.start()
         started.push_async_callback(budget.close)

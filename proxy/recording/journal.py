@@ -81,7 +81,13 @@ class Journal:
         Never raises: a disk that is full or failing makes the caller write the record through to the
         database instead (see ``Recorder.submit``).
         """
-        line = _line(Entry(record, tuple(charges), deferred))
+        return self.append_lines(_line(Entry(record, tuple(charges), deferred)))
+
+    def append_entries(self, entries: Sequence[Entry]) -> bool:
+        """Put several finished records on disk in one write (see ``append``)."""
+        return self.append_lines(b"".join(_line(entry) for entry in entries)) if entries else True
+
+    def append_lines(self, line: bytes) -> bool:
         if self._size + len(line) > self.max_bytes:
             if not self._full:
                 self._full = True

@@ -13,6 +13,13 @@ crossed, so rows, counters and alerts never disagree.
 app's threads); everything else runs on the event loop that started the recorder.
 A lock keeps a record's journal line and its place in the queue together, so a
 segment is never sealed between the two.
+
+By default ``submit`` journals each record before it returns, so that a proxy that is
+killed after its client got an answer still has the row. ``journal_on_submit=False``
+(the in-process meter) leaves the journal's writes to the recorder's own loop: each
+batch is journaled, in one write, when it is taken, before it goes to the database. The
+app's thread then never writes a file; what a ``kill -9`` can lose is the records of the
+last ``flush_interval``, and a clean exit loses nothing (``close`` writes them).
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class Recorder:
         max_queued: int = 50_000,
         on_batch: Callable[[int, float, bool], None] | None = None,
         clock: Clock = system_clock,
+        journal_on_submit: bool = True,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -96,6 +104,8 @@ class Recorder:
         self._on_alert = on_alert
         self._claimed: set[tuple[str, int, Decimal]] = set()
         self._pending: list[Entry] = []
+        self._journal_on_submit = journal_on_submit
+        self._unjournaled: list[Entry] = []  # queued, and journaled when their batch is taken (journal_on_submit off)
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -129,8 +139,15 @@ class Recorder:
         """
         entry = Entry(record, tuple(charges), deferred)
         pending = self._pending
+        journal = self._journal
         with self._lock:
-            journaled = self._journal.append(record, charges, deferred) if self._journal is not None else False
+            if journal is None:
+                journaled = True
+            elif self._journal_on_submit:
+                journaled = journal.append(record, charges, deferred)
+            else:
+                self._unjournaled.append(entry)
+                journaled = True  # the batch that takes it journals it, before the database (see the docstring)
             pending.append(entry)
             queued = len(pending)
         if self._loop is None or threading.get_ident() == self._loop_thread:
@@ -141,7 +158,7 @@ class Recorder:
             # self-pipe: done only when the queue was empty, the one time the recorder waits for this event.
             with contextlib.suppress(RuntimeError):  # that loop is closed: close() wrote what it could
                 self._loop.call_soon_threadsafe(self._wake.set)
-        return journaled or self._journal is None
+        return journaled
 
     async def write_through(self) -> bool:
         """Write what is queued now, because the journal could not take it; False if the database refused too."""
@@ -203,6 +220,9 @@ class Recorder:
         with self._lock:
             left = len(self._pending)  # what arrives meanwhile waits for the next round
             if self._journal is not None and left:
+                if self._unjournaled:
+                    self._journal.append_entries(self._unjournaled)  # if it fails, the batch goes to the database
+                    self._unjournaled = []
                 self._sealed.append(self._journal.seal())
         while left > 0:
             batch = self._pending[: min(self._batch_size, left)]
@@ -280,7 +300,7 @@ class Recorder:
 
     def _trim_memory(self) -> None:
         """While the database is down, keep at most ``max_queued`` records in memory; the rest are in the journal."""
-        excess = len(self._pending) - self._max_queued
+        excess = min(len(self._pending) - self._max_queued, len(self._pending) - len(self._unjournaled))
         if excess > 0 and self._journal is not None and not self._journal.full:
             del self._pending[:excess]
             self._replay_needed = True

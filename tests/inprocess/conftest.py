@@ -33,8 +33,8 @@ def _close_clients() -> Iterator[None]:
 def meter_factory(provider: FakeProvider, db_url: str) -> Iterator[MeterFactory]:
     made: list[Meter] = []
 
-    def make(extra: str = "", url: str | None = None, **options: Any) -> Meter:
-        meter = Meter(make_config(provider, url or db_url, extra), **options)
+    def make(extra: str = "", url: str | None = None, provider_extra: str = "", **options: Any) -> Meter:
+        meter = Meter(make_config(provider, url or db_url, extra, provider_extra), **options)
         made.append(meter)
         return meter
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pricing import PricingConfigError
+from pricing import PricingConfigError, lookup_for_kind
 from proxy.inprocess.runtime import LazyCatalog
 
 _HEAVY = ("starlette", "uvicorn", "aiohttp", "litellm")
@@ -44,3 +44,10 @@ def test_the_price_map_waits_for_the_first_look_up() -> None:
 def test_a_bad_price_override_fails_at_once() -> None:
     with pytest.raises(PricingConfigError, match="my-model"):
         LazyCatalog({"my-model": {"inptu": 1}})
+
+
+def test_the_lazy_catalog_answers_every_look_up_the_full_one_does() -> None:
+    catalog = LazyCatalog({})
+    assert "gemini/gemini-2.5-flash" in catalog  # how a Gemini or Azure model finds its own entry
+    assert list(catalog.candidates("gpt-4o-mini"))
+    assert lookup_for_kind(catalog, "gemini-2.5-flash", "gemini") is not None

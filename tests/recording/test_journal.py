@@ -223,3 +223,24 @@ def test_a_record_the_database_refuses_is_set_aside_and_the_rest_are_written(
     [line] = (tmp_path / "journal" / SET_ASIDE_FILE).read_bytes().splitlines()
     assert orjson.loads(line)["record"]["request_id"] == "bad"
     assert "SET ASIDE" in caplog.text and "bad" in caplog.text
+
+
+def test_journaling_per_batch_writes_nothing_on_submit_and_journals_before_the_database(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'missing' / 'usage.db'}")  # its folder does not exist: every write fails
+    journal = Journal(tmp_path / "journal", max_bytes=1 << 20)
+    records = [dataclasses.replace(_BASE, request_id=f"r{i}") for i in range(3)]
+
+    async def record() -> tuple[int, bool]:
+        recorder = Recorder(store, journal=journal, flush_interval=60, journal_on_submit=False)
+        assert all(recorder.submit(entry) for entry in records)  # nothing for the caller to write through
+        on_disk = sum(p.stat().st_size for p in (tmp_path / "journal").glob("*.jsonl"))
+        return on_disk, await recorder.flush()
+
+    on_disk, written = asyncio.run(record())
+    assert (on_disk, written) == (0, False)
+    kept = [
+        e.record.request_id for p in sorted((tmp_path / "journal").glob("*.jsonl")) for e in read_segment(p, own=True)
+    ]
+    assert kept == ["r0", "r1", "r2"]
+    journal.close()
+    store.dispose()
