@@ -265,7 +265,7 @@ class MeteredCall:
             raise InvalidJSON(f"The request body is not valid JSON: {exc}.") from None
         if not isinstance(payload, dict):
             raise InvalidJSON("The request body must be a JSON object.")
-        facts = self.dialect.read_request(self.endpoint, payload)
+        facts = self.dialect.read_basics(self.endpoint, payload)  # the rest only if a bound is needed
         if facts.model is None:  # Gemini's and Azure's name it in the path
             facts = dataclasses.replace(facts, model=self.dialect.model_in_path(self.path))
         if facts.model is None:
@@ -363,7 +363,10 @@ class MeteredCall:
     def _bound(self) -> tuple[int, str]:
         """The request's cost bound, over every model that may answer it (see ``proxy.limits.bounds``)."""
         assert self.endpoint is not None and self.provider is not None and self.facts.model is not None
-        metering, facts, model = self.metering, self.facts, self.priced_as or self.facts.model
+        assert self.payload is not None
+        metering, model = self.metering, self.priced_as or self.facts.model
+        # Every fact of the request, read now that a blocking limit needs them; its model as ``read`` found it.
+        facts = dataclasses.replace(self.dialect.read_request(self.endpoint, self.payload), model=self.facts.model)
         # A provider may answer with another model than asked for: a router's fallbacks, the provider's
         # configured bound_models, or a substitution seen before. The bound covers them all.
         names = [*facts.fallback_models, *self.provider.bound_models]

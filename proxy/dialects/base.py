@@ -120,7 +120,16 @@ class Dialect:
         raise NotImplementedError
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        """Every fact of the request, with what its cost bound needs (read only when a blocking limit applies)."""
         raise NotImplementedError
+
+    def read_basics(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        """The facts every call needs, read for each one: its model, stream flag and user (the rest default).
+
+        ``read_request`` also walks the request for media parts, tools and caps, which only a bound needs;
+        a dialect that can read the basics for less says so here.
+        """
+        return self.read_request(endpoint, payload)
 
     def model_of(self, payload: Any) -> str | None:
         """The model an unmetered JSON request names, if any (to route it)."""

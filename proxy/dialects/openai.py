@@ -28,7 +28,7 @@ import orjson
 
 from pricing import TokenCounts
 from proxy.dialects.base import Dialect, Endpoint, RequestFacts, StreamReader
-from proxy.dialects.openai_requests import read_request
+from proxy.dialects.openai_requests import read_basics, read_request
 from proxy.errors import TollgateError, render_error
 from proxy.recording.records import MAX_TIER_CHARS, label_problem
 from proxy.sse import event_fields, parse_json
@@ -73,6 +73,9 @@ class OpenAI(Dialect):
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
         return read_request(payload)
+
+    def read_basics(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        return read_basics(payload)
 
     def with_usage_reporting(self, endpoint: Endpoint, body: bytes, payload: dict[str, Any]) -> tuple[bytes, bool]:
         if not endpoint.usage_opt_in or payload.get("stream") is not True:
