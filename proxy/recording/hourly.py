@@ -7,6 +7,7 @@ rollups, so the three never disagree with the rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -67,14 +68,9 @@ def apply_hourly(
 ) -> None:
     """Add ``records`` to the hourly rollup and the thread minutes, inside the caller's transaction."""
     hours, minutes = hourly_increments(records, count_requests=count_requests)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if hours:
-        statement = insert(HOURLY_TABLE)
         conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["hour", "scope", "entity_id"],
-                set_={c: HOURLY_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens", "cost_pico")},
-            ),
+            _hours_upsert(dialect),
             # Sorted, so that concurrent recorders lock rows in the same order.
             [
                 {"hour": h, "scope": s, "entity_id": e, "requests": v[0], "tokens": v[1], "cost_pico": v[2]}
@@ -82,17 +78,32 @@ def apply_hourly(
             ],
         )
     if minutes:
-        statement = insert(THREAD_MINUTES_TABLE)
         conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["minute", "thread_id"],
-                set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
-            ),
+            _minutes_upsert(dialect),
             [
                 {"minute": m, "thread_id": t, **dict(zip(_MINUTE_SUMS, v, strict=True))}
                 for (m, t), v in sorted(minutes.items())
             ],
         )
+
+
+# Built once per dialect: building one (its ``excluded`` columns above all) cost more than the rows it writes.
+@functools.cache
+def _hours_upsert(dialect: str) -> sa.Executable:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(HOURLY_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=["hour", "scope", "entity_id"],
+        set_={c: HOURLY_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens", "cost_pico")},
+    )
+
+
+@functools.cache
+def _minutes_upsert(dialect: str) -> sa.Executable:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(THREAD_MINUTES_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=["minute", "thread_id"],
+        set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
+    )
 
 
 def rebuild_hourly(conn: sa.Connection, dialect: str, since: datetime) -> None:

@@ -8,6 +8,7 @@ without scanning millions of raw rows, and the two never disagree.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -91,11 +92,7 @@ def apply_rollups(
     totals = rollup_increments(records, count_requests=count_requests)
     if not totals:
         return
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)
-    statement = insert.on_conflict_do_update(
-        index_elements=["period", "period_start", *_DIMENSIONS],
-        set_={name: ROLLUPS_TABLE.c[name] + insert.excluded[name] for name in _SUMS},
-    )
+    statement = _rollups_upsert(dialect)
     rows = [
         {
             "period": key[0],
@@ -107,6 +104,15 @@ def apply_rollups(
         for key, sums in sorted(totals.items())
     ]
     conn.execute(statement, rows)
+
+
+@functools.cache  # built once per dialect: building one (its ``excluded`` columns) cost more than its rows
+def _rollups_upsert(dialect: str) -> sa.Executable:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)
+    return insert.on_conflict_do_update(
+        index_elements=["period", "period_start", *_DIMENSIONS],
+        set_={name: ROLLUPS_TABLE.c[name] + insert.excluded[name] for name in _SUMS},
+    )
 
 
 def rebuild_rollups(store: Store, *, hourly_since: datetime | None = None) -> int:
