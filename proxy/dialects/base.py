@@ -134,6 +134,7 @@ class Dialect:
         raise NotImplementedError
 
     def read_request(self, endpoint: Endpoint, payload: dict[str, Any]) -> RequestFacts:
+        """Every fact of the request, with what its cost bound needs (read only when a blocking limit applies)."""
         raise NotImplementedError
 
     def read_form(self, endpoint: Endpoint, form: Form) -> RequestFacts:

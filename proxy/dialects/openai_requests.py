@@ -29,14 +29,13 @@ _MAX_FALLBACKS = 16
 
 def read_request(payload: dict[str, Any]) -> RequestFacts:
     """The facts of a parsed Chat, Completions, Embeddings or Responses request."""
-    model = payload.get("model")
-    user = payload.get("user")
+    model, stream, user = _basics(payload)
     parts = _Parts.of(payload)
     fallbacks = payload.get("models")  # a router's fallback list (OpenRouter): each may answer
     return RequestFacts(
-        model=model if isinstance(model, str) and model else None,
-        stream=payload.get("stream") is True,
-        user=user if isinstance(user, str) else None,
+        model=model,
+        stream=stream,
+        user=user,
         output_cap=output_cap(payload),
         choices=choices(payload),
         media_parts=parts.media,
@@ -47,6 +46,16 @@ def read_request(payload: dict[str, Any]) -> RequestFacts:
         fallback_models=tuple(m for m in fallbacks if isinstance(m, str) and m)[:_MAX_FALLBACKS]
         if isinstance(fallbacks, list)
         else (),
+    )
+
+
+def _basics(payload: dict[str, Any]) -> tuple[str | None, bool, str | None]:
+    model = payload.get("model")
+    user = payload.get("user")
+    return (
+        model if isinstance(model, str) and model else None,
+        payload.get("stream") is True,
+        user if isinstance(user, str) else None,
     )
 
 

@@ -7,8 +7,11 @@ rollups, so the three never disagree with the rows.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +22,9 @@ from proxy.recording.tables import HOURLY_TABLE, THREAD_MINUTES_TABLE, USAGE_TAB
 SCOPES = ("user", "team", "agent", "thread")
 _MINUTE_SUMS = ("requests", "tokens", "cost_pico")
 _ATTRIBUTES = {"user": "user_id", "team": "team_id", "agent": "agent", "thread": "thread_id"}
+_ENTITIES = operator.attrgetter(*(_ATTRIBUTES[scope] for scope in SCOPES))  # a row's names, in SCOPES order
+_THREAD = SCOPES.index("thread")
+K = TypeVar("K")
 
 
 def hour_label(when: datetime) -> str:
@@ -38,28 +44,40 @@ def hourly_increments(
     request = 1 if count_requests else 0
     hours: dict[tuple[str, str, str], list[int]] = {}
     minutes: dict[tuple[str, str], list[int]] = {}
-    labels: dict[datetime, tuple[str, str]] = {}  # a batch's rows share few minutes: each formatted once
+    # A batch's rows share few minutes and few names: summed per (minute, names) first, then spread.
+    labels: dict[datetime, tuple[str, str]] = {}  # each minute formatted once
+    gathered: dict[tuple[str, str, tuple[str | None, ...]], list[int]] = {}
     for r in records:
-        tokens = r.input_tokens + r.output_tokens
-        cost = r.cost_pico or 0
         minute_start = r.started_at.astimezone(UTC).replace(second=0, microsecond=0)
         found = labels.get(minute_start)
         if found is None:
             found = labels[minute_start] = (hour_label(minute_start), minute_label(minute_start))
-        hour, minute = found
-        for scope in SCOPES:
-            entity = getattr(r, _ATTRIBUTES[scope])
+        key = (*found, _ENTITIES(r))
+        sums = gathered.get(key)
+        if sums is None:
+            gathered[key] = [request, r.input_tokens + r.output_tokens, r.cost_pico or 0]
+        else:
+            sums[0] += request
+            sums[1] += r.input_tokens + r.output_tokens
+            sums[2] += r.cost_pico or 0
+    for (hour, minute, entities), (requests, tokens, cost) in gathered.items():
+        for scope, entity in zip(SCOPES, entities, strict=True):
             if entity:
-                sums = hours.setdefault((hour, scope, entity), [0, 0, 0])
-                sums[0] += request
-                sums[1] += tokens
-                sums[2] += cost
-        if r.thread_id:
-            counts = minutes.setdefault((minute, r.thread_id), [0, 0, 0])
-            counts[0] += request
-            counts[1] += tokens
-            counts[2] += cost
+                _add(hours, (hour, scope, entity), requests, tokens, cost)
+        thread = entities[_THREAD]
+        if thread:
+            _add(minutes, (minute, thread), requests, tokens, cost)
     return hours, minutes
+
+
+def _add(sums: dict[K, list[int]], key: K, requests: int, tokens: int, cost: int) -> None:
+    kept = sums.get(key)
+    if kept is None:
+        sums[key] = [requests, tokens, cost]
+    else:
+        kept[0] += requests
+        kept[1] += tokens
+        kept[2] += cost
 
 
 def apply_hourly(
@@ -67,14 +85,9 @@ def apply_hourly(
 ) -> None:
     """Add ``records`` to the hourly rollup and the thread minutes, inside the caller's transaction."""
     hours, minutes = hourly_increments(records, count_requests=count_requests)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     if hours:
-        statement = insert(HOURLY_TABLE)
         conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["hour", "scope", "entity_id"],
-                set_={c: HOURLY_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens", "cost_pico")},
-            ),
+            _hours_upsert(dialect),
             # Sorted, so that concurrent recorders lock rows in the same order.
             [
                 {"hour": h, "scope": s, "entity_id": e, "requests": v[0], "tokens": v[1], "cost_pico": v[2]}
@@ -82,17 +95,32 @@ def apply_hourly(
             ],
         )
     if minutes:
-        statement = insert(THREAD_MINUTES_TABLE)
         conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["minute", "thread_id"],
-                set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
-            ),
+            _minutes_upsert(dialect),
             [
                 {"minute": m, "thread_id": t, **dict(zip(_MINUTE_SUMS, v, strict=True))}
                 for (m, t), v in sorted(minutes.items())
             ],
         )
+
+
+# Built once per dialect: building one (its ``excluded`` columns above all) cost more than the rows it writes.
+@functools.cache
+def _hours_upsert(dialect: str) -> sa.Executable:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(HOURLY_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=["hour", "scope", "entity_id"],
+        set_={c: HOURLY_TABLE.c[c] + statement.excluded[c] for c in ("requests", "tokens", "cost_pico")},
+    )
+
+
+@functools.cache
+def _minutes_upsert(dialect: str) -> sa.Executable:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(THREAD_MINUTES_TABLE)
+    return statement.on_conflict_do_update(
+        index_elements=["minute", "thread_id"],
+        set_={c: THREAD_MINUTES_TABLE.c[c] + statement.excluded[c] for c in _MINUTE_SUMS},
+    )
 
 
 def rebuild_hourly(conn: sa.Connection, dialect: str, since: datetime) -> None:

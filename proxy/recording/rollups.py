@@ -8,6 +8,7 @@ without scanning millions of raw rows, and the two never disagree.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -41,8 +42,9 @@ def rollup_increments(records: Iterable[UsageRecord], *, count_requests: bool = 
     ``count_requests=False`` adds their tokens and cost only: a row already counted, completed later.
     """
     request = 1 if count_requests else 0
-    # Summed per day first; the months are then summed from the days, which are few.
-    days: dict[tuple[date, str, str, str, str, str], list[int]] = {}
+    # Each row's counts are gathered per day, then summed a column at a time (in C): a batch has many rows
+    # but few days and names. The months are then summed from the days.
+    gathered: dict[tuple[date, str, str, str, str, str], list[tuple[int, ...]]] = {}
     for r in records:
         started = r.started_at if r.started_at.tzinfo is UTC else r.started_at.astimezone(UTC)
         day_key = (
@@ -53,14 +55,18 @@ def rollup_increments(records: Iterable[UsageRecord], *, count_requests: bool = 
             r.model_requested or "",
             r.provider or "",
         )
-        counts = _ROW_TOKENS(r)
-        values = (
-            request,
-            *(counts[group[0]] if len(group) == 1 else sum(counts[i] for i in group) for group in _GROUP_INDEXES),
-            r.cost_pico or 0,
-            1 if r.unpriced else 0,
-        )
-        _add(days, day_key, values)
+        rows = gathered.get(day_key)
+        if rows is None:
+            rows = gathered[day_key] = []
+        rows.append((*_ROW_TOKENS(r), r.cost_pico or 0, 1 if r.unpriced else 0))
+    days: dict[tuple[date, str, str, str, str, str], list[int]] = {}
+    for day_key, rows in gathered.items():
+        columns = list(map(sum, zip(*rows, strict=True)))
+        days[day_key] = [
+            request * len(rows),
+            *(sum(columns[i] for i in group) for group in _GROUP_INDEXES),
+            *columns[len(TOKEN_COLUMNS) :],
+        ]
     totals: dict[_Key, list[int]] = {}
     for (day, user, team, agent, model, provider), day_sums in days.items():
         text = day.isoformat()
@@ -91,11 +97,7 @@ def apply_rollups(
     totals = rollup_increments(records, count_requests=count_requests)
     if not totals:
         return
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)
-    statement = insert.on_conflict_do_update(
-        index_elements=["period", "period_start", *_DIMENSIONS],
-        set_={name: ROLLUPS_TABLE.c[name] + insert.excluded[name] for name in _SUMS},
-    )
+    statement = _rollups_upsert(dialect)
     rows = [
         {
             "period": key[0],
@@ -107,6 +109,15 @@ def apply_rollups(
         for key, sums in sorted(totals.items())
     ]
     conn.execute(statement, rows)
+
+
+@functools.cache  # built once per dialect: building one (its ``excluded`` columns) cost more than its rows
+def _rollups_upsert(dialect: str) -> sa.Executable:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ROLLUPS_TABLE)
+    return insert.on_conflict_do_update(
+        index_elements=["period", "period_start", *_DIMENSIONS],
+        set_={name: ROLLUPS_TABLE.c[name] + insert.excluded[name] for name in _SUMS},
+    )
 
 
 def rebuild_rollups(store: Store, *, hourly_since: datetime | None = None) -> int:
