@@ -17,7 +17,6 @@ from typing import Any
 from proxy.core import MeteredCall, Metering
 from proxy.errors import PayloadTooLarge, TollgateError
 from proxy.forward import Upstream, UpstreamResponse
-from proxy.headers import is_event_stream
 
 logger = logging.getLogger("tollgate.asgi")
 
@@ -50,7 +49,7 @@ class ProxyEndpoint:
             logger.exception("request %s failed inside Tollgate", call.request_id)
             await self._refuse(send, call, TollgateError("Tollgate failed to handle the request; see its log."))
             return
-        if response.headers and is_event_stream(response.headers):
+        if response.headers and call.streams(response.status, response.headers):
             await self._relay_stream(receive, send, call, response)
             return
         try:

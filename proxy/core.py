@@ -59,7 +59,7 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.estimate import estimate
-from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header
+from proxy.headers import HOP_BY_HOP, NEVER_RELAYED, Headers, header, is_event_stream
 from proxy.keys import KeyRing
 from proxy.limits.bounds import request_bound
 from proxy.limits.budget import UNLIMITED, BudgetKeeper
@@ -511,7 +511,8 @@ class MeteredCall:
 
     def stream(self, headers: Headers) -> tuple[StreamMeter, Any, list[tuple[bytes, bytes]]]:
         """A stream's meter, the decoder its chunks go through (None if uncompressed), and its headers."""
-        meter = StreamMeter(self.dialect.stream_reader(self.hide_usage), hide_usage=self.hide_usage)
+        reader = self.dialect.stream_reader(self.hide_usage)
+        meter = StreamMeter(reader, hide_usage=self.hide_usage, json_array=not is_event_stream(headers))
         # A stream the provider compressed anyway is read through a decoder. The client gets the provider's
         # bytes, unless Tollgate hides usage in it: that needs the events, so the client then gets them decoded.
         coding = content_encoding(headers)
@@ -522,6 +523,12 @@ class MeteredCall:
         if decoder is not None and self.hide_usage:
             out = [(name, value) for name, value in out if name != b"content-encoding"]
         return meter, decoder, out
+
+    def streams(self, status: int, headers: Headers) -> bool:
+        """Whether the answer is relayed as it arrives: an event stream, or a JSON array its dialect streams."""
+        if is_event_stream(headers):
+            return True
+        return status < 400 and self.endpoint is not None and self.dialect.streams_json(self.endpoint)
 
     def end_stream(self, status: int, meter: StreamMeter, error: str | None) -> bool:
         """The stream is over (or cut short): record it; whether the row is on disk."""

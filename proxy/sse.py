@@ -6,6 +6,10 @@ an event; lines end with LF, CRLF or CR), and hands each complete one to the
 dialect's ``StreamReader``, which reads its usage and knows the stream's closing
 event by its own fields, never by a substring anywhere in the stream.
 
+A stream that is not SSE but a JSON array arriving over time (Gemini's without
+``?alt=sse``) is split into its items instead (``proxy.json_array``), each handed to
+the reader's ``read_item``, and passes unchanged.
+
 When the reader hides something Tollgate added to the stream (the usage it asked a
 stream to report), the client gets what the reader returns for each event, so an
 event waits for its end before it is sent on. Otherwise every chunk goes on at once,
@@ -20,22 +24,25 @@ from typing import Any
 import orjson
 
 from proxy.dialects.base import StreamReader
+from proxy.json_array import JsonArrayItems
 from proxy.usage import Usage
 
 _MAX_HELD = 1 << 20  # a "stream" with no event boundary in 1 MiB is not SSE: stop holding it
+_MAX_ITEM = 32 << 20  # a JSON array's item (an answer chunk, images inline) is read up to 32 MiB
 _KEEP_FOR_ESTIMATE = 256 << 10  # bytes of a stream kept for an estimate, should the usage never arrive
 # A blank line: two line endings in a row, each LF, CRLF or CR (a CR followed by LF is one CRLF, never two).
 _BOUNDARY = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 
 
 class StreamMeter:
-    def __init__(self, reader: StreamReader, hide_usage: bool = False) -> None:
+    def __init__(self, reader: StreamReader, hide_usage: bool = False, *, json_array: bool = False) -> None:
         self.reader = reader
         self.hide_usage = hide_usage
         self.sse = True
-        """False once the stream has shown it is not SSE: it then passes unread."""
+        """False once the stream has shown it cannot be read: it then passes unread."""
         self.received = Received()
         self._tail = b""
+        self._items = JsonArrayItems(_MAX_ITEM) if json_array else None
 
     @property
     def usage(self) -> Usage | None:
@@ -51,6 +58,12 @@ class StreamMeter:
         self.received.add(chunk)
         if not self.sse:
             return chunk
+        if self._items is not None:
+            read_item = self.reader.read_item
+            for item in self._items.feed(chunk):
+                read_item(item)
+            self.sse = not self._items.overflowed
+            return chunk
         buffer = self._tail + chunk if self._tail else chunk
         events, self._tail = split_events(buffer)
         read = self.reader.read
@@ -64,7 +77,7 @@ class StreamMeter:
     def finish(self) -> bytes:
         """The end of the stream: read whatever is held, and release it if it was held back."""
         tail, self._tail = self._tail, b""
-        if not tail:
+        if not tail:  # always so for a JSON array: nothing of it is held
             return b""
         kept = self.reader.read(tail) if self.sse else tail
         return kept if self.hide_usage else b""

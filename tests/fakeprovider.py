@@ -37,6 +37,8 @@ class Canned:
     chunks: tuple[bytes, ...] | None = None
     delay: float = 0.0
     drop_after: int | None = None  # drop the connection after this many chunks
+    gate: threading.Event | None = None  # after ``gate_after`` chunks, wait (up to 10 s) for it to be set
+    gate_after: int = 1
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class FakeProvider:
                 raise ConnectionAbortedError("fake provider drops the stream")
             if canned.delay:
                 await asyncio.sleep(canned.delay)
+            if canned.gate is not None and i == canned.gate_after:
+                await asyncio.to_thread(canned.gate.wait, 10)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 

@@ -69,6 +69,10 @@ class StreamReader:
         """One complete event (with its blank line) in; the bytes the client gets for it out."""
         raise NotImplementedError
 
+    def read_item(self, item: bytes) -> None:
+        """One complete item of a stream that is a JSON array rather than SSE (see ``Dialect.streams_json``)."""
+        raise NotImplementedError
+
     def streamed_text(self, events: bytes) -> str:
         """The text the stream carried, to estimate its output from."""
         raise NotImplementedError
@@ -138,6 +142,14 @@ class Dialect:
 
     def usage_from_body(self, body: bytes) -> Usage | None:
         raise NotImplementedError
+
+    def streams_json(self, endpoint: Endpoint) -> bool:
+        """Whether the endpoint's answer, when it is not SSE, is a JSON array streamed over time.
+
+        Such an answer is relayed as it arrives and read item by item (``StreamReader.read_item``),
+        instead of being read whole first.
+        """
+        return False
 
     def stream_reader(self, hide_usage: bool) -> StreamReader:
         raise NotImplementedError

@@ -2,7 +2,8 @@
 
 Metered, under ``/v1beta/models/`` and ``/v1/models/`` (the version ``google-genai`` calls when
 given a base URL): ``POST {model}:generateContent``, ``:streamGenerateContent`` (with
-``?alt=sse``; without it the answer is one JSON array, read whole), ``:embedContent`` and
+``?alt=sse``; without it the answer is one JSON array, relayed as it arrives and read item
+by item), ``:embedContent`` and
 ``:batchEmbedContents``. ``:countTokens`` and every other path of the API are forwarded and
 recorded with no tokens. A request is Gemini's when its path is under ``/v1beta/``, when it is a
 ``POST`` to ``/v1/models/{model}:{action}`` (OpenAI's ``GET /v1/models/{id}`` has no action), or
@@ -33,6 +34,7 @@ from pricing import TokenCounts
 from proxy.dialects.base import Dialect, Endpoint, Headers, RequestFacts, StreamReader, read_count, read_label
 from proxy.dialects.openai_requests import whole
 from proxy.errors import TollgateError
+from proxy.json_array import split_json_array
 from proxy.keys import bearer_token
 from proxy.sse import event_fields, parse_json
 from proxy.usage import Usage
@@ -148,6 +150,9 @@ class Gemini(Dialect):
     def usage_from_body(self, body: bytes) -> Usage | None:
         return usage_from_body(body)
 
+    def streams_json(self, endpoint: Endpoint) -> bool:
+        return endpoint is STREAM
+
     def stream_reader(self, hide_usage: bool) -> StreamReader:
         return _StreamReader()
 
@@ -205,7 +210,10 @@ def usage_from_body(body: bytes) -> Usage | None:
 
 
 class _StreamReader(StreamReader):
-    """Reads ``alt=sse`` events: each chunk's running totals replace the last; a finish reason ends it."""
+    """Reads ``alt=sse`` events, or a JSON array's items: each chunk's running totals replace the last.
+
+    A finish reason ends the stream.
+    """
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
@@ -222,7 +230,18 @@ class _StreamReader(StreamReader):
             self.finished = True
         return event
 
+    def read_item(self, item: bytes) -> None:
+        if _USAGE in item or _FINISH in item:
+            answer = parse_json(item)
+            usage = usage_from_object(answer)
+            if usage is not None:
+                self.usage = usage
+            if _FINISH in item:
+                self.finished = True
+
     def streamed_text(self, events: bytes) -> str:
+        if events.lstrip()[:1] == b"[":  # a JSON array, perhaps cut short
+            return "".join(_texts(_candidates([parse_json(item) for item in split_json_array(events)])))
         parts: list[str] = []
         for line in events.splitlines():
             if line.startswith(b"data:"):

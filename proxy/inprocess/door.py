@@ -36,7 +36,6 @@ import httpx
 from proxy.core import MeteredCall
 from proxy.dialects.base import Dialect
 from proxy.errors import NotFound, TollgateError, UpstreamTimeout, UpstreamUnavailable
-from proxy.headers import is_event_stream
 from proxy.inprocess.runtime import Runtime
 from proxy.inprocess.scope import current_scope
 from proxy.providers import Provider
@@ -240,7 +239,7 @@ class SyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,
@@ -292,7 +291,7 @@ class AsyncDoor:
         except httpx.TransportError as failure:
             exchange.failed(call, failure)
             raise
-        if is_event_stream(_lower(response.headers.raw)):
+        if call.streams(response.status_code, _lower(response.headers.raw)):
             state, headers = exchange.stream_state(call, response)
             return httpx.Response(
                 response.status_code,

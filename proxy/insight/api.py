@@ -10,11 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from proxy.admin.params import accepting
 from proxy.errors import BadRequest
 from proxy.insight.anomalies import KINDS
 from proxy.insight.history import recorded_alerts
 
 ALERT_KINDS = (*KINDS, "threshold")
+ALERT_PARAMS = ("since", "kind")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -40,4 +42,4 @@ async def _alerts(request: Request) -> Response:
 
 def insight_routes(guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     """The routes, each behind ``guard`` (the admin key check)."""
-    return [Route("/admin/alerts", guard(_alerts), methods=["GET"])]
+    return [Route("/admin/alerts", guard(accepting(ALERT_PARAMS, _alerts)), methods=["GET"])]

@@ -6,7 +6,7 @@ Shared by ``tollgate usage`` and, later, the admin API, so both give the same an
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -251,3 +251,20 @@ def _report_rows(store: Store, query: sa.Select[Any]) -> list[ReportRow]:
         )
         for row in rows
     ]
+
+
+def provider_kinds(store: Store, providers: Iterable[str]) -> dict[str, str]:
+    """The kind each provider's rows record (openai, anthropic, gemini, azure), for those that have rows.
+
+    One short read per provider: the first row that names it. A report has a handful of providers,
+    and a provider's rows all carry the kind it had, so any one of them answers.
+    """
+    t = USAGE_TABLE.c
+    kinds: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for provider in providers:
+            query = sa.select(t.provider_kind).where(t.provider == provider, t.provider_kind.is_not(None)).limit(1)
+            kind = conn.execute(query).scalar()
+            if kind is not None:
+                kinds[provider] = str(kind)
+    return kinds

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from proxy.admin.openapi import admin_openapi
 from proxy.app import create_app
 from proxy.clock import fixed_clock
 from proxy.recording.store import Store
@@ -83,3 +85,49 @@ def test_money_has_no_trailing_zeros(admin: TestClient) -> None:
     # (918,400 + 150,000) picodollars this month, over 10 days
     assert summary["average_daily_cost_usd_this_month"] == "0.00000010684"
     assert summary["this_month"]["cost_usd"] == "0.0000010684"
+
+
+_DOCUMENT = admin_openapi()
+_OPERATIONS = [
+    (path, method, operation)
+    for path, item in _DOCUMENT["paths"].items()
+    for method, operation in item.items()
+    if method in ("get", "post", "patch", "put", "delete")
+]
+
+
+def _url(path: str) -> str:
+    return path.replace("{id}", "alice")
+
+
+@pytest.mark.parametrize(("path", "method"), [(path, method) for path, method, _ in _OPERATIONS])
+def test_every_documented_route_refuses_an_unknown_parameter(admin: TestClient, path: str, method: str) -> None:
+    response = admin.request(method, _url(path), params={"sinse": "2026-11-01"}, headers=ADMIN)
+    assert response.status_code == 400, f"{method.upper()} {path} took ?sinse="
+    error = response.json()["error"]
+    assert error["code"] == "unknown_parameter" and "'sinse'" in error["message"]
+
+
+def _value_for(parameter: dict[str, Any]) -> str:
+    schema = parameter.get("schema", {})
+    choices = schema.get("enum") or next((s["enum"] for s in schema.get("anyOf", ()) if "enum" in s), None)
+    if choices:
+        return str(choices[0])
+    return "2026-10" if "pattern" in schema and "[0-9]{4}" in schema["pattern"] else "2026-11-01"
+
+
+_DOCUMENTED = [
+    (path, method, parameter["name"], _value_for(parameter))
+    for path, method, operation in _OPERATIONS
+    for parameter in operation.get("parameters", ())
+    if parameter["in"] == "query"
+]
+
+
+@pytest.mark.parametrize(("path", "method", "name", "value"), _DOCUMENTED)
+def test_every_documented_parameter_is_taken(admin: TestClient, path: str, method: str, name: str, value: str) -> None:
+    response = admin.request(method, _url(path), params={name: value}, headers=ADMIN)
+    # The value may still be refused (a period not yet ended, say), but never the parameter's name.
+    assert response.status_code < 500
+    if response.status_code == 400:
+        assert response.json()["error"]["code"] != "unknown_parameter", response.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -102,6 +103,42 @@ def test_a_streamed_json_array_is_relayed_and_metered(live: LiveTollgate, provid
     assert answer.content == body
     [row] = live.rows()
     assert (row["input_tokens"], row["output_tokens"], row["stream"]) == (3, 8, True)
+
+
+def test_a_streamed_json_array_reaches_the_client_as_it_arrives(live: LiveTollgate, provider: FakeProvider) -> None:
+    first = b"[" + orjson.dumps(_answer({"promptTokenCount": 3}, text="Hel", finish=False))
+    metadata = {"promptTokenCount": 3, "candidatesTokenCount": 8, "thoughtsTokenCount": 2}
+    last = orjson.dumps(_answer(metadata, text="lo"), option=orjson.OPT_INDENT_2)
+    rest = (b"\r\n,\r\n" + last[:25], last[25:] + b"\r\n]")
+    gate = threading.Event()  # the provider sends the rest only once the client has had the first item
+    path = f"/v1beta/models/{FLASH}:streamGenerateContent"
+    provider.answer("POST", path, json_answer(b"", chunks=(first, *rest), gate=gate))
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    try:
+        with httpx.stream("POST", live.url + path, json=body, headers={"x-goog-api-key": "k"}, timeout=5) as answer:
+            pieces = answer.iter_raw()
+            received = b""
+            while len(received) < len(first):
+                received += next(pieces)  # a Tollgate that waited for the whole array would time out here
+            assert received == first
+            gate.set()
+            assert b"".join(pieces) == b"".join(rest)
+    finally:
+        gate.set()
+    [row] = live.rows()
+    assert (row["input_tokens"], row["output_tokens"], row["reasoning_tokens"]) == (3, 10, 2)
+    assert (row["stream"], row["usage_source"]) == (True, "reported")
+
+
+def test_a_json_array_cut_short_keeps_what_arrived(live: LiveTollgate, provider: FakeProvider) -> None:
+    first = b"[" + orjson.dumps(_answer({"promptTokenCount": 3, "candidatesTokenCount": 1}, finish=False))
+    path = f"/v1beta/models/{FLASH}:streamGenerateContent"
+    provider.answer("POST", path, json_answer(b"", chunks=(first, b",{"), drop_after=1))
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    answer = httpx.post(live.url + path, json=body, headers={"x-goog-api-key": "k"})
+    assert answer.content == first
+    [row] = live.rows()
+    assert (row["input_tokens"], row["output_tokens"], row["error_type"]) == (3, 1, "upstream_unavailable")
 
 
 def test_embeddings_are_estimated_when_gemini_reports_no_usage(live: LiveTollgate, provider: FakeProvider) -> None:
