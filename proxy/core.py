@@ -83,6 +83,9 @@ if TYPE_CHECKING:  # the HTTP client of the proxy, which the in-process meter ne
 
 logger = logging.getLogger("tollgate.core")
 
+# A request whose byte bound is more than 1/16 of what a blocking limit leaves is bounded tightly first.
+NEAR_LIMIT_SHARE = 16
+
 
 class Metering:
     """What every call shares: the parts a config decides (swapped whole on reload), and the services."""
@@ -194,6 +197,7 @@ class MeteredCall:
         self._key: Any = None
         self._wanted: tuple[Sequence[Counter], int, str] | None = None  # a reservation that needs a lease to grow
         self.clamped: str | None = None  # "<original>-><new>" once a spend limit lowered the output cap
+        self._near_limit = False
 
     @property
     def model(self) -> str | None:
@@ -344,9 +348,13 @@ class MeteredCall:
             except CostUnbounded as error:
                 scope = next(c for c in counters if c.block_pico is not None).scope
                 raise CostUnbounded(error.message, scope=scope) from None
-        admission = metering.budget.admit_now(counters, bound)
+        # Near a limit (the bound a large share of what is left), the byte bound would hold budget that other
+        # requests of a burst need: such a request takes the second look first, off the common path.
+        near = bound > 0 and bound * NEAR_LIMIT_SHARE > metering.budget.least_room(counters)
+        admission = None if near else metering.budget.admit_now(counters, bound)
         if admission is None:
             self._wanted = (counters, bound, why)
+            self._near_limit = near
             return False
         self.admission = admission
         return True
@@ -358,10 +366,13 @@ class MeteredCall:
         """
         assert self._wanted is not None
         counters, bound, why = self._wanted
+        if self._near_limit:
+            self.admission = await second_look(self, counters, bound, why, None, count)
+            return
         try:
             self.admission = await self.metering.budget.admit(counters, bound, why)
         except SpendLimitExceeded as refusal:
-            self.admission = await second_look(self, counters, bound, refusal, count)
+            self.admission = await second_look(self, counters, bound, why, refusal, count)
 
     @property
     def raw_path(self) -> str:
