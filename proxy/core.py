@@ -99,6 +99,8 @@ logger = logging.getLogger("tollgate.core")
 # What a call knows before its body and headers are read (frozen, so every call can share them).
 _NO_FACTS = RequestFacts(model=None)
 _NOBODY = Attribution()
+# A request whose byte bound is more than 1/16 of what a blocking limit leaves is bounded tightly first.
+NEAR_LIMIT_SHARE = 16
 
 
 class Metering:
@@ -245,6 +247,7 @@ class MeteredCall:
         self._rates_wanted: tuple[tuple[RateCounter, ...], int] | None = None  # ... and a rate hold
         self._rates_checked = False
         self.clamped: str | None = None  # "<original>-><new>" once a spend limit lowered the output cap
+        self._near_limit = False
 
     @property
     def model(self) -> str | None:
@@ -422,9 +425,13 @@ class MeteredCall:
             except CostUnbounded as error:
                 scope = next(c for c in counters if c.block_pico is not None).scope
                 raise CostUnbounded(error.message, scope=scope) from None
-        admission = metering.budget.admit_now(counters, bound)
+        # Near a limit (the bound a large share of what is left), the byte bound would hold budget that other
+        # requests of a burst need: such a request takes the second look first, off the common path.
+        near = bound > 0 and bound * NEAR_LIMIT_SHARE > metering.budget.least_room(counters)
+        admission = None if near else metering.budget.admit_now(counters, bound)
         if admission is None:
             self._wanted = (counters, bound, why)
+            self._near_limit = near
             return False
         self.admission = admission
         return True
@@ -443,10 +450,13 @@ class MeteredCall:
                 return
         assert self._wanted is not None
         counters, bound, why = self._wanted
+        if self._near_limit:
+            self.admission = await second_look(self, counters, bound, why, None, count)
+            return
         try:
             self.admission = await self.metering.budget.admit(counters, bound, why)
         except SpendLimitExceeded as refusal:
-            self.admission = await second_look(self, counters, bound, refusal, count)
+            self.admission = await second_look(self, counters, bound, why, refusal, count)
 
     def _hold_rates_now(self) -> bool:
         """Hold room on every rate limit the request counts against, from the leases in hand; False if one must grow."""

@@ -8,15 +8,19 @@
    (``clamped_cap``), rewrite its body through the dialect, and reserve that bound;
 3. else the refusal stands, naming the tightest bound it tried.
 
-Only a request that would otherwise be refused pays for any of this, and a request whose
+Only a request that would otherwise be refused pays for any of this. A request whose
 answer may come from several priced models (fallbacks, ``bound_models``, a substitution
-seen before) keeps its bound over all of them: it is not looked at again.
+seen before) keeps its bound over all of them, and so does one whose cost has parts the
+counted bound leaves out (hosted-tool fees, media, a later price version that may price
+its row): it is not looked at again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -26,42 +30,89 @@ from proxy.limits.bounds import output_bound
 from proxy.limits.budget import Admission
 from proxy.limits.rules import Counter
 from proxy.limits.tighten import Count, PromptBound, bound_of, byte_prompt, clamped_cap, count_prompt
+from proxy.limits.tool_bounds import tool_fee_bound
 
 if TYPE_CHECKING:
     from proxy.core import MeteredCall
 
 logger = logging.getLogger("tollgate.limits")
 
+# How long a request refused only for the bounds requests in flight hold may wait for them to settle.
+SETTLE_WAIT_SECONDS = 2.0
+
 
 async def second_look(
-    call: MeteredCall, counters: Sequence[Counter], bound: int, refusal: SpendLimitExceeded, count: Count | None
+    call: MeteredCall,
+    counters: Sequence[Counter],
+    bound: int,
+    why: str,
+    refusal: SpendLimitExceeded | None,
+    count: Count | None,
 ) -> Admission:
-    """An admission with a tighter bound, or with a clamped output cap; else ``refusal`` is raised."""
-    metering, facts, payload, endpoint, provider = call.metering, call.facts, call.payload, call.endpoint, call.provider
-    if payload is None or endpoint is None or provider is None or facts.model is None:
-        raise refusal
-    if facts.fallback_models or provider.bound_models or metering.substitutes.get((provider.name, facts.model)):
-        raise refusal
-    card = call.price_card(call.priced_as or facts.model)
-    if card is None:
-        raise refusal
-    budget = metering.budget
+    """An admission with a tighter bound, or with a clamped output cap; else a refusal is raised.
+
+    ``refusal`` is the byte bound's, when it was tried; None for a request near a limit, whose byte bound
+    is tried only if no tighter one can be had.
+    """
+    budget, metering, facts, payload = call.metering.budget, call.metering, call.facts, call.payload
+    endpoint, provider = call.endpoint, call.provider
+    card = call.price_card(call.priced_as or facts.model) if facts.model is not None else None
+    if (
+        payload is None
+        or endpoint is None
+        or provider is None
+        or card is None
+        or facts.fallback_models
+        or provider.bound_models
+        or metering.substitutes.get((provider.name, card.model))
+        or facts.media is not None
+        # Hosted-tool fees, and a later price version that may price the row, sit outside the counted bound.
+        or tool_fee_bound(card, facts, metering.tool_prices, call.price_card, provider.kind)[0]
+        or len(call.prices.may_price(call.started_at)) > 1
+    ):
+        if refusal is not None:
+            raise refusal
+        return await budget.admit(counters, bound, why)
     if not endpoint.embeddings and _output_alone_overflows(call, counters, card):
-        raise refusal  # past the limit already: no round trip to count a prompt that cannot change the answer
+        # Past the limit already: no round trip to count a prompt that cannot change the answer.
+        if refusal is not None:
+            raise refusal
+        return await budget.admit(counters, bound, why)
     prompt = await count_prompt(
         provider.kind, card, facts, payload, len(call.body), call.raw_path, metering.media_tokens, count
     )
     if prompt is not None:
-        tight, why = bound_of(prompt, facts, embeddings=endpoint.embeddings)
+        tight, tight_why = bound_of(prompt, facts, embeddings=endpoint.embeddings)
         if tight < bound:
-            try:
-                return await budget.admit(counters, tight, why)
-            except SpendLimitExceeded as again:
-                refusal, bound = again, tight
-    if endpoint.embeddings:
-        raise refusal
+            bound, why = tight, tight_why
+            refusal = None  # the tighter bound is tried now
+    if refusal is None:
+        try:
+            return await budget.admit(counters, bound, why)
+        except SpendLimitExceeded as refused:
+            refusal = refused
     prompt = prompt or byte_prompt(card, facts, len(call.body), metering.media_tokens)
-    return await _clamp(call, counters, bound, refusal, prompt)
+    if endpoint.embeddings:
+        return await _settle_then_admit(call, counters, bound, why, refusal)
+    try:
+        return await _clamp(call, counters, bound, refusal, prompt)
+    except SpendLimitExceeded as refused:
+        return await _settle_then_admit(call, counters, bound, why, refused)
+
+
+async def _settle_then_admit(
+    call: MeteredCall, counters: Sequence[Counter], bound: int, why: str, refusal: SpendLimitExceeded
+) -> Admission:
+    """Refused only for what requests in flight hold (a burst): wait for them to settle, then try again."""
+    budget = call.metering.budget
+    deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+    while budget.held_back(counters, bound) and time.monotonic() < deadline:
+        await asyncio.sleep(budget.config.sync_interval)
+        try:
+            return await budget.admit(counters, bound, why)
+        except SpendLimitExceeded as refused:
+            refusal = refused
+    raise refusal
 
 
 def _output_alone_overflows(call: MeteredCall, counters: Sequence[Counter], card: PriceCard) -> bool:

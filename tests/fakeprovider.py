@@ -62,6 +62,11 @@ class FakeProvider:
     _answers: dict[tuple[str, str], list[Canned]] = field(default_factory=dict)
     _fallback: Canned | None = None
     _count: Callable[[dict[str, Any]], int] | None = None
+    _computed: dict[tuple[str, str], Callable[[Received], Canned]] = field(default_factory=dict)
+
+    def answer_computed(self, method: str, path: str, answer: Callable[[Received], Canned]) -> None:
+        """Answer ``method path`` with what ``answer`` makes of each request (an answer that follows its request)."""
+        self._computed[(method, path)] = answer
 
     def speak_counts(self, tokens: Callable[[dict[str, Any]], int]) -> None:
         """Answer Anthropic's and Gemini's token count endpoints with ``tokens(request body)``."""
@@ -84,6 +89,7 @@ class FakeProvider:
         self._answers.clear()
         self._fallback = None
         self._count = None
+        self._computed.clear()
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
         if scope["type"] != "http":
@@ -112,6 +118,9 @@ class FakeProvider:
             await send({"type": "http.response.body", "body": counted})
             return
         queue = self._answers.get((scope["method"], scope["path"]))
+        computed = self._computed.get((scope["method"], scope["path"]))
+        if computed is not None:
+            queue = [computed(self.requests[-1])]
         if not queue and self._fallback is not None:
             queue = [self._fallback]
         if not queue:

@@ -106,7 +106,9 @@ def _describe(error: ErrorDetails) -> str:
     if kind == "tollgate_message":
         return str(ctx["message"])
     if kind == "tollgate":
-        return f"{ctx['key'] or key} = {ctx['value']!r} {ctx['why']}"
+        # A table's own check names a key inside it (scope, in limits[0]); the file's names a whole key.
+        named = f"{_key((*loc, ctx['key']))}" if loc and ctx["key"] else ctx["key"] or key
+        return f"{named} = {ctx['value']!r} {ctx['why']}"
     if kind == "value_error":  # raised by a check outside this module, in its own words
         return str(ctx["error"])
     if kind == "extra_forbidden":

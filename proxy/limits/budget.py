@@ -148,6 +148,28 @@ class BudgetKeeper:
             for lease in short:
                 await self._extend(lease, need, explain_bound)
 
+    def held_back(self, counters: Sequence[Counter], bound: int) -> bool:
+        """Whether ``bound`` would fit on every blocking counter once the requests in flight are settled.
+
+        A request of a burst can be refused only because others hold their bounds for a moment; it
+        is worth waiting for them rather than refusing while the budget covers it.
+        """
+        with self._mutex:
+            for counter in counters:
+                if counter.block_pico is None:
+                    continue
+                lease = self._leases.get(counter.key)
+                # Not spent_seen + unwritten: for a moment after a batch commits, both hold its costs.
+                spent = lease.spent_seen if lease is not None else 0
+                if counter.block_pico - spent < bound:
+                    return False
+        return True
+
+    def least_room(self, counters: Sequence[Counter]) -> int:
+        """What the tightest blocking limit among ``counters`` leaves, as this worker knows it (no database)."""
+        rooms = [self.room(c) for c in counters if c.block_pico is not None]
+        return min(rooms) if rooms else 1 << 62
+
     def room(self, counter: Counter) -> int:
         """What the blocking limit on ``counter`` leaves, as this worker last saw it (fresh after a refusal)."""
         assert counter.block_pico is not None
