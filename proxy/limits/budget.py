@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from pricing import pico_to_usd
 from proxy.config import BudgetConfig
 from proxy.errors import LimitsUnavailable, SpendLimitExceeded
+from proxy.limits.give_backs import GiveBacks
 from proxy.limits.ledger import Charge, Ledger
 from proxy.limits.rules import Counter
 from proxy.limits.windows import seconds_until
@@ -94,6 +95,7 @@ class BudgetKeeper:
         self._mutex = threading.Lock()  # the leases' figures, which the app's threads may change (see above)
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
         self._returns: dict[str, int] = {}  # budget taken out of leases under a lowered limit, for the next sync
+        self._giving_back = GiveBacks()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
@@ -232,6 +234,8 @@ class BudgetKeeper:
     async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
         async with lease.lock:
             with self._mutex:
+                if self._leases.setdefault(lease.counter.key, lease) is not lease:
+                    return  # a sync forgot this lease meanwhile, and a newer one took its place: the caller asks again
                 need = bound - lease.available
                 elapsed = max(self.clock() - self._last_sync, 0.05)
                 rate = lease.admitted / elapsed  # picodollars of bounds per second lately
@@ -241,10 +245,11 @@ class BudgetKeeper:
             counter = lease.counter
             assert counter.block_pico is not None
             self.extensions += 1
+            args = (counter.key, counter.block_pico, need, want)
             try:
-                grant = await asyncio.to_thread(
-                    self.ledger.lease, counter.key, counter.block_pico, need, want, self.clock(), self.config.lease_ttl
-                )
+                grant = await asyncio.to_thread(self.ledger.lease, *args, self.clock(), self.config.lease_ttl)
+                if not grant.granted and await self._giving_back.wait_for(counter.key):
+                    grant = await asyncio.to_thread(self.ledger.lease, *args, self.clock(), self.config.lease_ttl)
             except sa.exc.SQLAlchemyError as exc:
                 if self.config.limits_when_db_down == "allow":
                     logger.error("spend limits unchecked: the database is unreachable (%s)", type(exc).__name__)
@@ -313,10 +318,13 @@ class BudgetKeeper:
                     lease.granted -= excess
                 lease.admitted = 0
                 window_over = lease.counter.end is not None and lease.counter.end <= ended
-                if (window_over or idle) and lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0:
+                empty = lease.in_flight == 0 and lease.unwritten == 0 and lease.granted <= 0
+                # Not while it is being extended: the grant would land in a lease no one holds, and the budget
+                # it stands for would stay leased in the database, refusing requests that fit.
+                if (window_over or idle) and empty and not lease.lock.locked():
                     del self._leases[key]
             self._last_sync = now
-        await asyncio.get_running_loop().run_in_executor(self._syncer, self._write_sync, returns, now)
+        await self._giving_back.write(self._syncer, self._write_sync, returns, now)
 
     def _write_sync(self, returns: dict[str, int], now: float) -> None:
         self.ledger.give_back(returns)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 
 from proxy.config import BudgetConfig
 from proxy.errors import LimitsUnavailable
+from proxy.limits.give_backs import GiveBacks
 from proxy.limits.rate_ledger import RateLedger
 from proxy.limits.rate_refusal import rate_refusal
 from proxy.limits.rates import CONCURRENT, REQUESTS, TOKENS, RateCounter
@@ -80,6 +81,7 @@ class RateKeeper:
         self.extensions = 0  # database visits on the request path, for the log and the benchmark
         self._mutex = threading.Lock()
         self._syncer = background_thread("tollgate-rates")
+        self._giving_back = GiveBacks()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-rates")
@@ -163,6 +165,8 @@ class RateKeeper:
     async def _extend(self, lease: _Lease, need: int, dialect_kind: str) -> None:
         async with lease.lock:
             with self._mutex:
+                if self._leases.setdefault(lease.counter.key, lease) is not lease:
+                    return  # a sync forgot this lease meanwhile, and a newer one took its place: the caller asks again
                 short = need - lease.available
                 elapsed = max(self.clock() - self._last_sync, 0.05)
                 rate = lease.admitted / elapsed
@@ -174,10 +178,11 @@ class RateKeeper:
                 raise rate_refusal(counter, counter.limit - lease.granted, need, now, dialect_kind)
             want = max(short, int(rate * self.config.lease_seconds), need * 4)
             self.extensions += 1
+            args = (counter.key, counter.limit, short, want, self._expiry(counter, now), now)
             try:
-                grant = await asyncio.to_thread(
-                    self.ledger.lease, counter.key, counter.limit, short, want, self._expiry(counter, now), now
-                )
+                grant = await asyncio.to_thread(self.ledger.lease, *args)
+                if not grant.granted and await self._giving_back.wait_for(counter.key):
+                    grant = await asyncio.to_thread(self.ledger.lease, *args)
             except sa.exc.SQLAlchemyError as exc:
                 if self.config.limits_when_db_down == "allow":
                     logger.error("rate limits unchecked: the database is unreachable (%s)", type(exc).__name__)
@@ -218,7 +223,11 @@ class RateKeeper:
                     lease.granted -= excess
                 lease.admitted = 0
                 over = lease.counter.resets_at is not None and lease.counter.resets_at <= now
-                if over and lease.in_flight == 0:
+                if lease.lock.locked():
+                    # Being extended: forgotten now, its grant would hold room in the database that no one uses.
+                    if lease.counter.kind == CONCURRENT:
+                        renew.append(key)
+                elif over and lease.in_flight == 0:
                     del self._leases[key]  # its rows expire in the database on their own
                 elif lease.counter.kind == CONCURRENT:
                     if lease.granted <= 0 and lease.in_flight == 0:
@@ -226,7 +235,7 @@ class RateKeeper:
                     else:
                         renew.append(key)
             self._last_sync = now
-        await asyncio.get_running_loop().run_in_executor(self._syncer, self._write_sync, returns, renew, now)
+        await self._giving_back.write(self._syncer, self._write_sync, returns, renew, now)
 
     def _write_sync(self, returns: dict[str, int], renew: list[str], now: float) -> None:
         self.ledger.give_back(returns)
