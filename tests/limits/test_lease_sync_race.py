@@ -71,7 +71,7 @@ def test_a_spend_lease_synced_while_it_is_extended_gives_all_its_budget_back(sto
     [counter] = LimitBook(compile_rules(limits)).counters(ALICE, datetime.now(UTC))
     ledger = Ledger(store, holder="worker-0")
     held = _Held(ledger.lease)
-    ledger.lease = held  # type: ignore[method-assign]
+    ledger.lease = held  # type: ignore[method-assign, assignment]
     bound = 10**9  # $0.001
 
     async def run() -> tuple[int, int]:
@@ -92,7 +92,7 @@ def test_a_concurrency_lease_synced_while_it_is_extended_frees_its_slots(store: 
     [counter] = RateBook(compile_rate_rules(parse_config(text).rate_limits)).counters(ALICE, None, time.time())
     ledger = RateLedger(store, "worker-0")
     held = _Held(ledger.lease)
-    ledger.lease = held  # type: ignore[method-assign]
+    ledger.lease = held  # type: ignore[method-assign, assignment]
 
     async def run() -> int:
         keeper = RateKeeper(ledger, QUIET)
