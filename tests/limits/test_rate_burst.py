@@ -14,7 +14,9 @@ def _check(rpm: Burst, busy: Burst, tpm: Burst) -> None:
     assert rpm.seen == rpm.admitted <= RPM  # no overshoot: the provider saw only what was admitted
     assert rpm.admitted >= 0.9 * RPM  # and room held by one worker did not starve the others
     assert rpm.admitted + rpm.refused == REQUESTS
-    assert busy.seen <= CONCURRENT < busy.admitted  # at most 8 at once, and more than 8 in all as slots came back
+    assert busy.seen <= CONCURRENT  # at most 8 at once, over both waves
+    assert busy.admitted >= 0.75 * CONCURRENT  # a slot one worker held did not starve the others for long
+    assert busy.again > 0  # the slots came back when the first wave ended
     assert tpm.seen <= TPM  # the tokens used never pass the limit...
     assert tpm.admitted > TPM // BOUND  # ... and settling to the real count let more in than the bounds alone
 
