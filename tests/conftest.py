@@ -191,6 +191,15 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def store(any_db_url: str) -> Iterator[Store]:
+    """A store on each database engine, upgraded to the newest schema."""
+    store = Store(any_db_url)
+    store.create_tables()
+    yield store
+    store.dispose()
+
+
 def journal_dir(db_url: str) -> str:
     """A journal folder beside a test's SQLite file (or a fresh temporary one for PostgreSQL)."""
     if db_url.startswith("sqlite:///"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -57,14 +56,6 @@ def _row(n: int, user: str, model: str, cost_pico: int, **tokens: int) -> UsageR
         cost_pico=cost_pico,
         **counts,
     )
-
-
-@pytest.fixture
-def store(any_db_url: str) -> Iterator[Store]:
-    store = Store(any_db_url)
-    store.create_tables()
-    yield store
-    store.dispose()
 
 
 def test_rate_keys_are_those_of_pricing_models() -> None:

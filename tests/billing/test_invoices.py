@@ -51,14 +51,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def store(any_db_url: str) -> Iterator[Store]:
-    store = Store(any_db_url)
-    store.create_tables()
-    yield store
-    store.dispose()
-
-
 def _count(store: Store, table: sa.Table) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-
-import pytest
 
 from proxy.attribution import Attribution
 from proxy.config import BudgetConfig, LimitConfig, parse_config
@@ -30,14 +28,6 @@ from proxy.recording.store import Store
 
 ALICE = Attribution(user="alice")
 QUIET = BudgetConfig().model_copy(update={"sync_interval": 3600})  # syncs run only when the test calls them
-
-
-@pytest.fixture
-def store(any_db_url: str) -> Iterator[Store]:
-    store = Store(any_db_url)
-    store.create_tables()
-    yield store
-    store.dispose()
 
 
 class _Held:

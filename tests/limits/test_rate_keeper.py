@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,14 +24,6 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(any_db_url: str) -> Iterator[Store]:
-    store = Store(any_db_url)
-    store.create_tables()
-    yield store
-    store.dispose()
 
 
 def _book(text: str) -> RateBook:
