@@ -8,6 +8,12 @@ the worker asks the database for more, sized to its recent traffic and never
 more than half of what the limit still leaves. A background task renews the
 leases and gives back budget that sits idle, so that other workers can use it.
 
+A lease admits nothing once it is older than its time to live (``lease_ttl``) less a third, as
+this worker's clock counts since its last renewal: by then other workers may count it as expired
+and free, so a worker whose renewals fail (its database is unreachable, its syncer starved) stops
+spending it. Its next request takes it up again through the database, which sees what others
+took meanwhile (``Ledger.lease``).
+
 Refusals are ``SpendLimitExceeded`` (429, an OpenAI quota error that the SDKs
 do not retry); when the database cannot be reached, ``LimitsUnavailable``
 (503), unless ``limits_when_db_down = "allow"``.
@@ -52,6 +58,7 @@ class _Lease:
     spent_seen: int = 0  # the counter's spend at the last visit to the database
     others_seen: int = 0  # other workers' leases at that visit
     admitted: int = 0  # bounds admitted since the last sync, to size the next lease
+    renewed_at: float = float("-inf")  # when the database last renewed it (the time its expiry counts from)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -96,6 +103,9 @@ class BudgetKeeper:
         self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
         self._returns: dict[str, int] = {}  # budget taken out of leases under a lowered limit, for the next sync
         self._giving_back = GiveBacks()
+        # A lease is spent only this long after its last renewal: a third of its time to live is left for the
+        # clocks of other instances, which judge its expiry, to run ahead of this one's.
+        self._fresh_for = config.lease_ttl * 2 / 3
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
@@ -122,9 +132,10 @@ class BudgetKeeper:
         # A request that costs nothing (a model listing) still needs the limit not to be spent: past a limit,
         # everything is refused.
         need = max(bound, 1)
+        stale = self.clock() - self._fresh_for
         with self._mutex:
             leases = [self._lease(c) for c in blocking]
-            if any(lease.available < need for lease in leases):
+            if any(lease.available < need or lease.renewed_at <= stale for lease in leases):
                 return None
             # Reserved on all of them at once, under the lock: no other request can take the room meanwhile.
             for lease in leases:
@@ -143,10 +154,12 @@ class BudgetKeeper:
             admission = self.admit_now(counters, bound)
             if admission is not None:
                 return admission
-            # Grow every lease short of room; then try again, for a concurrent request may have taken it.
+            # Grow every lease short of room (or renew a stale one); then try again, for a concurrent request
+            # may have taken the room.
+            stale = self.clock() - self._fresh_for
             with self._mutex:
                 leases = [self._lease(c) for c in counters if c.block_pico is not None]
-                short = [lease for lease in leases if lease.available < need]
+                short = [lease for lease in leases if lease.available < need or lease.renewed_at <= stale]
             for lease in short:
                 await self._extend(lease, need, explain_bound)
 
@@ -239,22 +252,28 @@ class BudgetKeeper:
                 need = bound - lease.available
                 elapsed = max(self.clock() - self._last_sync, 0.05)
                 rate = lease.admitted / elapsed  # picodollars of bounds per second lately
-            if need <= 0:
+                held = lease.in_flight + lease.unwritten
+                stale = lease.renewed_at <= self.clock() - self._fresh_for
+            if need <= 0 and not stale:
                 return
+            need = max(need, 0)
             want = max(need, int(rate * self.config.lease_seconds), bound * 4)
             counter = lease.counter
             assert counter.block_pico is not None
             self.extensions += 1
             args = (counter.key, counter.block_pico, need, want)
             try:
-                grant = await asyncio.to_thread(self.ledger.lease, *args, self.clock(), self.config.lease_ttl)
-                if not grant.granted and await self._giving_back.wait_for(counter.key):
-                    grant = await asyncio.to_thread(self.ledger.lease, *args, self.clock(), self.config.lease_ttl)
+                now = self.clock()
+                grant = await asyncio.to_thread(self.ledger.lease, *args, now, self.config.lease_ttl, held)
+                if not grant.granted and need and await self._giving_back.wait_for(counter.key):
+                    now = self.clock()
+                    grant = await asyncio.to_thread(self.ledger.lease, *args, now, self.config.lease_ttl, held)
             except sa.exc.SQLAlchemyError as exc:
                 if self.config.limits_when_db_down == "allow":
                     logger.error("spend limits unchecked: the database is unreachable (%s)", type(exc).__name__)
                     with self._mutex:
                         lease.granted += need  # admitted on trust; never written to the database
+                        lease.renewed_at = self.clock()
                     return
                 raise LimitsUnavailable(
                     "Tollgate cannot check spend limits because its database is unreachable; try again shortly.",
@@ -263,10 +282,18 @@ class BudgetKeeper:
             # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
             # committing right now, and each is applied to the local figure by its own path exactly once.
             with self._mutex:
-                lease.granted += grant.granted
+                lease.granted += grant.granted - grant.taken_back
+                lease.renewed_at = max(lease.renewed_at, now)
                 lease.spent_seen = grant.spent
                 lease.others_seen = grant.others
-                refusal = self._refusal(lease, bound, explain_bound) if grant.granted == 0 else None
+                refusal = self._refusal(lease, bound, explain_bound) if need and grant.granted == 0 else None
+            if grant.taken_back:
+                logger.warning(
+                    "spend lease on %s had expired and other workers leased $%s of it meanwhile: its renewals "
+                    "failed for longer than budget.lease_ttl",
+                    counter.key,
+                    pico_to_usd(grant.taken_back),
+                )
             if refusal is not None:
                 raise refusal
 
@@ -325,6 +352,12 @@ class BudgetKeeper:
                     del self._leases[key]
             self._last_sync = now
         await self._giving_back.write(self._syncer, self._write_sync, returns, now)
+        # Renewed: the leases still live at ``now`` (an expired one is taken up again by ``_extend``).
+        alive = now - self.config.lease_ttl
+        with self._mutex:
+            for lease in self._leases.values():
+                if lease.renewed_at > alive:
+                    lease.renewed_at = max(lease.renewed_at, now)
 
     def _write_sync(self, returns: dict[str, int], now: float) -> None:
         self.ledger.give_back(returns)

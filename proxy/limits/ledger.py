@@ -45,6 +45,8 @@ class LeaseGrant:
     """Live leases of the other workers on the counter."""
     mine: int
     """This worker's lease after the grant."""
+    taken_back: int = 0
+    """Picodollars taken out of this worker's expired lease because other workers leased them meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +122,18 @@ class Ledger:
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         return postgresql.insert(table) if self._dialect == "postgresql" else sqlite.insert(table)
 
-    def lease(self, counter_key: str, limit: int, need: int, want: int, now: float, ttl: float) -> LeaseGrant:
+    def lease(
+        self, counter_key: str, limit: int, need: int, want: int, now: float, ttl: float, held: int = 0
+    ) -> LeaseGrant:
         """Add between ``need`` and ``want`` to this worker's lease, if the limit leaves room for ``need``.
 
         Never more than half of what the limit still leaves, and only ``need`` when
         little is left, so that near a limit one worker does not hold budget another needs.
+
+        ``held`` is what this worker's requests hold of the lease now (bounds in flight, costs not
+        yet written). A lease of ours that expired (its renewals failed for ``ttl``) is taken up
+        again as it was, less what other workers leased while it was expired, but never below
+        ``held``: those requests are already on their way, and their charges come out of it.
         """
         c, lease = COUNTERS_TABLE.c, LEASES_TABLE.c
         syncing = counter_key not in self._synced
@@ -151,9 +160,14 @@ class Ledger:
                     lease.counter_key == counter_key, lease.holder == self.holder
                 )
             ).first()
-            # A lease of ours that expired was already counted as free by other workers: start again from 0.
-            mine = int(mine_row[0]) if mine_row is not None and mine_row[1] > now else 0
+            mine = int(mine_row[0]) if mine_row is not None else 0
             free = limit - spent - others - mine
+            taken_back = 0
+            if mine_row is not None and mine_row[1] <= now and free < 0:
+                # Expired, so other workers counted it as free, and leased some of it: that part is theirs now.
+                taken_back = min(-free, max(mine - held, 0))
+                mine -= taken_back
+                free += taken_back
             if free < need:
                 grant = 0
             elif free < 8 * want:
@@ -178,7 +192,7 @@ class Ledger:
             )
         if syncing:
             self._synced.add(counter_key)
-        return LeaseGrant(granted=grant, spent=spent, others=others, mine=mine + grant)
+        return LeaseGrant(granted=grant, spent=spent, others=others, mine=mine + grant, taken_back=taken_back)
 
     def give_back(self, returns: Mapping[str, int]) -> None:
         """Return unused budget from this worker's leases."""
@@ -194,11 +208,19 @@ class Ledger:
                 )
 
     def renew(self, now: float, ttl: float) -> None:
-        """Keep this worker's leases alive; drop the empty ones."""
+        """Keep this worker's live leases alive; drop the empty ones.
+
+        An expired lease stays expired: other workers may have leased its budget, so it is taken
+        up again only through ``lease``, which sees what they took.
+        """
         lease = LEASES_TABLE.c
         with self.store.write_engine.begin() as conn:
             conn.execute(LEASES_TABLE.delete().where(lease.holder == self.holder, lease.amount_pico <= 0))
-            conn.execute(LEASES_TABLE.update().where(lease.holder == self.holder).values(expires_at=now + ttl))
+            conn.execute(
+                LEASES_TABLE.update()
+                .where(lease.holder == self.holder, lease.expires_at > now)
+                .values(expires_at=now + ttl)
+            )
 
     def charge(self, conn: sa.Connection, charges: Iterable[Charge]) -> dict[str, int]:
         """Add costs to counters inside the recorder's transaction; returns each counter's new spend."""
