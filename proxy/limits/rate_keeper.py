@@ -13,6 +13,9 @@ background task gives back room that sits idle, so other workers can use it.
 Refusals are ``RateLimitExceeded`` (429, retryable, in the dialect's own shape); when the
 database cannot be reached, ``LimitsUnavailable`` (503), unless ``limits_when_db_down = "allow"``.
 
+A concurrency lease lives by its renewals: as a spend lease, it holds no new request once it is
+older than two thirds of ``lease_ttl``, and is taken up again through the database.
+
 Threads: as the budget keeper, ``admit_now`` and ``settle`` may be called from any thread; a lock
 keeps each change to the leases' figures whole. ``admit`` runs on the keeper's event loop.
 """
@@ -47,11 +50,17 @@ class _Lease:
     in_flight: int = 0  # holds of admitted requests still running
     used: int = 0  # room used by finished requests in this minute (never for a concurrency counter)
     admitted: int = 0  # holds admitted since the last sync, to size the next lease
+    renewed_at: float = float("-inf")  # when the database last renewed it (concurrency leases)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def available(self) -> int:
         return self.granted - self.in_flight - self.used
+
+    def short_of(self, need: int, stale: float) -> bool:
+        """Whether it cannot hold ``need`` without the database: too little room, or (a concurrency lease,
+        which lives by its renewals) renewed at ``stale`` or before."""
+        return self.available < need or (self.counter.resets_at is None and self.renewed_at <= stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class RateKeeper:
         self._mutex = threading.Lock()
         self._syncer = background_thread("tollgate-rates")
         self._giving_back = GiveBacks()
+        self._fresh_for = config.lease_ttl * 2 / 3  # see proxy.limits.budget
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-rates")
@@ -102,9 +112,10 @@ class RateKeeper:
         """Hold room on every counter from the leases in hand; None if one must grow first."""
         if not counters:
             return NO_HOLD
+        stale = self.clock() - self._fresh_for
         with self._mutex:
             leases = [self._lease(c) for c in counters]
-            if any(lease.available < _need(lease.counter, tokens) for lease in leases):
+            if any(lease.short_of(_need(lease.counter, tokens), stale) for lease in leases):
                 return None
             for lease in leases:  # held on all at once, under the lock
                 need = _need(lease.counter, tokens)
@@ -118,8 +129,9 @@ class RateKeeper:
             hold = self.admit_now(counters, tokens)
             if hold is not None:
                 return hold
+            stale = self.clock() - self._fresh_for
             with self._mutex:
-                short = [lease for c in counters if (lease := self._lease(c)).available < _need(c, tokens)]
+                short = [lease for c in counters if (lease := self._lease(c)).short_of(_need(c, tokens), stale)]
             for lease in short:
                 await self._extend(lease, _need(lease.counter, tokens), dialect_kind)
 
@@ -170,15 +182,18 @@ class RateKeeper:
                 short = need - lease.available
                 elapsed = max(self.clock() - self._last_sync, 0.05)
                 rate = lease.admitted / elapsed
-            if short <= 0:
+                held = lease.in_flight + lease.used
+                now = self.clock()
+                renewing = lease.short_of(0, now - self._fresh_for)
+            if short <= 0 and not renewing:
                 return
+            short = max(short, 0)
             counter = lease.counter
-            now = self.clock()
             if need > counter.limit:
                 raise rate_refusal(counter, counter.limit - lease.granted, need, now, dialect_kind)
             want = max(short, int(rate * self.config.lease_seconds), need * 4)
             self.extensions += 1
-            args = (counter.key, counter.limit, short, want, self._expiry(counter, now), now)
+            args = (counter.key, counter.limit, short, want, self._expiry(counter, now), now, held)
             try:
                 grant = await asyncio.to_thread(self.ledger.lease, *args)
                 if not grant.granted and await self._giving_back.wait_for(counter.key):
@@ -188,17 +203,25 @@ class RateKeeper:
                     logger.error("rate limits unchecked: the database is unreachable (%s)", type(exc).__name__)
                     with self._mutex:
                         lease.granted += short  # admitted on trust; never written to the database
+                        lease.renewed_at = now
                     return
                 raise LimitsUnavailable(
                     "Tollgate cannot check rate limits because its database is unreachable; try again shortly.",
                     scope=counter.scope,
                 ) from None
-            if grant.granted == 0:
-                with self._mutex:
-                    free = grant.free + lease.available
-                raise rate_refusal(counter, free, need, now, dialect_kind)
             with self._mutex:
-                lease.granted += grant.granted
+                lease.granted += grant.granted - grant.taken_back
+                lease.renewed_at = max(lease.renewed_at, now)
+                free = grant.free + lease.available
+            if grant.taken_back:
+                logger.warning(
+                    "rate lease on %s had expired and other workers leased %d of it meanwhile: its renewals "
+                    "failed for longer than budget.lease_ttl",
+                    counter.key,
+                    grant.taken_back,
+                )
+            if short and grant.granted == 0:
+                raise rate_refusal(counter, free, need, now, dialect_kind)
 
     async def _sync_forever(self) -> None:
         while True:
@@ -236,6 +259,12 @@ class RateKeeper:
                         renew.append(key)
             self._last_sync = now
         await self._giving_back.write(self._syncer, self._write_sync, returns, renew, now)
+        alive = now - self.config.lease_ttl  # renewed: those still live at ``now`` (see RateLedger.renew)
+        with self._mutex:
+            for key in renew:
+                renewed = self._leases.get(key)
+                if renewed is not None and renewed.renewed_at > alive:
+                    renewed.renewed_at = max(renewed.renewed_at, now)
 
     def _write_sync(self, returns: dict[str, int], renew: list[str], now: float) -> None:
         self.ledger.give_back(returns)

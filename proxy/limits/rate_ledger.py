@@ -36,6 +36,8 @@ class RateGrant:
     """Added to this worker's lease (0: refused)."""
     free: int
     """What the limit left before the grant, across every worker."""
+    taken_back: int = 0
+    """Room taken out of this worker's expired lease because other workers leased it meanwhile."""
 
 
 class RateLedger:
@@ -47,29 +49,44 @@ class RateLedger:
     def _insert(self) -> sqlite.Insert | postgresql.Insert:
         return postgresql.insert(RATE_LEASES_TABLE) if self._postgres else sqlite.insert(RATE_LEASES_TABLE)
 
-    def lease(self, key: str, limit: int, need: int, want: int, expires_at: float, now: float) -> RateGrant:
+    def lease(
+        self, key: str, limit: int, need: int, want: int, expires_at: float, now: float, held: int = 0
+    ) -> RateGrant:
         """Add between ``need`` and ``want`` to this worker's lease on ``key``, if the limit leaves ``need``.
 
         Never more than half of what is free, and only ``need`` when little is, so that near a
         limit one worker does not sit on room another needs.
+
+        ``held`` is what this worker's requests hold of the lease now. A lease of ours that expired
+        (its renewals failed) is taken up again as it was, less what other workers leased while it
+        was expired, but never below ``held``: those requests are running.
         """
         t = RATE_LEASES_TABLE.c
         with self.store.write_engine.begin() as conn:
             if self._postgres:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
             rows = conn.execute(
-                sa.select(t.holder, t.amount, t.expires_at).where(t.counter_key == key, t.expires_at > now)
+                sa.select(t.holder, t.amount, t.expires_at).where(
+                    t.counter_key == key, sa.or_(t.expires_at > now, t.holder == self.holder)
+                )
             ).all()
-            taken = sum(int(amount) for _, amount, _ in rows)
-            mine = next((int(amount) for holder, amount, _ in rows if holder == self.holder), 0)
-            free = limit - taken
+            others = sum(int(amount) for holder, amount, _ in rows if holder != self.holder)
+            own = next(((int(amount), float(until)) for holder, amount, until in rows if holder == self.holder), None)
+            mine = own[0] if own is not None else 0
+            free = limit - others - mine
+            expired = own is not None and own[1] <= now
+            taken_back = 0
+            if expired and free < 0:  # other workers counted it as free, and leased some of it
+                taken_back = min(-free, max(mine - held, 0))
+                mine -= taken_back
+                free += taken_back
             if free < need:
                 grant = 0
             elif free < 8 * want:
                 grant = need
             else:
                 grant = min(want, free // 2)
-            if grant:
+            if grant or expired:
                 insert = self._insert().values(counter_key=key, holder=self.holder, amount=mine + grant)
                 conn.execute(
                     insert.values(expires_at=expires_at).on_conflict_do_update(
@@ -77,7 +94,7 @@ class RateLedger:
                         set_={"amount": mine + grant, "expires_at": expires_at},
                     )
                 )
-        return RateGrant(granted=grant, free=free)
+        return RateGrant(granted=grant, free=free, taken_back=taken_back)
 
     def give_back(self, returns: Mapping[str, int]) -> None:
         """Return room this worker leased and did not use."""
@@ -98,9 +115,9 @@ class RateLedger:
         t = RATE_LEASES_TABLE.c
         with self.store.write_engine.begin() as conn:
             if keys:
-                conn.execute(
+                conn.execute(  # not an expired one: other workers may have leased its room (see ``lease``)
                     RATE_LEASES_TABLE.update()
-                    .where(t.holder == self.holder, t.counter_key.in_(keys))
+                    .where(t.holder == self.holder, t.counter_key.in_(keys), t.expires_at > now)
                     .values(expires_at=expires_at)
                 )
             conn.execute(RATE_LEASES_TABLE.delete().where(t.holder == self.holder, t.amount <= 0))

@@ -14,10 +14,13 @@ from decimal import Decimal
 import pytest
 
 from proxy.attribution import Attribution
-from proxy.config import BudgetConfig, LimitConfig
-from proxy.errors import SpendLimitExceeded
+from proxy.config import BudgetConfig, LimitConfig, parse_config
+from proxy.errors import RateLimitExceeded, SpendLimitExceeded
 from proxy.limits.budget import BudgetKeeper
 from proxy.limits.ledger import Ledger
+from proxy.limits.rate_keeper import RateKeeper
+from proxy.limits.rate_ledger import RateLedger
+from proxy.limits.rates import RateBook, compile_rate_rules
 from proxy.limits.rules import Counter, LimitBook, compile_rules
 from proxy.recording.store import Store
 
@@ -106,3 +109,35 @@ def test_a_renewal_does_not_bring_back_a_lease_that_expired(store: Store) -> Non
     clock.now += QUIET.lease_ttl + 1
     ledger.renew(clock.now, QUIET.lease_ttl)
     assert ledger.status([counter.key], clock.now)[counter.key] == (0, 0)
+
+
+def test_an_expired_concurrency_lease_holds_no_new_request_once_another_worker_took_its_slots(store: Store) -> None:
+    text = '[[rate_limits]]\nscope = "user"\nmax_concurrent = 2\n'
+    clock = _Clock()
+    [counter] = RateBook(compile_rate_rules(parse_config(text).rate_limits)).counters(ALICE, None, clock.now)
+    ledger_a, ledger_b = RateLedger(store, "worker-a"), RateLedger(store, "worker-b")
+
+    async def run() -> int:
+        a, b = RateKeeper(ledger_a, QUIET, clock), RateKeeper(ledger_b, QUIET, clock)
+        a.settle(await a.admit((counter,), 0, "openai"), 0)  # A keeps the slot leased for its next request
+        clock.now += QUIET.lease_ttl + 1  # A's renewals failed all this while
+        running = 0
+        while running < 10:
+            try:
+                await b.admit((counter,), 0, "openai")
+            except RateLimitExceeded:
+                break
+            running += 1
+        with pytest.raises(RateLimitExceeded):
+            await a.admit((counter,), 0, "openai")
+        return running
+
+    assert asyncio.run(run()) == 2  # B runs two at once, A's expired slot included; A starts no third
+
+
+def test_a_renewal_does_not_bring_back_a_concurrency_lease_that_expired(store: Store) -> None:
+    clock, ledger = _Clock(), RateLedger(store, "worker-a")
+    assert ledger.lease("user:alice:concurrent", 2, 1, 1, clock.now + QUIET.lease_ttl, clock.now).granted == 1
+    clock.now += QUIET.lease_ttl + 1
+    ledger.renew(["user:alice:concurrent"], clock.now + QUIET.lease_ttl, clock.now)
+    assert ledger.taken("user:alice:concurrent", clock.now) == 0
