@@ -113,14 +113,14 @@ class Cost:
 
 
 class _RatePicker:
-    """Chooses, for one request, which variant of each of a card's rates applies."""
+    """Chooses, for one card, size tier band and service tier, which variant of each rate applies."""
 
     __slots__ = ("_rates", "_tiers", "_suffix", "tier", "tier_threshold", "service_tier_used")
 
-    def __init__(self, card: PriceCard, input_tokens: int, service_tier: str | None) -> None:
+    def __init__(self, card: PriceCard, tiers: tuple[tuple[int, str], ...], suffix: str | None) -> None:
         self._rates = card.rates
-        self._tiers = _crossed_tiers(card, input_tokens)
-        self._suffix = _SERVICE_TIER_SUFFIXES.get(service_tier.lower()) if service_tier else None
+        self._tiers = tiers
+        self._suffix = suffix
         self.tier: str | None = None
         self.tier_threshold = -1
         self.service_tier_used = False
@@ -144,35 +144,68 @@ class _RatePicker:
         return self._rates.get(key)
 
 
-def price_tokens(card: PriceCard, tokens: TokenCounts, service_tier: str | None = None) -> Cost:
-    """Price one request's tokens with ``card``; ``service_tier`` is the one the response reports."""
-    pick = _RatePicker(card, tokens.input, service_tier)
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """The rate of each kind of token for one card, size tier band and service tier (see ``_rates``)."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    cache_write_1h: Decimal
+    cache_write_12h: Decimal
+    reasoning: Decimal
+    audio_input: Decimal
+    audio_output: Decimal
+    tier: str | None
+    service_tier_used: bool
+
+
+# Every priced row asks this; the answer depends only on the card, how many size tiers its input
+# crosses and the service tier, so it is worked out once for each.
+@functools.lru_cache(maxsize=4096)
+def _rates(card: PriceCard, band: int, suffix: str | None) -> _Rates:
+    tiers = _size_tiers(card)
+    pick = _RatePicker(card, tiers[len(tiers) - band :], suffix)
     input_rate = pick.rate(_INPUT, ZERO)
     output_rate = pick.rate(_OUTPUT, ZERO)
     cache_write_rate = pick.rate(_CACHE_WRITE, input_rate)
+    return _Rates(
+        input=input_rate,
+        output=output_rate,
+        cache_read=pick.rate(_CACHE_READ, input_rate),
+        cache_write=cache_write_rate,
+        cache_write_1h=pick.rate(_CACHE_WRITE_1H, cache_write_rate),
+        cache_write_12h=pick.rate(_CACHE_WRITE_12H, cache_write_rate),
+        reasoning=pick.rate(_REASONING, output_rate),
+        audio_input=pick.rate(_AUDIO_INPUT, input_rate),
+        audio_output=pick.rate(_AUDIO_OUTPUT, output_rate),
+        tier=pick.tier,
+        service_tier_used=pick.service_tier_used,
+    )
+
+
+def price_tokens(card: PriceCard, tokens: TokenCounts, service_tier: str | None = None) -> Cost:
+    """Price one request's tokens with ``card``; ``service_tier`` is the one the response reports."""
+    tiers = _size_tiers(card)
+    band = sum(1 for threshold, _ in tiers if threshold < tokens.input) if tiers else 0
+    suffix = _SERVICE_TIER_SUFFIXES.get(service_tier.lower()) if service_tier else None
+    rates = _rates(card, band, suffix)
     # Cached, cache-written and audio tokens are parts of input: take them out, so none is paid twice.
     writes = tokens.cache_write + tokens.cache_write_1h + tokens.cache_write_12h
     uncached = tokens.input - tokens.cached_input - writes - tokens.audio_input
     text_output = tokens.output - tokens.reasoning - tokens.audio_output
     mul, add = EXACT.multiply, EXACT.add
-    cost_input = mul(max(uncached, 0), input_rate)
-    cached_input = mul(tokens.cached_input, pick.rate(_CACHE_READ, input_rate))
+    cost_input = mul(max(uncached, 0), rates.input)
+    cached_input = mul(tokens.cached_input, rates.cache_read)
     cache_write = add(
-        mul(tokens.cache_write, cache_write_rate),
-        add(
-            mul(tokens.cache_write_1h, pick.rate(_CACHE_WRITE_1H, cache_write_rate)),
-            mul(tokens.cache_write_12h, pick.rate(_CACHE_WRITE_12H, cache_write_rate)),
-        ),
+        mul(tokens.cache_write, rates.cache_write),
+        add(mul(tokens.cache_write_1h, rates.cache_write_1h), mul(tokens.cache_write_12h, rates.cache_write_12h)),
     )
-    cost_output = mul(max(text_output, 0), output_rate)
-    reasoning = mul(tokens.reasoning, pick.rate(_REASONING, output_rate))
-    audio = add(
-        mul(tokens.audio_input, pick.rate(_AUDIO_INPUT, input_rate)),
-        mul(tokens.audio_output, pick.rate(_AUDIO_OUTPUT, output_rate)),
-    )
-    exact_total = ZERO
-    for part in (cost_input, cached_input, cache_write, cost_output, reasoning, audio):
-        exact_total = add(exact_total, part)
+    cost_output = mul(max(text_output, 0), rates.output)
+    reasoning = mul(tokens.reasoning, rates.reasoning)
+    audio = add(mul(tokens.audio_input, rates.audio_input), mul(tokens.audio_output, rates.audio_output))
+    exact_total = add(add(add(cost_input, cached_input), add(cache_write, cost_output)), add(reasoning, audio))
     return Cost(
         input=cost_input,
         cached_input=cached_input,
@@ -182,8 +215,8 @@ def price_tokens(card: PriceCard, tokens: TokenCounts, service_tier: str | None 
         audio=audio,
         # The only rounding in pricing: see the module docstring.
         total=exact_total.quantize(PICO_USD, context=ROUNDING),
-        tier=pick.tier,
-        service_tier=service_tier.lower() if pick.service_tier_used and service_tier else None,
+        tier=rates.tier,
+        service_tier=service_tier.lower() if rates.service_tier_used and service_tier else None,
     )
 
 
@@ -217,11 +250,6 @@ def decimal_text(amount: Decimal) -> str:
 def pico_to_usd(pico: int) -> Decimal:
     """Integer picodollars as USD."""
     return EXACT.divide(pico, PICO_PER_USD)
-
-
-def _crossed_tiers(card: PriceCard, input_tokens: int) -> list[tuple[int, str]]:
-    """The size tiers on ``card`` that ``input_tokens`` exceeds, highest threshold first."""
-    return [(threshold, name) for threshold, name in _size_tiers(card) if threshold < input_tokens]
 
 
 # Scanning a card's keys with a regex costs more than the rest of pricing; do it once per card.

@@ -75,7 +75,8 @@ class UnitCounts:
             raise ValueError(f"search_context_size must be low, medium or high, got {self.search_context_size!r}")
 
     def __bool__(self) -> bool:
-        return any(getattr(self, name) for name in UNIT_COUNT_COLUMNS)
+        # Most answers use no units, and say so with NO_UNITS itself: asked on every priced row.
+        return self is not NO_UNITS and any(getattr(self, name) for name in UNIT_COUNT_COLUMNS)
 
 
 #: Every unit column of a usage row, in ``UnitCounts`` order.
@@ -106,6 +107,9 @@ class UnitCost:
         for part in self.parts.values():
             total = EXACT.add(total, part)
         return total
+
+
+_NO_UNIT_COST: Final = UnitCost()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +156,7 @@ def price_units(
 ) -> UnitCost:
     """The cost of ``units``; ``tokens`` tells whether audio was billed by tokens (see the module docstring)."""
     if not units:
-        return UnitCost()
+        return _NO_UNIT_COST
     rates = card.unit_rates if card is not None else {}
     parts: dict[str, Decimal] = {}
     unpriced: list[str] = []
