@@ -60,6 +60,7 @@ from proxy.errors import (
     RateLimitExceeded,
     RecordingUnavailable,
     SpendLimitExceeded,
+    TokenRateExceeded,
     TollgateError,
     Unauthorized,
     UnsupportedMediaType,
@@ -76,7 +77,7 @@ from proxy.limits.rate_tokens import token_bound
 from proxy.limits.rates import TOKENS, RateBook, RateCounter, compile_rate_rules
 from proxy.limits.rules import Counter
 from proxy.limits.runtime import limit_book
-from proxy.limits.tighten import Count
+from proxy.limits.tighten import Count, PromptBound
 from proxy.limits.tool_bounds import tool_fee_bound
 from proxy.multipart import MultipartError, boundary_of, read_form
 from proxy.paths import RequestPath, read_path
@@ -85,7 +86,7 @@ from proxy.recording.deferred import Deferred, Queued
 from proxy.recording.recorder import Recorder
 from proxy.recording.records import MAX_LABEL_CHARS, label_problem
 from proxy.request_ids import new_request_id
-from proxy.second_look import second_look
+from proxy.second_look import second_look, tighter_token_hold
 from proxy.sse import StreamMeter
 from proxy.usage import (
     Usage,
@@ -247,6 +248,8 @@ class MeteredCall:
         self._rates_wanted: tuple[tuple[RateCounter, ...], int] | None = None  # ... and a rate hold
         self._rates_checked = False
         self.clamped: str | None = None  # "<original>-><new>" once a spend limit lowered the output cap
+        self.prompt_counted = False  # the prompt was counted for a tighter bound (proxy.second_look) ...
+        self.prompt_bound: PromptBound | None = None  # ... and this is what it came to, if it could be
         self._near_limit = False
 
     @property
@@ -445,7 +448,10 @@ class MeteredCall:
             rate_counters, tokens = self._rates_wanted
             self._rates_wanted = None
             assert self.metering.rate_keeper is not None
-            self.rate_hold = await self.metering.rate_keeper.admit(rate_counters, tokens, self.dialect.kind)
+            try:
+                self.rate_hold = await self.metering.rate_keeper.admit(rate_counters, tokens, self.dialect.kind)
+            except TokenRateExceeded as refusal:
+                self.rate_hold = await tighter_token_hold(self, rate_counters, tokens, refusal, count)
             if self.reserve_now():
                 return
         assert self._wanted is not None

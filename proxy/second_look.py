@@ -1,6 +1,8 @@
 """A request the byte bound would refuse gets a second look before it is refused.
 
-``MeteredCall.reserve`` calls ``second_look`` when reserving the byte bound failed:
+``MeteredCall.reserve`` calls ``tighter_token_hold`` when a tokens-per-minute limit has no room
+for the byte bound's tokens: the prompt is counted, and its tokens held instead of its bytes.
+It calls ``second_look`` when reserving the byte bound on a spend limit failed:
 
 1. count the prompt (``proxy.limits.tighten.count_prompt``) and reserve the tighter bound;
 2. if that does not fit either, and every limit that cannot take the request is one with
@@ -12,7 +14,8 @@ Only a request that would otherwise be refused pays for any of this. A request w
 answer may come from several priced models (fallbacks, ``bound_models``, a substitution
 seen before) keeps its bound over all of them, and so does one whose cost has parts the
 counted bound leaves out (hosted-tool fees, media, a later price version that may price
-its row): it is not looked at again.
+its row): it is not looked at again. A prompt is counted at most once per request: the token
+hold and the spend bound share the count.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pricing import PriceCard, PromptParts, cost_to_pico, tight_bound_cost
-from proxy.errors import SpendLimitExceeded
+from proxy.errors import SpendLimitExceeded, TokenRateExceeded
 from proxy.limits.bounds import output_bound
 from proxy.limits.budget import Admission
+from proxy.limits.rate_keeper import RateHold
+from proxy.limits.rate_tokens import token_bound
+from proxy.limits.rates import RateCounter
 from proxy.limits.rules import Counter
 from proxy.limits.tighten import Count, PromptBound, bound_of, byte_prompt, clamped_cap, count_prompt
 from proxy.limits.tool_bounds import tool_fee_bound
@@ -78,9 +84,7 @@ async def second_look(
         if refusal is not None:
             raise refusal
         return await budget.admit(counters, bound, why)
-    prompt = await count_prompt(
-        provider.kind, card, facts, payload, len(call.body), call.raw_path, metering.media_tokens, count
-    )
+    prompt = await counted_prompt(call, card, count)
     if prompt is not None:
         tight, tight_why = bound_of(prompt, facts, embeddings=endpoint.embeddings)
         if tight < bound:
@@ -98,6 +102,42 @@ async def second_look(
         return await _clamp(call, counters, bound, refusal, prompt)
     except SpendLimitExceeded as refused:
         return await _settle_then_admit(call, counters, bound, why, refused)
+
+
+async def tighter_token_hold(
+    call: MeteredCall, counters: Sequence[RateCounter], tokens: int, refusal: TokenRateExceeded, count: Count | None
+) -> RateHold:
+    """A hold of the request's counted tokens on its rate limits; else the byte bound's ``refusal`` is raised."""
+    metering, facts = call.metering, call.facts
+    card = call.price_card(call.priced_as or facts.model) if facts.model is not None else None
+    if card is None or facts.media is not None:
+        raise refusal
+    prompt = await counted_prompt(call, card, count)
+    if prompt is None:
+        raise refusal
+    tight = token_bound(card, len(call.body), facts, media_tokens=metering.media_tokens, counted=prompt.parts.total)
+    if tight >= tokens:
+        raise refusal
+    assert metering.rate_keeper is not None
+    return await metering.rate_keeper.admit(counters, tight, call.dialect.kind)
+
+
+async def counted_prompt(call: MeteredCall, card: PriceCard, count: Count | None) -> PromptBound | None:
+    """The request's prompt counted (see ``proxy.limits.tighten.count_prompt``), once per request."""
+    if not call.prompt_counted:
+        call.prompt_counted = True
+        if call.payload is not None and call.provider is not None:
+            call.prompt_bound = await count_prompt(
+                call.provider.kind,
+                card,
+                call.facts,
+                call.payload,
+                len(call.body),
+                call.raw_path,
+                call.metering.media_tokens,
+                count,
+            )
+    return call.prompt_bound
 
 
 async def _settle_then_admit(

@@ -209,3 +209,51 @@ def test_gemini_prompts_are_counted_by_count_tokens(
     tollgate: Tollgate = tollgate_factory(_limit(byte_bound / 2), provider_kinds(provider))
     response = tollgate.client.post(path, content=body, headers={"x-user-id": "alice", "x-goog-api-key": "k"})
     assert response.status_code == (200 if counts else 429), response.text
+
+
+def _tokens_per_minute(tokens: int) -> str:
+    return f'[[rate_limits]]\nscope = "user"\ntokens_per_minute = {tokens}\n'
+
+
+def test_a_prompt_whose_bytes_pass_a_tokens_per_minute_limit_is_held_at_its_counted_tokens(
+    tollgate_factory: Any, provider: FakeProvider
+) -> None:
+    body = _chat(TEXT * 40)  # about 4 KB of English (some 700 tokens), and 100 of output
+    limit = 3000
+    assert len(body) + 100 > limit  # held at the byte bound, it could never fit
+    tollgate: Tollgate = tollgate_factory(PRICES + _tokens_per_minute(limit))
+    provider.answer("POST", CHAT, json_answer(chat_completion(model="gpt-4o-mini", prompt_tokens=700)))
+    statuses = [tollgate.client.post(CHAT, content=body, headers={"x-user-id": "alice"}).status_code for _ in range(6)]
+    o200k = encoding("o200k_base")
+    assert o200k is not None
+    hold = count_openai(orjson.loads(body), len(body), o200k, 3000).tokens + 100
+    used = 700 + 5  # what each answer reports: its hold is settled to it
+    admitted = next(n for n in range(6) if used * n + hold > limit)
+    assert admitted >= 3
+    assert statuses == [200] * admitted + [429] * (6 - admitted)
+    assert [r.body for r in provider.requests] == [body] * admitted  # forwarded byte for byte
+
+
+def test_a_prompt_that_does_not_fit_even_counted_is_refused_by_its_tokens_per_minute_limit(
+    tollgate_factory: Any, provider: FakeProvider
+) -> None:
+    tollgate: Tollgate = tollgate_factory(PRICES + _tokens_per_minute(500))
+    response = tollgate.client.post(CHAT, content=_chat(TEXT * 40), headers={"x-user-id": "alice"})
+    error = response.json()["error"]
+    assert (response.status_code, error["type"]) == (429, "tokens")
+    assert provider.requests == []
+
+
+def test_claude_code_on_a_tokens_per_minute_limit_is_held_at_anthropics_count(
+    tollgate_factory: Any, provider: FakeProvider
+) -> None:
+    # 87 KB of body and a 32,000-token cap: some 120,000 tokens by bytes, more than the limit, and fewer counted.
+    # The spend limit's byte bound ($0.81) does not fit in $0.70 either; its counted bound does.
+    tollgate, body, counted = _claude_code(tollgate_factory, provider, "")
+    tollgate = tollgate_factory(_limit("0.7") + _tokens_per_minute(100_000), provider_kinds(provider))
+    assert len(body) + 32000 > 100_000 > counted + 32000
+    assert SONNET is not None and bound_cost(SONNET, len(body), 32000) > Decimal("0.7")
+    response = _send(tollgate, body)
+    assert response.status_code == 200, response.text
+    paths = [r.path for r in provider.requests]
+    assert paths == [f"{MESSAGES}/count_tokens", MESSAGES]  # counted once, for the token hold and the spend bound
