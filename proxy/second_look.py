@@ -101,6 +101,8 @@ async def second_look(
     try:
         return await _clamp(call, counters, bound, refusal, prompt)
     except SpendLimitExceeded as refused:
+        if all(c.clamp_min_output is not None for c in counters if c.block_pico is not None):
+            return await _clamp_once_room_is_back(call, counters, bound, refused, prompt)
         return await _settle_then_admit(call, counters, bound, why, refused)
 
 
@@ -150,6 +152,30 @@ async def _settle_then_admit(
         await asyncio.sleep(budget.config.sync_interval)
         try:
             return await budget.admit(counters, bound, why)
+        except SpendLimitExceeded as refused:
+            refusal = refused
+    raise refusal
+
+
+async def _clamp_once_room_is_back(
+    call: MeteredCall, counters: Sequence[Counter], bound: int, refusal: SpendLimitExceeded, prompt: PromptBound
+) -> Admission:
+    """A clamp that did not fit: try it again as budget comes back, for up to ``SETTLE_WAIT_SECONDS``.
+
+    In a burst, the budget a clamp needs is often held for a moment: by requests in flight, whose
+    bounds are settled to their costs, or by other workers' leases, which they give back once idle
+    (``BudgetKeeper.sync``). Each try reads the counters again (``BudgetKeeper.look_again``), and it
+    waits only while what the limit has spent leaves room for the request at its smallest output.
+    """
+    budget, facts = call.metering.budget, call.facts
+    least_output = max(c.clamp_min_output or 0 for c in counters if c.block_pico is not None)
+    least, _ = bound_of(prompt, dataclasses.replace(facts, output_cap=least_output), embeddings=False)
+    deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+    while budget.held_back(counters, least) and time.monotonic() < deadline:
+        await asyncio.sleep(budget.config.sync_interval)
+        await budget.look_again(counters)
+        try:
+            return await _clamp(call, counters, bound, refusal, prompt)
         except SpendLimitExceeded as refused:
             refusal = refused
     raise refusal

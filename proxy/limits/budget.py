@@ -59,6 +59,7 @@ class _Lease:
     others_seen: int = 0  # other workers' leases at that visit
     admitted: int = 0  # bounds admitted since the last sync, to size the next lease
     renewed_at: float = float("-inf")  # when the database last renewed it (the time its expiry counts from)
+    seen_at: float = float("-inf")  # when spent_seen and others_seen were read
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -180,6 +181,19 @@ class BudgetKeeper:
                     return False
         return True
 
+    async def look_again(self, counters: Sequence[Counter]) -> None:
+        """Read again what the blocking limits on ``counters`` have spent and what other workers hold.
+
+        For a request waiting for budget to come back (``proxy.second_look``): at most one visit to
+        the database per counter and ``sync_interval``, however many requests wait.
+        """
+        for counter in counters:
+            if counter.block_pico is None:
+                continue
+            with self._mutex:
+                lease = self._lease(counter)
+            await self._extend(lease, 0, "", look=True)
+
     def least_room(self, counters: Sequence[Counter]) -> int:
         """What the tightest blocking limit among ``counters`` leaves, as this worker knows it (no database)."""
         rooms = [self.room(c) for c in counters if c.block_pico is not None]
@@ -244,7 +258,9 @@ class BudgetKeeper:
                 lease.granted -= lease.available
         return lease
 
-    async def _extend(self, lease: _Lease, bound: int, explain_bound: str) -> None:
+    async def _extend(self, lease: _Lease, bound: int, explain_bound: str, *, look: bool = False) -> None:
+        """Grow ``lease`` to hold ``bound`` (or take a stale one up again); ``look``: visit the database
+        to read the counter's figures again, unless that was done within ``sync_interval``."""
         async with lease.lock:
             with self._mutex:
                 if self._leases.setdefault(lease.counter.key, lease) is not lease:
@@ -254,7 +270,8 @@ class BudgetKeeper:
                 rate = lease.admitted / elapsed  # picodollars of bounds per second lately
                 held = lease.in_flight + lease.unwritten
                 stale = lease.renewed_at <= self.clock() - self._fresh_for
-            if need <= 0 and not stale:
+                look = look and lease.seen_at <= self.clock() - self.config.sync_interval
+            if need <= 0 and not stale and not look:
                 return
             need = max(need, 0)
             want = max(need, int(rate * self.config.lease_seconds), bound * 4)
@@ -283,7 +300,7 @@ class BudgetKeeper:
             # committing right now, and each is applied to the local figure by its own path exactly once.
             with self._mutex:
                 lease.granted += grant.granted - grant.taken_back
-                lease.renewed_at = max(lease.renewed_at, now)
+                lease.renewed_at = lease.seen_at = max(lease.renewed_at, now)
                 lease.spent_seen = grant.spent
                 lease.others_seen = grant.others
                 refusal = self._refusal(lease, bound, explain_bound) if need and grant.granted == 0 else None

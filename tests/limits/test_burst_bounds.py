@@ -173,11 +173,8 @@ def test_clamp_uses_the_budget_to_within_min_output_tokens_in_a_burst(fleet: Any
     urls, db_url = fleet(_limits(limit, clamp=True))
     result = burst(urls, db_url, _body("gpt-4o-mini", 1000))
     assert result.spent <= limit
-    if not db_url.endswith("one.db"):  # two workers or two instances
-        if result.clamped == 0:
-            # Known shortfall across processes (issue 16's note): the budget left is split between the
-            # processes' leases, and neither holds enough for a clamped request. The hard limit holds.
-            pytest.xfail(f"no request was clamped across processes; {result.admitted} admitted")
-    assert result.clamped >= 1
+    # Across processes, the budget a clamp needs may sit in the other process's lease for a moment: the clamp
+    # is tried again as it comes back (proxy.second_look).
+    assert result.clamped >= 1, f"no request was clamped; {result.admitted} admitted"
     # What is left could not pay for one more request of min_output_tokens (and the bound's slack).
     assert limit - result.spent < _cost(256) * Decimal("1.1")
