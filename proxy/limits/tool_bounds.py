@@ -29,6 +29,9 @@ def tool_fee_bound(
     card: PriceCard, facts: RequestFacts, tools: ToolPrices, lookup: Lookup, kind: str | None
 ) -> tuple[int, str]:
     """(picodollars, words) the request's hosted tools may add in fees; (0, "") when it uses none."""
+    searches = facts.model is not None and "search" in facts.model
+    if not (facts.hosted_tools or facts.grounded or searches):
+        return 0, ""  # most requests: asked for every bound, so answered before any rate is looked up
     container = container_rate(tools, lookup, kind)
     search = max((rate for key, rate in card.unit_rates.items() if key.startswith(SEARCH_CONTEXT)), default=None)
     search_fee = search if search is not None else tools.web_search_call
@@ -36,7 +39,7 @@ def tool_fee_bound(
     if facts.hosted_tools and facts.max_tool_calls:
         per_call = max((_per_call(tool, search_fee, tools, container) for tool in facts.hosted_tools), default=_ZERO)
         fees.append((per_call * facts.max_tool_calls, f"{facts.max_tool_calls} hosted tool calls at ${per_call}"))
-    if facts.model is not None and "search" in facts.model and not facts.hosted_tools:
+    if searches and not facts.hosted_tools:
         fees.append((search_fee * facts.choices, f"{facts.choices} web searches at ${search_fee}"))
     if facts.grounded:
         if card.web_search_billing_unit == "per_query":
