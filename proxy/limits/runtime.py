@@ -111,9 +111,11 @@ LimitKey = tuple[str, str, str, str, tuple[str, ...]]
 
 def limit_key(limit: LimitConfig) -> LimitKey:
     """What makes two limits the same one: scope, tag, id (``*`` for global), window and models (as a set)."""
-    tag = limit.tag.lower() if limit.tag is not None else ""
-    limit_id = "*" if limit.scope == "global" else limit.id
-    return (limit.scope, tag, limit_id, limit.window, tuple(sorted(set(limit.models))))
+    return _key(limit.scope, limit.tag, limit.id, limit.window, limit.models)
+
+
+def _key(scope: str, tag: str | None, limit_id: str, window: str, models: Sequence[str]) -> LimitKey:
+    return (scope, (tag or "").lower(), "*" if scope == "global" else limit_id, window, tuple(sorted(set(models))))
 
 
 def merge_limits(
@@ -185,7 +187,7 @@ class RuntimeLimits:
         models: Sequence[str] = (),
     ) -> RuntimeLimit | None:
         """Remove a runtime limit (the config one it replaced, if any, applies again); the removed one."""
-        key = (scope, (tag or "").lower(), "*" if scope == "global" else limit_id, window, tuple(sorted(set(models))))
+        key = _key(scope, tag, limit_id, window, models)
         with self.store.write_engine.begin() as conn:
             old = self._current(conn, key)
             if old is None:
