@@ -1,5 +1,8 @@
 """``PUT`` / ``DELETE /admin/limits/{scope}/{id}/{window}`` and ``GET /admin/limits/changes``: runtime limits.
 
+A limit is named by its scope, id and window in the path, and by its tag and models (``proxy.limits.runtime``):
+in the body of a ``PUT``, as the query of a ``DELETE`` (``?tag=project&models=gpt-5*&models=o3``).
+
 A change is written to the database with its audit row (``proxy.limits.runtime``); this worker applies it at
 once, every other worker and instance within ``budget.sync_interval``.
 """
@@ -7,6 +10,7 @@ once, every other worker and instance within ``budget.sync_interval``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -18,7 +22,19 @@ from proxy.errors import BadRequest, NotFound, UnknownParameter
 from proxy.limits.runtime import InvalidLimit, RuntimeLimits, make_limit
 from proxy.limits.windows import WINDOWS
 
-BODY_FIELDS = ("max_usd", "action", "timezone", "alert_at", "changed_by")
+BODY_FIELDS = (
+    "max_usd",
+    "action",
+    "timezone",
+    "alert_at",
+    "tag",
+    "models",
+    "start_day",
+    "on_exceed",
+    "min_output_tokens",
+    "changed_by",
+)
+NAME_PARAMS = ("tag", "models")
 _MAX_BY_CHARS = 100
 
 
@@ -52,6 +68,9 @@ async def put_limit(request: Request) -> Response:
     alert_at = body.get("alert_at", [])
     if not isinstance(alert_at, list):
         raise BadRequest('alert_at must be a list of fractions, e.g. ["0.5", "0.8"].')
+    models = body.get("models", [])
+    if not isinstance(models, list):
+        raise BadRequest('models must be a list of model names or globs, e.g. ["gpt-5*"].')
     try:
         limit = make_limit(
             params["scope"],
@@ -61,6 +80,11 @@ async def put_limit(request: Request) -> Response:
             body.get("action", "block"),
             body.get("timezone", "UTC"),
             alert_at,
+            tag=body.get("tag"),
+            models=models,
+            start_day=body.get("start_day", 1),
+            on_exceed=body.get("on_exceed", "refuse"),
+            min_output_tokens=body.get("min_output_tokens", 256),
         )
     except InvalidLimit as exc:
         raise BadRequest(f"{exc}.") from None
@@ -71,12 +95,16 @@ async def put_limit(request: Request) -> Response:
 
 
 async def delete_limit(request: Request) -> Response:
-    """Remove the runtime limit of one scope, id and window: a config limit it replaced applies again."""
+    """Remove the runtime limit of one scope, tag, id, window and models: a config limit it replaced applies again."""
     params = request.path_params
     if params["scope"] not in LIMIT_SCOPES or params["window"] not in WINDOWS:
         raise BadRequest(
             f"No such limit: scope is one of {', '.join(LIMIT_SCOPES)} and window one of {', '.join(WINDOWS)}."
         )
+    tag = request.query_params.get("tag")
+    models = request.query_params.getlist("models")
+    if (params["scope"] == "tag") != (tag is not None):
+        raise BadRequest("No such limit: a tag limit is named with ?tag=<name>, and only a tag limit has one.")
     if request.headers.get("content-length") not in (None, "0"):
         body = await _body_for_delete(request)
         who = _who(body.get("changed_by"))
@@ -84,9 +112,18 @@ async def delete_limit(request: Request) -> Response:
         who = "admin-api"
     runtime: RuntimeLimits = request.state.runtime_limits
     now = request.state.clock()
-    old = await asyncio.to_thread(runtime.remove, params["scope"], params["id"], params["window"], who, now)
+    old = await asyncio.to_thread(
+        functools.partial(runtime.remove, tag=tag, models=models),
+        params["scope"],
+        params["id"],
+        params["window"],
+        who,
+        now,
+    )
     if old is None:
-        raise NotFound(f"No runtime limit on {params['scope']} {params['id']!r}, window {params['window']}.")
+        on = f" tag {tag}" if tag is not None else ""
+        of = f" on models {', '.join(models)}" if models else ""
+        raise NotFound(f"No runtime limit on {params['scope']}{on} {params['id']!r}{of}, window {params['window']}.")
     await request.state.runtime_watcher.refresh()
     return _change(request, old.as_json(), None)
 

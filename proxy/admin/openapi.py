@@ -27,7 +27,7 @@ from proxy.limits.windows import WINDOWS
 from proxy.recording.reports import GROUPS
 
 Schema = dict[str, Any]
-LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "global")
+LIMIT_SCOPES = ("user", "team", "key", "agent", "thread", "tag", "global")
 
 # pricing.decimal_text: digits and an optional fraction, never an exponent.
 _DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -78,6 +78,21 @@ def _object(properties: dict[str, Schema], description: str) -> Schema:
         "properties": properties,
         "required": list(properties),
         "additionalProperties": False,
+    }
+
+
+def _whole(description: str, low: int, high: int | None = None) -> Schema:
+    return {"type": "integer", "minimum": low, **({"maximum": high} if high else {}), "description": description}
+
+
+def _limit_fields() -> dict[str, Schema]:
+    """What a spend limit has beyond scope, id, window, amount and action, as ``[[limits]]`` takes it."""
+    return {
+        "tag": _text("With scope tag: the tag counted (X-Tollgate-Tag-<tag>), lower-cased; else null.", nullable=True),
+        "models": _list_of(_text("A model name, or a glob with * and ?."), "The models it counts; empty: every model."),
+        "start_day": _whole("With window month: the day of the month the window starts on (1 by default).", 1, 28),
+        "on_exceed": _choice(("refuse", "clamp"), "refuse a request whose bound does not fit, or clamp its output."),
+        "min_output_tokens": _whole("With on_exceed clamp: the fewest output tokens worth forwarding.", 1),
     }
 
 
@@ -169,6 +184,7 @@ def _schemas() -> dict[str, Schema]:
                 "window": _choice(WINDOWS, "The calendar window."),
                 "window_label": _text("This window."),
                 "action": _choice(("block", "warn"), "What the limit does when reached."),
+                **_limit_fields(),
                 "source": _choice(SOURCES, "config, wildcard, team or runtime (as in LimitState)."),
                 "state": _choice(STATES, "ok, alerting or refusing (as in LimitState)."),
                 "resets_at": _or_null(_text("", format="date-time"), "When the window ends; null for total."),
@@ -186,11 +202,12 @@ def _schemas() -> dict[str, Schema]:
         ),
         "LimitState": _object(
             {
-                "scope": _text("What the limit counts: user, team, key, agent, thread or global."),
-                "id": _text('The subject within the scope ("all" for global).'),
+                "scope": _text("What the limit counts: user, team, key, agent, thread, tag or global."),
+                "id": _text('The subject within the scope ("all" for global; the tag\'s value for tag).'),
                 "window": _choice(WINDOWS, "The calendar window."),
-                "window_label": _text("This window, e.g. 2026-11-25, 2026-W48, 2026-11 or total."),
+                "window_label": _text("This window, e.g. 2026-11-25, 2026-W48, 2026-11 (2026-11-15 from a start_day)."),
                 "action": _text("block (refuses requests past the limit with 429) or warn (only alerts)."),
+                **_limit_fields(),
                 "source": _choice(
                     SOURCES, "config (names this id), wildcard (id *), team (through [teams]) or runtime."
                 ),
@@ -215,10 +232,11 @@ def _schemas() -> dict[str, Schema]:
                 "action": _choice(("block", "warn"), "block refuses past the limit; warn only alerts."),
                 "timezone": _text("Where the window starts and ends."),
                 "alert_at": _list_of(_ref("Decimal"), "Fractions of max_usd at which to alert."),
+                **_limit_fields(),
                 "updated_at": _text("When it was set.", format="date-time"),
                 "updated_by": _text("Who set it: admin-api[:<changed_by>] or cli:<login>."),
             },
-            "A spend limit set at run time; it beats a [[limits]] entry of the same scope, id and window.",
+            "A spend limit set at run time; it beats a [[limits]] entry of the same scope, tag, id, window and models.",
         ),
         "LimitChange": _object(
             {
@@ -241,6 +259,17 @@ def _schemas() -> dict[str, Schema]:
                 "action": _choice(("block", "warn"), "block (the default) or warn."),
                 "timezone": _text("Where the window starts and ends; UTC by default."),
                 "alert_at": _list_of(_ref("Decimal"), "Fractions of max_usd at which to alert."),
+                "tag": {
+                    **_text("With scope tag (and only then): the tag whose values it counts, e.g. project."),
+                    **{"minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_-]+$"},
+                },
+                "models": _list_of(
+                    _text("A model name, or a glob with * and ?.", pattern=r"^[^\[]+$") | {"minLength": 1},
+                    "The models it counts (part of which limit it is); every model by default.",
+                ),
+                "start_day": _whole("With window month: the day of the month the window starts on (default 1).", 1, 28),
+                "on_exceed": _choice(("refuse", "clamp"), "refuse (the default) or clamp a request's output cap."),
+                "min_output_tokens": _whole("With on_exceed clamp: the fewest output tokens worth forwarding.", 1),
                 "changed_by": {
                     "type": "string",
                     "minLength": 1,
@@ -258,8 +287,10 @@ def _schemas() -> dict[str, Schema]:
                 "changed_at": _text("When.", format="date-time"),
                 "changed_by": _text("Who."),
                 "scope": _choice(LIMIT_SCOPES, "The limit's scope."),
+                "tag": _text("The limit's tag (scope tag); null for other scopes.", nullable=True),
                 "limit_id": _text("The limit's id."),
                 "window": _choice(WINDOWS, "The limit's window."),
+                "models": _list_of(_text("A model name or glob."), "The limit's models; empty: every model."),
                 "old": _or_null(_ref("RuntimeLimit"), "Before; null when it was new."),
                 "new": _or_null(_ref("RuntimeLimit"), "After; null when it was removed."),
             },
@@ -427,6 +458,14 @@ def _paths() -> dict[str, Schema]:
         _path("id", "The subject, percent-encoded ('/' as %2F), or * for each separately; ignored for global."),
         _path("window", "The calendar window.", _choice(WINDOWS, "A window.")),
     )
+    limit_name = (
+        _query("tag", "With scope tag: the limit's tag, e.g. project."),
+        {
+            **_query("models", "The limit's models, one parameter each (models=a&models=b); none: every model."),
+            "schema": _list_of({"type": "string"}),
+            "explode": True,
+        },
+    )
     return {
         "/admin/limits": {
             "get": _operation(
@@ -459,17 +498,19 @@ def _paths() -> dict[str, Schema]:
                 "LimitChange",
                 parameters=limit_path,
                 body="LimitSetting",
-                bad_request="An unknown scope, window, action or time zone, max_usd not above 0, alert_at not "
-                "fractions, a body that is not a JSON object or lacks max_usd, or a field it does not take.",
+                bad_request="An unknown scope, window, action, on_exceed or time zone, max_usd not above 0, alert_at "
+                "not fractions, a tag missing for scope tag or given for another, models not names or globs, "
+                "start_day not 1 to 28 or given for a window other than month, min_output_tokens below 1, "
+                "a body that is not a JSON object or lacks max_usd, or a field it does not take.",
             ),
             "delete": _operation(
                 "removeRuntimeLimit",
                 "Remove a runtime limit; a [[limits]] entry it replaced applies again",
                 "limits",
                 "LimitChange",
-                parameters=limit_path,
-                bad_request='A body other than {"changed_by": <name>}.',
-                not_found="No runtime limit on that scope, id and window",
+                parameters=(*limit_path, *limit_name),
+                bad_request='A body other than {"changed_by": <name>}, or a tag without scope tag.',
+                not_found="No runtime limit on that scope, tag, id, window and models",
             ),
         },
         "/admin/usage": {

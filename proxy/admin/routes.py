@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from proxy.admin.limit_routes import delete_limit, limit_changes, put_limit
+from proxy.admin.limit_routes import NAME_PARAMS, delete_limit, limit_changes, put_limit
 from proxy.admin.openapi import admin_openapi_json
 from proxy.admin.params import WINDOW, accepting, window
 from proxy.errors import BadRequest, NotFound, TollgateError, Unauthorized, render_error
@@ -143,7 +143,7 @@ def admin_routes(admin_key: str | None) -> list[Route]:
         ),
         Route(
             "/admin/limits/{scope}/{id:path}/{window}",
-            guarded(admin_key, accepting((), delete_limit)),
+            guarded(admin_key, accepting(NAME_PARAMS, delete_limit)),
             methods=["DELETE"],
         ),
         Route("/admin/usage", guarded(admin_key, accepting(USAGE_PARAMS, _usage)), methods=["GET"]),

@@ -2,6 +2,8 @@
 
 ``tollgate limits set`` and ``tollgate limits remove`` change runtime limits in the database (every
 instance applies them within ``budget.sync_interval``); ``tollgate limits history`` shows who changed what.
+A limit is named as ``proxy.limits.runtime`` says: its subject (``--user alice``, ``--tag project --id apollo``,
+``--global``), ``--window`` and ``--models``, so ``remove`` takes the same ``--tag`` and ``--models`` as ``set``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -44,6 +46,22 @@ def add_limits_command(
     set_.add_argument("--action", default="block", choices=("block", "warn"), help="block (default) or warn")
     set_.add_argument("--timezone", default="UTC", help="where the window starts and ends (default UTC)")
     set_.add_argument("--alert-at", default="", help="fractions of max-usd to alert at, e.g. 0.5,0.8,1")
+    set_.add_argument(
+        "--start-day", type=int, default=1, metavar="N", help="with --window month: the day (1-28) a month starts on"
+    )
+    set_.add_argument(
+        "--on-exceed",
+        default="refuse",
+        choices=("refuse", "clamp"),
+        help="refuse (default) a request whose bound does not fit, or clamp its output cap to what fits",
+    )
+    set_.add_argument(
+        "--min-output-tokens",
+        type=int,
+        default=256,
+        metavar="N",
+        help="with --on-exceed clamp: the fewest output tokens worth forwarding (default 256)",
+    )
     set_.set_defaults(run=_set)
     remove = changes.add_parser("remove", help="remove a runtime spend limit (a [[limits]] entry applies again)")
     _subject_options(remove, config_option)
@@ -62,15 +80,40 @@ def _subject_options(
     for scope in _SCOPES:
         whom.add_argument(f"--{scope}", help=f"the limit of this {scope}, or '*' for each {scope} separately")
     whom.add_argument("--global", dest="global_", action="store_true", help="the limit on all requests together")
+    whom.add_argument("--tag", metavar="NAME", help="the limit on values of tag NAME (X-Tollgate-Tag-NAME); see --id")
+    parser.add_argument("--id", help="with --tag: the tag's value, or '*' (the default) for each value separately")
     parser.add_argument("--window", required=True, choices=("day", "week", "month", "total"), help="calendar window")
+    parser.add_argument(
+        "--models",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only spend on these models (names or * and ? globs; repeat, or a comma list); default every model",
+    )
     parser.add_argument("--by", default=None, help="who makes the change, for the audit (default cli:<login>)")
 
 
-def _subject(args: argparse.Namespace) -> tuple[str, str]:
+def _subject(args: argparse.Namespace) -> tuple[str, str] | None:
+    """(scope, id), or None (said on stderr) when ``--id`` is given without ``--tag``."""
+    if args.id is not None and args.tag is None:
+        sys.stderr.write("tollgate: --id names a tag's value: give it with --tag NAME\n")
+        return None
     if args.global_:
         return "global", "*"
+    if args.tag is not None:
+        return "tag", args.id if args.id is not None else "*"
     scope = next(scope for scope in _SCOPES if getattr(args, scope) is not None)
     return scope, getattr(args, scope)
+
+
+def _models(args: argparse.Namespace) -> list[str]:
+    return [model.strip() for given in args.models for model in given.split(",") if model.strip()]
+
+
+def _describe(scope: str, limit_id: str, tag: str | None, models: Sequence[str], window: str) -> str:
+    """'tag project apollo on gpt-5*, month', for messages."""
+    subject = "all requests" if scope == "global" else f"{scope} {tag} {limit_id}" if tag else f"{scope} {limit_id}"
+    return f"{subject}{' on ' + ', '.join(models) if models else ''}, {window}"
 
 
 def _who(args: argparse.Namespace) -> str:
@@ -82,20 +125,43 @@ def _set(args: argparse.Namespace) -> int:
     from proxy.recording.store import Store
 
     config = load_config(args.config)
-    scope, limit_id = _subject(args)
+    subject = _subject(args)
+    if subject is None:
+        return 2
+    scope, limit_id = subject
     alert_at = [a.strip() for a in args.alert_at.split(",") if a.strip()]
     try:
-        limit = make_limit(scope, limit_id, args.window, args.max_usd, args.action, args.timezone, alert_at)
+        limit = make_limit(
+            scope,
+            limit_id,
+            args.window,
+            args.max_usd,
+            args.action,
+            args.timezone,
+            alert_at,
+            tag=args.tag,
+            models=_models(args),
+            start_day=args.start_day,
+            on_exceed=args.on_exceed,
+            min_output_tokens=args.min_output_tokens,
+        )
     except InvalidLimit as exc:
         sys.stderr.write(f"tollgate: {exc}\n")
         return 2
     store = Store(config.database.url)
-    store.create_tables()
-    old, new = RuntimeLimits(store).set(limit, _who(args), datetime.now(UTC))
-    before = f" (was ${old.limit.max_usd}, {old.limit.action})" if old is not None else ""
-    subject = "all requests" if scope == "global" else f"{scope} {limit_id}"
+    try:
+        store.create_tables()
+        old, new = RuntimeLimits(store).set(limit, _who(args), datetime.now(UTC))
+    finally:
+        store.dispose()
+    before = ""
+    if old is not None:
+        was = old.limit
+        before = f" (was ${was.max_usd}, {_action(was.action, was.on_exceed, was.min_output_tokens)})"
+    name = _describe(scope, limit.id, limit.tag, limit.models, args.window)
+    action = _action(limit.action, limit.on_exceed, limit.min_output_tokens)
     sys.stdout.write(
-        f"runtime limit set: {subject}, {args.window}, ${new.limit.max_usd}, {new.limit.action}{before}; "
+        f"runtime limit set: {name}, ${new.limit.max_usd}, {action}{before}; "
         f"every instance applies it within budget.sync_interval ({config.budget.sync_interval}s)\n"
     )
     return 0
@@ -108,13 +174,21 @@ def _remove(args: argparse.Namespace) -> int:
     store = recorded_store(config.database.url)
     if store is None:
         return 1
-    scope, limit_id = _subject(args)
-    old = RuntimeLimits(store).remove(scope, limit_id, args.window, _who(args), datetime.now(UTC))
-    subject = "all requests" if scope == "global" else f"{scope} {limit_id}"
+    subject = _subject(args)
+    if subject is None:
+        return 2
+    scope, limit_id = subject
+    models = _models(args)
+    now = datetime.now(UTC)
+    try:
+        old = RuntimeLimits(store).remove(scope, limit_id, args.window, _who(args), now, tag=args.tag, models=models)
+    finally:
+        store.dispose()
+    name = _describe(scope, limit_id, args.tag.lower() if args.tag else None, sorted(set(models)), args.window)
     if old is None:
-        sys.stderr.write(f"tollgate: no runtime limit on {subject}, {args.window}\n")
+        sys.stderr.write(f"tollgate: no runtime limit on {name}\n")
         return 1
-    sys.stdout.write(f"runtime limit removed: {subject}, {args.window} (was ${old.limit.max_usd})\n")
+    sys.stdout.write(f"runtime limit removed: {name} (was ${old.limit.max_usd})\n")
     return 0
 
 
@@ -125,26 +199,30 @@ def _history(args: argparse.Namespace) -> int:
     store = recorded_store(config.database.url)
     if store is None:
         return 1
-    changes = RuntimeLimits(store).changes()
+    try:
+        changes = RuntimeLimits(store).changes()
+    finally:
+        store.dispose()
     if args.json:
         sys.stdout.write(orjson.dumps(changes, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     if not changes:
         sys.stdout.write("no runtime limit has been changed\n")
         return 0
-    rows = [("when", "by", "scope", "id", "window", "old", "new")] + [
+    rows = [("when", "by", "scope", "id", "window", "models", "old", "new")] + [
         (
             c["changed_at"],
             c["changed_by"],
-            c["scope"],
+            f"tag={c['tag']}" if c["tag"] else c["scope"],
             c["limit_id"],
             c["window"],
+            ",".join(c["models"]) or "any",
             f"${c['old']['max_usd']} {c['old']['action']}" if c["old"] else "-",
             f"${c['new']['max_usd']} {c['new']['action']}" if c["new"] else "removed",
         )
         for c in changes
     ]
-    print_table(rows, left=7)
+    print_table(rows, left=8)
     return 0
 
 
@@ -158,11 +236,14 @@ def _limits(args: argparse.Namespace) -> int:
     store = recorded_store(config.database.url)
     if store is None:
         return 1
-    runtime = tuple(r.limit for r in RuntimeLimits(store).all())
-    book = limit_book(config.limits, runtime)
-    subject = Subject(user=args.user, team=args.team, thread=args.thread, agent=args.agent, key=args.key)
-    team_of = {user: team for team, cfg in config.teams.items() for user in cfg.members}
-    states = limit_states(book, Ledger(store, holder="cli"), datetime.now(UTC), subject=subject, team_of=team_of)
+    try:
+        runtime = tuple(r.limit for r in RuntimeLimits(store).all())
+        book = limit_book(config.limits, runtime)
+        subject = Subject(user=args.user, team=args.team, thread=args.thread, agent=args.agent, key=args.key)
+        team_of = {user: team for team, cfg in config.teams.items() for user in cfg.members}
+        states = limit_states(book, Ledger(store, holder="cli"), datetime.now(UTC), subject=subject, team_of=team_of)
+    finally:
+        store.dispose()
     if args.json:
         sys.stdout.write(orjson.dumps([s.as_json() for s in states], option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
@@ -170,19 +251,27 @@ def _limits(args: argparse.Namespace) -> int:
         sys.stdout.write("no limits apply\n" if book else f"no [[limits]] in {config.source}\n")
         return 0
     money = format_usd_column([a for s in states for a in (s.spent, s.held, s.limit, s.remaining)])
-    header = ("scope", "id", "source", "state", "window", "action", "spent", "held", "limit", "remaining", "resets")
-    rows = [header] + [
+    # A models column only when some limit counts some models: most books have none.
+    models = any(s.models for s in states)
+    header = ("scope", "id", *(("models",) * models), "source", "state", "window", "action")
+    rows = [(*header, "spent", "held", "limit", "remaining", "resets")] + [
         (
-            s.scope,
+            f"tag={s.tag}" if s.tag else s.scope,
             s.id,
+            *((",".join(s.models) or "any",) * models),
             s.source,
             s.state,
             f"{s.window} {s.window_label}" if s.window != "total" else "total",
-            s.action,
+            _action(s.action, s.on_exceed, s.min_output_tokens),
             *money[4 * i : 4 * i + 4],
             f"{s.resets_at:%Y-%m-%d %H:%M}Z" if s.resets_at else "never",
         )
         for i, s in enumerate(states)
     ]
-    print_table(rows, left=6)
+    print_table(rows, left=len(header))
     return 0
+
+
+def _action(action: str, on_exceed: str, min_output_tokens: int) -> str:
+    """'block', 'warn', or 'clamp>=256' for a blocking limit that clamps a request's output cap."""
+    return f"clamp>={min_output_tokens}" if action == "block" and on_exceed == "clamp" else action

@@ -6,8 +6,13 @@ when, the limit before and after, as JSON). Every worker of every instance polls
 change's id every ``budget.sync_interval`` (``RuntimeLimitWatcher``: one indexed read) and,
 when it moved, reads the runtime limits again and rebuilds its limit book.
 
-A runtime limit beats a ``[[limits]]`` entry of the same scope, id and window (``merge_limits``);
-for ``global`` the id is always ``*``.
+A runtime limit carries every field a ``[[limits]]`` entry has. It beats the entry that is the same
+limit (``merge_limits``): the same scope, tag, id, window and models (``limit_key``). So a limit on tag
+``project`` and one on tag ``env`` are two limits even with the same id, and so are a limit on every
+model and one on ``gpt-5*``. Tags compare lower-cased (header names arrive so) and models as a set
+(``["b", "a"]`` is ``["a", "b"]``); a runtime limit is stored that way. The other fields (max_usd, action,
+timezone, start_day, on_exceed, min_output_tokens, alert_at) are what a limit *is*, not which one: setting
+one again with another ``start_day`` replaces it. For ``global`` the id is always ``*``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from proxy.config import LimitConfig
 from proxy.limits.rules import LimitBook, compile_rules
 from proxy.recording.store import Store
-from proxy.recording.tables import LIMIT_CHANGES_TABLE, RUNTIME_LIMITS_TABLE
+from proxy.recording.tables import LIMIT_CHANGES_TABLE, MAX_MODELS_CHARS, MAX_TAG_CHARS, RUNTIME_LIMITS_TABLE
 
 logger = logging.getLogger("tollgate.limits")
 
@@ -60,10 +65,31 @@ def make_limit(
     action: str = "block",
     timezone: str = "UTC",
     alert_at: Sequence[object] = (),
+    *,
+    tag: str | None = None,
+    models: Sequence[str] = (),
+    start_day: object = 1,
+    on_exceed: str = "refuse",
+    min_output_tokens: object = 256,
 ) -> LimitConfig:
-    """A limit checked as ``[[limits]]`` checks one; ``InvalidLimit`` names the field that is wrong."""
-    fields = {"scope": scope, "id": "*" if scope == "global" else id, "window": window, "max_usd": max_usd}
-    fields |= {"action": action, "timezone": timezone, "alert_at": tuple(alert_at)}
+    """A limit checked as ``[[limits]]`` checks one; ``InvalidLimit`` names the field that is wrong.
+
+    The tag is lower-cased and the models sorted without repeats, so that one limit is always written alike.
+    """
+    if not all(isinstance(model, str) for model in models):
+        raise InvalidLimit(f"models = {list(models)!r} must be model names or globs, as strings")
+    distinct = tuple(sorted(set(models)))
+    if len(_models_text(distinct)) > MAX_MODELS_CHARS:
+        raise InvalidLimit(f"models must take at most {MAX_MODELS_CHARS} characters as a JSON list")
+    if isinstance(tag, str) and len(tag) > MAX_TAG_CHARS:
+        raise InvalidLimit(f"tag = {tag[:20]}... must be at most {MAX_TAG_CHARS} characters")
+    for name, number in (("start_day", start_day), ("min_output_tokens", min_output_tokens)):
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise InvalidLimit(f"{name} = {number!r} must be a whole number")
+    fields: dict[str, object] = {"scope": scope, "id": "*" if scope == "global" else id, "window": window}
+    fields |= {"max_usd": max_usd, "action": action, "timezone": timezone, "alert_at": tuple(alert_at)}
+    fields |= {"tag": tag.lower() if isinstance(tag, str) else tag, "models": distinct}
+    fields |= {"start_day": start_day, "on_exceed": on_exceed, "min_output_tokens": min_output_tokens}
     try:
         if not isinstance(max_usd, (str, int, Decimal)) or isinstance(max_usd, bool):
             raise InvalidLimit(f"max_usd = {max_usd!r} must be a decimal number, as a string or an integer")
@@ -74,14 +100,22 @@ def make_limit(
         raise InvalidLimit(f"max_usd = {max_usd!r} must be a decimal number") from None
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        value = first.get("input")
+        ctx = first.get("ctx") or {}  # a check that spans fields names the key it blames (proxy.config.models)
+        key = ctx.get("key") or ".".join(str(part) for part in first["loc"])
+        value = ctx.get("value", first.get("input"))
         raise InvalidLimit(f"{key} = {value!s} {first['msg']}") from None
 
 
-def limit_key(limit: LimitConfig) -> tuple[str, str, str]:
-    """What makes two limits the same one: scope, id (``*`` for global) and window."""
-    return (limit.scope, "*" if limit.scope == "global" else limit.id, limit.window)
+LimitKey = tuple[str, str, str, str, tuple[str, ...]]
+
+
+def limit_key(limit: LimitConfig) -> LimitKey:
+    """What makes two limits the same one: scope, tag, id (``*`` for global), window and models (as a set)."""
+    return _key(limit.scope, limit.tag, limit.id, limit.window, limit.models)
+
+
+def _key(scope: str, tag: str | None, limit_id: str, window: str, models: Sequence[str]) -> LimitKey:
+    return (scope, (tag or "").lower(), "*" if scope == "global" else limit_id, window, tuple(sorted(set(models))))
 
 
 def merge_limits(
@@ -107,50 +141,60 @@ class RuntimeLimits:
     def all(self) -> list[RuntimeLimit]:
         t = RUNTIME_LIMITS_TABLE.c
         with self.store.engine.connect() as conn:
-            rows = conn.execute(RUNTIME_LIMITS_TABLE.select().order_by(t.scope, t.limit_id, t.window)).all()
+            rows = conn.execute(
+                RUNTIME_LIMITS_TABLE.select().order_by(t.scope, t.tag, t.limit_id, t.window, t.models)
+            ).all()
         return [_from_row(row._mapping) for row in rows]
 
     def set(self, limit: LimitConfig, by: str, now: datetime) -> tuple[RuntimeLimit | None, RuntimeLimit]:
         """Set (or replace) a runtime limit; (the one it replaced, the new one)."""
-        scope, limit_id, window = limit_key(limit)
+        key = limit_key(limit)
         values = {
-            "scope": scope,
-            "limit_id": limit_id,
-            "window": window,
+            **_key_columns(key),
             "max_usd": str(limit.max_usd),
             "action": limit.action,
             "timezone": limit.timezone,
             "alert_at": ",".join(str(a) for a in limit.alert_at),
+            "start_day": limit.start_day,
+            "on_exceed": limit.on_exceed,
+            "min_output_tokens": limit.min_output_tokens,
             "updated_at": now,
             "updated_by": by,
         }
         with self.store.write_engine.begin() as conn:
-            old = self._current(conn, scope, limit_id, window)
+            old = self._current(conn, key)
             insert = (postgresql if self.store.dialect == "postgresql" else sqlite).insert(RUNTIME_LIMITS_TABLE)
             conn.execute(
                 insert.values(**values).on_conflict_do_update(
-                    index_elements=["scope", "limit_id", "window"],
-                    set_={k: v for k, v in values.items() if k not in ("scope", "limit_id", "window")},
+                    index_elements=list(_KEY_COLUMNS),
+                    set_={k: v for k, v in values.items() if k not in _KEY_COLUMNS},
                 )
             )
             new = RuntimeLimit(limit, now, by)
-            self._audit(conn, (scope, limit_id, window), by, now, old, new)
+            self._audit(conn, key, by, now, old, new)
         logger.info("runtime limit set by %s: %s", by, orjson.dumps(new.as_json()).decode())
         return old, new
 
-    def remove(self, scope: str, limit_id: str, window: str, by: str, now: datetime) -> RuntimeLimit | None:
+    def remove(
+        self,
+        scope: str,
+        limit_id: str,
+        window: str,
+        by: str,
+        now: datetime,
+        *,
+        tag: str | None = None,
+        models: Sequence[str] = (),
+    ) -> RuntimeLimit | None:
         """Remove a runtime limit (the config one it replaced, if any, applies again); the removed one."""
-        limit_id = "*" if scope == "global" else limit_id
-        t = RUNTIME_LIMITS_TABLE.c
+        key = _key(scope, tag, limit_id, window, models)
         with self.store.write_engine.begin() as conn:
-            old = self._current(conn, scope, limit_id, window)
+            old = self._current(conn, key)
             if old is None:
                 return None
-            conn.execute(
-                RUNTIME_LIMITS_TABLE.delete().where(t.scope == scope, t.limit_id == limit_id, t.window == window)
-            )
-            self._audit(conn, (scope, limit_id, window), by, now, old, None)
-        logger.info("runtime limit removed by %s: %s %s %s", by, scope, limit_id, window)
+            conn.execute(RUNTIME_LIMITS_TABLE.delete().where(*_key_filter(key)))
+            self._audit(conn, key, by, now, old, None)
+        logger.info("runtime limit removed by %s: %s", by, orjson.dumps(_key_columns(key)).decode())
         return old
 
     def changes(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -164,25 +208,24 @@ class RuntimeLimits:
                 "changed_at": _aware(row.changed_at).isoformat().replace("+00:00", "Z"),
                 "changed_by": row.changed_by,
                 "scope": row.scope,
+                "tag": row.tag or None,
                 "limit_id": row.limit_id,
                 "window": row.window,
+                "models": orjson.loads(row.models),
                 "old": orjson.loads(row.old) if row.old else None,
                 "new": orjson.loads(row.new) if row.new else None,
             }
             for row in rows
         ]
 
-    def _current(self, conn: sa.Connection, scope: str, limit_id: str, window: str) -> RuntimeLimit | None:
-        t = RUNTIME_LIMITS_TABLE.c
-        row = conn.execute(
-            RUNTIME_LIMITS_TABLE.select().where(t.scope == scope, t.limit_id == limit_id, t.window == window)
-        ).first()
+    def _current(self, conn: sa.Connection, key: LimitKey) -> RuntimeLimit | None:
+        row = conn.execute(RUNTIME_LIMITS_TABLE.select().where(*_key_filter(key))).first()
         return _from_row(row._mapping) if row is not None else None
 
     def _audit(
         self,
         conn: sa.Connection,
-        key: tuple[str, str, str],
+        key: LimitKey,
         by: str,
         now: datetime,
         old: RuntimeLimit | None,
@@ -192,13 +235,27 @@ class RuntimeLimits:
             LIMIT_CHANGES_TABLE.insert().values(
                 changed_at=now,
                 changed_by=by,
-                scope=key[0],
-                limit_id=key[1],
-                window=key[2],
+                **_key_columns(key),
                 old=orjson.dumps(old.as_json()).decode() if old is not None else None,
                 new=orjson.dumps(new.as_json()).decode() if new is not None else None,
             )
         )
+
+
+_KEY_COLUMNS = ("scope", "tag", "limit_id", "window", "models")
+
+
+def _models_text(models: Sequence[str]) -> str:
+    return orjson.dumps(list(models)).decode()
+
+
+def _key_columns(key: LimitKey) -> dict[str, str]:
+    scope, tag, limit_id, window, models = key
+    return {"scope": scope, "tag": tag, "limit_id": limit_id, "window": window, "models": _models_text(models)}
+
+
+def _key_filter(key: LimitKey) -> list[sa.ColumnElement[bool]]:
+    return [RUNTIME_LIMITS_TABLE.c[name] == value for name, value in _key_columns(key).items()]
 
 
 class RuntimeLimitWatcher:
@@ -243,12 +300,17 @@ class RuntimeLimitWatcher:
 def _limit_json(limit: LimitConfig) -> dict[str, Any]:
     return {
         "scope": limit.scope,
+        "tag": limit.tag,
         "id": limit.id,
         "window": limit.window,
+        "models": list(limit.models),
         "max_usd": str(limit.max_usd),
         "action": limit.action,
         "timezone": limit.timezone,
         "alert_at": [str(a) for a in limit.alert_at],
+        "start_day": limit.start_day,
+        "on_exceed": limit.on_exceed,
+        "min_output_tokens": limit.min_output_tokens,
     }
 
 
@@ -257,12 +319,17 @@ def _from_row(row: Any) -> RuntimeLimit:
     limit = LimitConfig.model_validate(
         {
             "scope": row["scope"],
+            "tag": row["tag"] or None,
             "id": row["limit_id"],
             "window": row["window"],
+            "models": tuple(orjson.loads(row["models"])),
             "max_usd": Decimal(row["max_usd"]),
             "action": row["action"],
             "timezone": row["timezone"],
             "alert_at": alert_at,
+            "start_day": row["start_day"],
+            "on_exceed": row["on_exceed"],
+            "min_output_tokens": row["min_output_tokens"],
         }
     )
     return RuntimeLimit(limit, _aware(row["updated_at"]), row["updated_by"])

@@ -53,6 +53,11 @@ class LimitState:
     alert_at: tuple[Decimal, ...] = ()
     refused_lately: bool = False
     """A worker of this process refused a request on it in the last ``REFUSING_SECONDS``."""
+    tag: str | None = None
+    models: tuple[str, ...] = ()
+    start_day: int = 1
+    on_exceed: str = "refuse"
+    min_output_tokens: int = 256
 
     @property
     def remaining(self) -> Decimal:
@@ -71,10 +76,15 @@ class LimitState:
         """JSON-ready, money as decimal strings."""
         return {
             "scope": self.scope,
+            "tag": self.tag,
             "id": self.id,
+            "models": list(self.models),
             "window": self.window,
             "window_label": self.window_label,
+            "start_day": self.start_day,
             "action": self.action,
+            "on_exceed": self.on_exceed,
+            "min_output_tokens": self.min_output_tokens,
             "source": self.source,
             "state": self.state,
             "resets_at": self.resets_at.isoformat().replace("+00:00", "Z") if self.resets_at else None,
@@ -162,6 +172,11 @@ def limit_states(
             alert_at=rule.alert_at,
             refused_lately=rule.max_pico == counter.block_pico
             and now.timestamp() - (refused or {}).get(counter.key, float("-inf")) < REFUSING_SECONDS,
+            tag=rule.tag,
+            models=rule.models,
+            start_day=rule.start_day,
+            on_exceed=rule.on_exceed,
+            min_output_tokens=rule.min_output_tokens,
         )
         for counter, rule, source in wanted
     ]

@@ -14,6 +14,10 @@ from sqlmodel import Field, SQLModel
 
 from proxy.recording.records import MAX_LABEL_CHARS, MAX_TIER_CHARS
 
+# A runtime limit's tag name, and its model globs as JSON: longer ones are refused when it is set.
+MAX_TAG_CHARS = 64
+MAX_MODELS_CHARS = 1024
+
 
 class UsageRow(SQLModel, table=True):
     """One row per request Tollgate answered."""
@@ -127,12 +131,17 @@ class RuntimeLimitRow(SQLModel, table=True):
     __tablename__ = "runtime_limits"
 
     scope: str = Field(primary_key=True, max_length=16)
+    tag: str = Field(default="", primary_key=True, max_length=MAX_TAG_CHARS)  # "" unless scope is tag
     limit_id: str = Field(primary_key=True, max_length=MAX_LABEL_CHARS)
     window: str = Field(primary_key=True, max_length=8)
+    models: str = Field(default="[]", primary_key=True, max_length=MAX_MODELS_CHARS)  # JSON: sorted, distinct
     max_usd: str = Field(max_length=64)  # a decimal string: exact, as it was given
     action: str = Field(max_length=8)
     timezone: str = Field(max_length=64)
     alert_at: str = Field(default="", max_length=256)  # comma-separated decimal fractions
+    start_day: int = 1
+    on_exceed: str = Field(default="refuse", max_length=8)
+    min_output_tokens: int = 256
     updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
     updated_by: str = Field(max_length=128)
 
@@ -146,8 +155,10 @@ class LimitChangeRow(SQLModel, table=True):
     changed_at: datetime = Field(index=True, sa_type=sa.DateTime(timezone=True))
     changed_by: str = Field(max_length=128)
     scope: str = Field(max_length=16)
+    tag: str = Field(default="", max_length=MAX_TAG_CHARS)
     limit_id: str = Field(max_length=MAX_LABEL_CHARS)
     window: str = Field(max_length=8)
+    models: str = Field(default="[]", max_length=MAX_MODELS_CHARS)
     old: str | None = Field(default=None)
     new: str | None = Field(default=None)
 

@@ -96,6 +96,8 @@ def admin(provider: FakeProvider, db_url: str) -> Iterator[TestClient]:
         client.portal.call(client.app_state["recorder"].flush)  # type: ignore[union-attr]
         assert client.post("/admin/invoices/generate", params={"period": PERIOD}, headers=ADMIN).status_code == 200
         assert client.put("/admin/limits/user/carol/day", json={"max_usd": 3}, headers=ADMIN).status_code == 200
+        hermes = {"max_usd": 3, "tag": "project", "models": ["gpt-4o*"]}
+        assert client.put("/admin/limits/tag/hermes/day", json=hermes, headers=ADMIN).status_code == 200
         yield client
 
 
@@ -170,6 +172,15 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(DOCUMENT, cls=OpenAPIV31SpecValidator)
 
 
+TAG_LIMIT = {
+    "max_usd": "5",
+    "tag": "project",
+    "models": ["gpt-4o*", "o3"],
+    "start_day": 15,
+    "on_exceed": "clamp",
+    "min_output_tokens": 64,
+}
+HERMES_NAME = "tag=Project&models=gpt-4o*"  # the limit the fixture sets on tag project's hermes (tags: any case)
 # (documented path, method, request path, JSON body, status): every operation, answering each documented status.
 CASES: list[tuple[str, str, str, Any, int]] = [
     ("/admin/limits", "get", "/admin/limits", None, 200),
@@ -183,6 +194,11 @@ CASES: list[tuple[str, str, str, Any, int]] = [
     ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/carol/day", None, 200),
     ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/bob/year", None, 400),
     ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/nobody/day", None, 404),
+    ("/admin/limits/{scope}/{id}/{window}", "put", "/admin/limits/tag/apollo/month", TAG_LIMIT, 200),
+    ("/admin/limits/{scope}/{id}/{window}", "put", "/admin/limits/tag/apollo/day", {"max_usd": "1"}, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", f"/admin/limits/tag/hermes/day?{HERMES_NAME}", None, 200),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/carol/day?tag=project", None, 400),
+    ("/admin/limits/{scope}/{id}/{window}", "delete", "/admin/limits/user/carol/day?models=o3&models=o4", None, 404),
     ("/admin/usage", "get", "/admin/usage", None, 200),
     ("/admin/usage", "get", "/admin/usage?group_by=user&from=2020-01-01&to=2100-01-01T00:00Z", None, 200),
     ("/admin/usage", "get", "/admin/usage?group_by=colour", None, 400),

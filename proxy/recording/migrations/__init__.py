@@ -23,7 +23,7 @@ import sqlalchemy as sa
 __all__ = ["BASELINE", "HEAD", "SCRIPT_LOCATION", "UpgradeRefused", "database_name"]
 
 BASELINE = "0001"
-HEAD = "0009"
+HEAD = "0010"
 SCRIPT_LOCATION = str(Path(__file__).parent)
 
 # alembic logs at INFO on every use (its plugins, its "context impl", each step); Tollgate logs what an

@@ -177,10 +177,11 @@ def insert_rows(url: str, rows: dict[str, list[dict[str, Any]]]) -> None:
     """Insert ``rows`` with plain SQL, as the released code's tables take them (no models involved)."""
     engine = sa.create_engine(engine_url(url))
     try:
+        quote = engine.dialect.identifier_preparer.quote  # "window" is a reserved word on PostgreSQL
         with engine.begin() as conn:
             for table, table_rows in rows.items():
                 for row in table_rows:
-                    names = ", ".join(row)
+                    names = ", ".join(quote(name) for name in row)
                     values = ", ".join(f":{name}" for name in row)
                     conn.execute(sa.text(f"INSERT INTO {table} ({names}) VALUES ({values})"), row)
     finally:
@@ -193,9 +194,10 @@ def read_rows(url: str, tables: list[str]) -> dict[str, list[dict[str, Any]]]:
     try:
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
+            quote = engine.dialect.identifier_preparer.quote
             out = {}
             for table in tables:
-                order = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"])
+                order = ", ".join(quote(name) for name in inspector.get_pk_constraint(table)["constrained_columns"])
                 query = sa.text(f"SELECT * FROM {table} ORDER BY {order}")
                 out[table] = [dict(r._mapping) for r in conn.execute(query)]
             return out
