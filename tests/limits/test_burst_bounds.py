@@ -173,8 +173,13 @@ def test_clamp_uses_the_budget_to_within_min_output_tokens_in_a_burst(fleet: Any
     urls, db_url = fleet(_limits(limit, clamp=True))
     result = burst(urls, db_url, _body("gpt-4o-mini", 1000))
     assert result.spent <= limit
-    # Across processes, the budget a clamp needs may sit in the other process's lease for a moment: the clamp
-    # is tried again as it comes back (proxy.second_look).
-    assert result.clamped >= 1, f"no request was clamped; {result.admitted} admitted"
-    # What is left could not pay for one more request of min_output_tokens (and the bound's slack).
-    assert limit - result.spent < _cost(256) * Decimal("1.1")
+    # What is left could not pay for one more request of min_output_tokens (and the bound's slack). Across
+    # processes the budget a clamp needs may sit in the other process's lease for a moment, and the clamp is
+    # tried again as it comes back (proxy.second_look).
+    left = limit - result.spent
+    assert left < _cost(256) * Decimal("1.1"), f"${left} left; {result.admitted} admitted, {result.clamped} clamped"
+    if db_url.endswith("one.db"):
+        # On one worker the burst's last requests always meet the room a full one leaves, and are clamped. Across
+        # processes the room may also be used by an eleventh full request (the limit covers 11.7), leaving less
+        # than a clamp needs: the budget is then used all the same.
+        assert result.clamped >= 1
