@@ -1,27 +1,14 @@
 """Admission against blocking spend limits: reserve before forwarding, settle after.
 
-Each worker process keeps a *lease* per counter: budget it took from the
-database (``proxy.limits.ledger``). A request is admitted when every blocking counter
-it touches has room in the lease for the request's cost bound; that check is
-local, so most requests cost no database round trip. When a lease runs short
-the worker asks the database for more, sized to its recent traffic and never
-more than half of what the limit still leaves. A background task renews the
-leases and gives back budget that sits idle, so that other workers can use it.
+Each worker process keeps a *lease* per counter: budget it took from the database
+(``proxy.limits.ledger``), kept as ``proxy.limits.leases`` describes. A request is admitted
+when every blocking counter it touches has room in the lease for the request's cost bound;
+that check is local, so most requests cost no database round trip. When a lease runs short
+the worker asks the database for more, sized to its recent traffic and never more than half
+of what the limit still leaves. Budget taken from a lease but for a request's bound is never
+lent twice: its cost stays held (``unwritten``) until the recorder has written it.
 
-A lease admits nothing once it is older than its time to live (``lease_ttl``) less a third, as
-this worker's clock counts since its last renewal: by then other workers may count it as expired
-and free, so a worker whose renewals fail (its database is unreachable, its syncer starved) stops
-spending it. Its next request takes it up again through the database, which sees what others
-took meanwhile (``Ledger.lease``).
-
-Refusals are ``SpendLimitExceeded`` (429, an OpenAI quota error that the SDKs
-do not retry); when the database cannot be reached, ``LimitsUnavailable``
-(503), unless ``limits_when_db_down = "allow"``.
-
-Threads: the keeper's tasks run on the event loop that started it, and so does every
-extension (``admit``). ``admit_now`` and ``settle`` may be called from any thread (the
-in-process meter calls them from the app's threads); a lock keeps each change to the
-leases' figures whole, at the cost of an uncontended lock on the proxy's path.
+Refusals are ``SpendLimitExceeded`` (429, an OpenAI quota error that the SDKs do not retry).
 """
 
 from __future__ import annotations
@@ -29,42 +16,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from pricing import pico_to_usd
 from proxy.config import BudgetConfig
-from proxy.errors import LimitsUnavailable, SpendLimitExceeded
-from proxy.limits.give_backs import GiveBacks
-from proxy.limits.ledger import Charge, Ledger
+from proxy.errors import SpendLimitExceeded
+from proxy.limits.leases import Lease, LeaseKeeper
+from proxy.limits.ledger import Charge, LeaseGrant, Ledger
 from proxy.limits.rules import Counter
 from proxy.limits.windows import seconds_until
-from proxy.threads import background_thread
 
 logger = logging.getLogger("tollgate.budget")
 
 
 @dataclass(slots=True)
-class _Lease:
+class _Lease(Lease):
+    """Picodollars: ``granted`` on the counter, ``in_flight`` the bounds of admitted requests still running."""
+
     counter: Counter
-    granted: int = 0  # picodollars this worker holds on the counter in the database
-    in_flight: int = 0  # bounds of admitted requests still running
     unwritten: int = 0  # costs of finished requests the recorder has not written yet
     spent_seen: int = 0  # the counter's spend at the last visit to the database
     others_seen: int = 0  # other workers' leases at that visit
-    admitted: int = 0  # bounds admitted since the last sync, to size the next lease
-    renewed_at: float = float("-inf")  # when the database last renewed it (the time its expiry counts from)
-    seen_at: float = float("-inf")  # when spent_seen and others_seen were read
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
-    def available(self) -> int:
-        return self.granted - self.in_flight - self.unwritten
+    def held(self) -> int:
+        return self.in_flight + self.unwritten
 
     @property
     def remaining(self) -> int:
@@ -88,36 +69,19 @@ class Admission:
 UNLIMITED = Admission(counters=(), bound=0, leased=(), remaining_pico=None)
 
 
-class BudgetKeeper:
+class BudgetKeeper(LeaseKeeper[_Lease, LeaseGrant]):
+    what = "spend"
+
     def __init__(self, ledger: Ledger, config: BudgetConfig, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, clock, "tollgate-budget", logger)
         self.ledger = ledger
-        self.config = config
-        self.clock = clock
-        self._leases: dict[str, _Lease] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._last_sync = clock()
-        self.extensions = 0  # database round trips taken on the request path, for the log and the benchmark
         # Counter key -> when this worker last refused a request on it: the admin API shows such a limit
         # as refusing even while some budget is left (too little for the requests that come).
         self.last_refused: dict[str, float] = {}
-        self._mutex = threading.Lock()  # the leases' figures, which the app's threads may change (see above)
-        self._syncer = background_thread("tollgate-budget")  # renewals and returns, which no request waits for
         self._returns: dict[str, int] = {}  # budget taken out of leases under a lowered limit, for the next sync
-        self._giving_back = GiveBacks()
-        # A lease is spent only this long after its last renewal: a third of its time to live is left for the
-        # clocks of other instances, which judge its expiry, to run ahead of this one's.
-        self._fresh_for = config.lease_ttl * 2 / 3
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._sync_forever(), name="tollgate-budget")
 
     async def close(self) -> None:
-        # For maintainers and the benchmark: how often a request waited for the database to extend a lease.
-        logger.debug("%d lease extensions waited for on the request path", self.extensions)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop_syncing()
         returns = {key: lease.available for key, lease in self._leases.items() if lease.available > 0}
         for key, amount in self._returns.items():
             returns[key] = returns.get(key, 0) + amount
@@ -133,10 +97,10 @@ class BudgetKeeper:
         # A request that costs nothing (a model listing) still needs the limit not to be spent: past a limit,
         # everything is refused.
         need = max(bound, 1)
-        stale = self.clock() - self._fresh_for
+        now = self.clock()
         with self._mutex:
             leases = [self._lease(c) for c in blocking]
-            if any(lease.available < need or lease.renewed_at <= stale for lease in leases):
+            if any(lease.available < need or self._stale(lease, now) for lease in leases):
                 return None
             # Reserved on all of them at once, under the lock: no other request can take the room meanwhile.
             for lease in leases:
@@ -157,10 +121,10 @@ class BudgetKeeper:
                 return admission
             # Grow every lease short of room (or renew a stale one); then try again, for a concurrent request
             # may have taken the room.
-            stale = self.clock() - self._fresh_for
+            now = self.clock()
             with self._mutex:
                 leases = [self._lease(c) for c in counters if c.block_pico is not None]
-                short = [lease for lease in leases if lease.available < need or lease.renewed_at <= stale]
+                short = [lease for lease in leases if lease.available < need or self._stale(lease, now)]
             for lease in short:
                 await self._extend(lease, need, explain_bound)
 
@@ -258,61 +222,20 @@ class BudgetKeeper:
                 lease.granted -= lease.available
         return lease
 
-    async def _extend(self, lease: _Lease, bound: int, explain_bound: str, *, look: bool = False) -> None:
-        """Grow ``lease`` to hold ``bound`` (or take a stale one up again); ``look``: visit the database
-        to read the counter's figures again, unless that was done within ``sync_interval``."""
-        async with lease.lock:
-            with self._mutex:
-                if self._leases.setdefault(lease.counter.key, lease) is not lease:
-                    return  # a sync forgot this lease meanwhile, and a newer one took its place: the caller asks again
-                need = bound - lease.available
-                elapsed = max(self.clock() - self._last_sync, 0.05)
-                rate = lease.admitted / elapsed  # picodollars of bounds per second lately
-                held = lease.in_flight + lease.unwritten
-                stale = lease.renewed_at <= self.clock() - self._fresh_for
-                look = look and lease.seen_at <= self.clock() - self.config.sync_interval
-            if need <= 0 and not stale and not look:
-                return
-            need = max(need, 0)
-            want = max(need, int(rate * self.config.lease_seconds), bound * 4)
-            counter = lease.counter
-            assert counter.block_pico is not None
-            self.extensions += 1
-            args = (counter.key, counter.block_pico, need, want)
-            try:
-                now = self.clock()
-                grant = await asyncio.to_thread(self.ledger.lease, *args, now, self.config.lease_ttl, held)
-                if not grant.granted and need and await self._giving_back.wait_for(counter.key):
-                    now = self.clock()
-                    grant = await asyncio.to_thread(self.ledger.lease, *args, now, self.config.lease_ttl, held)
-            except sa.exc.SQLAlchemyError as exc:
-                if self.config.limits_when_db_down == "allow":
-                    logger.error("spend limits unchecked: the database is unreachable (%s)", type(exc).__name__)
-                    with self._mutex:
-                        lease.granted += need  # admitted on trust; never written to the database
-                        lease.renewed_at = self.clock()
-                    return
-                raise LimitsUnavailable(
-                    "Tollgate cannot check spend limits because its database is unreachable; try again shortly.",
-                    scope=counter.scope,
-                ) from None
-            # Add the grant rather than copy the database's figure: a recorder batch or a give-back may be
-            # committing right now, and each is applied to the local figure by its own path exactly once.
-            with self._mutex:
-                lease.granted += grant.granted - grant.taken_back
-                lease.renewed_at = lease.seen_at = max(lease.renewed_at, now)
-                lease.spent_seen = grant.spent
-                lease.others_seen = grant.others
-                refusal = self._refusal(lease, bound, explain_bound) if need and grant.granted == 0 else None
-            if grant.taken_back:
-                logger.warning(
-                    "spend lease on %s had expired and other workers leased $%s of it meanwhile: its renewals "
-                    "failed for longer than budget.lease_ttl",
-                    counter.key,
-                    pico_to_usd(grant.taken_back),
-                )
-            if refusal is not None:
-                raise refusal
+    def _ask(self, lease: _Lease, short: int, want: int, now: float, held: int) -> LeaseGrant:
+        counter = lease.counter
+        assert counter.block_pico is not None
+        return self.ledger.lease(counter.key, counter.block_pico, short, want, now, self.config.lease_ttl, held)
+
+    def _saw(self, lease: _Lease, grant: LeaseGrant) -> None:
+        lease.spent_seen = grant.spent
+        lease.others_seen = grant.others
+
+    def _refused(self, lease: _Lease, need: int, grant: LeaseGrant, now: float, context: str) -> SpendLimitExceeded:
+        return self._refusal(lease, need, context)
+
+    def _amount(self, amount: int) -> str:
+        return f"${pico_to_usd(amount)}"
 
     def _refusal(self, lease: _Lease, bound: int, explain_bound: str) -> SpendLimitExceeded:
         counter = lease.counter
@@ -339,14 +262,6 @@ class BudgetKeeper:
             headers["retry-after"] = str(retry_after)
         return SpendLimitExceeded(message, headers=headers, scope=counter.scope)
 
-    async def _sync_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.sync_interval)
-            try:
-                await self.sync()
-            except sa.exc.SQLAlchemyError as exc:
-                logger.warning("budget lease sync failed: %s", type(exc).__name__)
-
     async def sync(self) -> None:
         """Renew leases, give back idle budget, forget leases of windows that ended."""
         now = self.clock()
@@ -369,12 +284,7 @@ class BudgetKeeper:
                     del self._leases[key]
             self._last_sync = now
         await self._giving_back.write(self._syncer, self._write_sync, returns, now)
-        # Renewed: the leases still live at ``now`` (an expired one is taken up again by ``_extend``).
-        alive = now - self.config.lease_ttl
-        with self._mutex:
-            for lease in self._leases.values():
-                if lease.renewed_at > alive:
-                    lease.renewed_at = max(lease.renewed_at, now)
+        self._renewed(now)
 
     def _write_sync(self, returns: dict[str, int], now: float) -> None:
         self.ledger.give_back(returns)
