@@ -1,5 +1,6 @@
 """Share of a spend limit's budget used by a burst, with the byte bound, tight bounds and clamp; and the
-cost of the tight bound on the refusal path. One worker, the fake provider on loopback.
+cost of the tight bound on the refusal path. One worker, then ``serve --workers 2`` sharing SQLite; the
+fake provider on loopback.
 
     PYTHONPATH=. python -m tests.bench.burst_share
 """
@@ -18,20 +19,32 @@ from proxy.app import create_app
 from proxy.config import parse_config
 from proxy.dialects.openai_requests import read_request
 from proxy.limits.tighten import bound_of, count_prompt
-from tests.fakeprovider import FakeProvider, ServerThread
-from tests.limits.test_burst_bounds import CHAT, FITS, REQUESTS, _answer, _body, _cost, _limits, burst
+from tests.fakeprovider import FakeProvider, ServerThread, free_port
+from tests.limits.test_burst_bounds import CHAT, FITS, REQUESTS, _answer, _body, _cost, _limits, burst, serve, stop
 from tests.limits.test_limits import _config_text
 
 
-def _run(provider: FakeProvider, folder: Path, name: str, limit: Decimal, clamp: bool, body: bytes) -> str:
-    db_url = f"sqlite:///{folder / (name + '.db')}"
+def _run(
+    provider: FakeProvider, folder: Path, name: str, limit: Decimal, clamp: bool, body: bytes, workers: int
+) -> str:
+    db_url = f"sqlite:///{folder / (name.replace(' ', '-') + f'-{workers}.db')}"
     provider.reset()
     provider.answer_computed("POST", CHAT, _answer)
-    with ServerThread(create_app(parse_config(_config_text(provider, db_url, _limits(limit, clamp))))) as server:
-        result = burst([f"http://127.0.0.1:{server.port}"], db_url, body)
+    text = _config_text(provider, db_url, _limits(limit, clamp))
+    if workers == 1:
+        with ServerThread(create_app(parse_config(text))) as server:
+            result = burst([f"http://127.0.0.1:{server.port}"], db_url, body)
+    else:
+        config, port = folder / f"{name.replace(' ', '-')}.toml", free_port()
+        config.write_text(text)
+        process = serve(config, port, ["--workers", str(workers)])
+        try:
+            result = burst([f"http://127.0.0.1:{port}"], db_url, body)
+        finally:
+            stop(process)
     return (
-        f"{name:<14} admitted {result.admitted:>3} of {REQUESTS} ({result.clamped} clamped), "
-        f"spent ${result.spent} of ${limit}: {result.spent / limit:.0%} of the budget"
+        f"{workers} worker{'s' if workers > 1 else ' '} {name:<14} admitted {result.admitted:>3} of {REQUESTS} "
+        f"({result.clamped} clamped), spent ${result.spent} of ${limit}: {result.spent / limit:.0%} of the budget"
     )
 
 
@@ -57,10 +70,15 @@ def main() -> None:
         provider.port = server.port
         tight_limit = _cost(100) * FITS
         clamp_limit = _cost(1000) * 10 + _cost(100) * 3
-        print(_run(provider, Path(folder), "byte bound", tight_limit, False, _body("metered-model", 100)))
-        print(_run(provider, Path(folder), "tight bound", tight_limit, False, _body("gpt-4o-mini", 100)))
-        print(_run(provider, Path(folder), "byte, no clamp", clamp_limit, False, _body("metered-model", 1000)))
-        print(_run(provider, Path(folder), "clamp", clamp_limit, True, _body("gpt-4o-mini", 1000)))
+        for workers in (1, 2):
+            runs = [
+                ("byte bound", tight_limit, False, _body("metered-model", 100)),
+                ("tight bound", tight_limit, False, _body("gpt-4o-mini", 100)),
+                ("byte, no clamp", clamp_limit, False, _body("metered-model", 1000)),
+                ("clamp", clamp_limit, True, _body("gpt-4o-mini", 1000)),
+            ]
+            for name, limit, clamp, body in runs:
+                print(_run(provider, Path(folder), name, limit, clamp, body, workers))
     body = _body("gpt-4o-mini", 100)
     print(f"tight bound of a {len(body):,}-byte chat request: {asyncio.run(_tight_cost_us(body)):.0f} µs")
 

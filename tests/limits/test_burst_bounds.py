@@ -126,10 +126,8 @@ def fleet(request: pytest.FixtureRequest, provider: FakeProvider, tmp_path: Path
         config = tmp_path / "fleet.toml"
         config.write_text(_config_text(provider, db_url, limits))
         for port, extra in zip(ports, commands, strict=True):
-            argv = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), "--port", str(port), *extra]
-            process = subprocess.Popen(argv, env={**os.environ, "TOLLGATE_LOG_LEVEL": "warning"})
-            request.addfinalizer(functools.partial(_stop, process))  # before the database goes away
-            _wait_ready(port, process)
+            process = serve(config, port, extra)
+            request.addfinalizer(functools.partial(stop, process))  # before the database goes away
         return [f"http://127.0.0.1:{port}" for port in ports], db_url
 
     yield start
@@ -137,7 +135,19 @@ def fleet(request: pytest.FixtureRequest, provider: FakeProvider, tmp_path: Path
         server.__exit__(None, None, None)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def serve(config: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
+    """``tollgate serve`` with ``config`` on ``port``, ready."""
+    argv = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), "--port", str(port), *extra]
+    process = subprocess.Popen(argv, env={**os.environ, "TOLLGATE_LOG_LEVEL": "warning"})
+    try:
+        _wait_ready(port, process)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     process.wait(timeout=30)
 
