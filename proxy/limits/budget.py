@@ -267,6 +267,9 @@ class BudgetKeeper(LeaseKeeper[_Lease, LeaseGrant]):
         now = self.clock()
         ended = datetime.fromtimestamp(now, UTC)
         with self._mutex:
+            if not self._leases and not self._returns:
+                self._last_sync = now
+                return  # nothing leased: nothing to renew or give back, and no write to the database
             returns, self._returns = self._returns, {}
             for key, lease in list(self._leases.items()):
                 idle = lease.admitted == 0

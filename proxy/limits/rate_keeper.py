@@ -167,6 +167,9 @@ class RateKeeper(LeaseKeeper[_Lease, RateGrant]):
         returns: dict[str, int] = {}
         renew: list[str] = []
         with self._mutex:
+            if not self._leases:
+                self._last_sync = now
+                return  # nothing leased: nothing to renew or give back, and no write to the database
             elapsed = max(now - self._last_sync, 0.05)
             for key, lease in list(self._leases.items()):
                 target = int(lease.admitted / elapsed * self.config.lease_seconds)
