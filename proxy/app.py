@@ -39,6 +39,7 @@ from proxy.config import Config, TeamConfig, load_config
 from proxy.core import Metering
 from proxy.errors import BadRequest, NotFound, TollgateError, render_error
 from proxy.forward import AiohttpUpstream, Upstream
+from proxy.heap import settle_heap
 from proxy.hooks import load_hooks
 from proxy.insight.api import insight_routes
 from proxy.insight.forecast import forecast_warnings
@@ -235,6 +236,7 @@ def create_app(
                 endpoint.cancel_on_disconnect = new.server.on_client_disconnect == "cancel"
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
                 teams[0] = new.teams
+                settle_heap()  # the old price map is collected; the new one joins the frozen heap
 
             extra = [forecast_warnings(store, lambda now: limit_states(metering.limits, ledger, now))]
             monitor = AnomalyMonitor(
@@ -254,6 +256,7 @@ def create_app(
                 logger.info("%s", start_message)
             else:
                 logger.debug("worker %d started", os.getpid())
+            settle_heap()  # everything made at start stays: full collections stop walking it
             yield {
                 "proxy": endpoint,
                 "metering": metering,
