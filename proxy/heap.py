@@ -1,9 +1,8 @@
 """What a server makes at start lives as long as it does: kept out of the garbage collector's walks.
 
-The price map, the tokenizer's ranks, the config and the modules are hundreds of thousands of
-objects. CPython's full collection walks every tracked object, and on this heap each one took
-40 to 80 ms: a request that arrived during it waited that long, which set the p99 latency at
-one connection. ``settle_heap`` collects once and freezes what is left (``gc.freeze``), so
+The price map, the tokenizer, the config and the modules are some 140,000 objects the collector
+tracks. CPython's full collection walks every one, and on this heap each took about 50 ms: a
+request that arrived during it waited that long, which set the p99 latency at one connection. ``settle_heap`` collects once and freezes what is left (``gc.freeze``), so
 later collections walk only what requests make.
 
 A reload makes a new price map and drops the old one, which frozen would never be freed:
