@@ -153,13 +153,16 @@ def create_app(
     admin_key: str | None = None,
     clock: Clock = system_clock,
     start_message: str | None = None,
+    owns_process: bool = False,
 ) -> Starlette:
     """The Tollgate app for ``config``.
 
     ``upstream_factory`` makes the upstream client inside the lifespan; ``admin_key``
     (default ``$TOLLGATE_ADMIN_KEY``) opens the admin API; ``clock`` is the one source
     of "now" for rows, limit windows and invoices. ``start_message`` is logged once the
-    app has started (``tollgate serve`` passes its start block).
+    app has started (``tollgate serve`` passes its start block). ``owns_process``: the app
+    is the process's one job (``tollgate serve``), so its heap is frozen once started and
+    after each reload (``proxy.heap``); an app embedded in another leaves that choice to it.
     """
     admin_key = admin_key if admin_key is not None else os.environ.get("TOLLGATE_ADMIN_KEY")
     catalog = Catalog.load(config.pricing_models)
@@ -236,7 +239,8 @@ def create_app(
                 endpoint.cancel_on_disconnect = new.server.on_client_disconnect == "cancel"
                 billing.settings = settings_from_config(new)  # the admin routes and the scheduler share this holder
                 teams[0] = new.teams
-                settle_heap()  # the old price map is collected; the new one joins the frozen heap
+                if owns_process:
+                    settle_heap()  # the old price map is collected; the new one joins the frozen heap
 
             extra = [forecast_warnings(store, lambda now: limit_states(metering.limits, ledger, now))]
             monitor = AnomalyMonitor(
@@ -256,7 +260,8 @@ def create_app(
                 logger.info("%s", start_message)
             else:
                 logger.debug("worker %d started", os.getpid())
-            settle_heap()  # everything made at start stays: full collections stop walking it
+            if owns_process:
+                settle_heap()  # everything made at start stays: full collections stop walking it
             yield {
                 "proxy": endpoint,
                 "metering": metering,
@@ -337,4 +342,4 @@ def app_from_environment() -> Starlette:
     config = load_config(os.environ.get("TOLLGATE_CONFIG"))
     if os.environ.get("TOLLGATE_ACCESS_LOG") == "1":
         config = config.model_copy(update={"server": config.server.model_copy(update={"access_log": True})})
-    return create_app(config)
+    return create_app(config, owns_process=True)

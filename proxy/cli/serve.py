@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         logger.info("%s", block)
         Multiprocess(multi, sockets=[sock]).run()
         return 0
-    app = create_app(config, start_message=block)
+    app = create_app(config, start_message=block, owns_process=True)
     server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
     try:
         server.run(sockets=[sock])
