@@ -1,4 +1,4 @@
-"""Runtime limits with everything a ``[[limits]]`` entry has: tag, models, start_day, on_exceed, min_output_tokens
+"""Runtime limits with everything a [[limits]] entry has: tag, models, start_day, on_exceed, min_output_tokens
 
 - ``runtime_limits.tag``: the tag a ``scope = "tag"`` limit counts (lower-cased), ``""`` for every other scope;
 - ``runtime_limits.models``: the model globs it counts, a JSON array of distinct sorted strings, ``[]`` for
