@@ -60,6 +60,7 @@ _USAGE = b'"usage"'
 _CITATION = b'"url_citation"'
 # Stream events of the image and speech endpoints that carry their usage.
 _MEDIA_DONE_EVENTS = frozenset({"image_generation.completed", "image_edit.completed", "speech.audio.done"})
+_NULL_MEMBER = b',"usage":null'  # as OpenAI writes it in each chunk of a stream asked for its usage
 _USAGE_NULL = re.compile(rb'"usage"[ \t]*:[ \t]*null')
 # The "usage": null member of a one-line JSON object, after another member or as the first one.
 _NULL_MEMBER_AFTER = re.compile(rb',[ \t]*"usage"[ \t]*:[ \t]*null(?=[ \t]*[,}])')
@@ -299,6 +300,9 @@ class _StreamReader(StreamReader):
         carries_usage = _USAGE in event
         if not carries_usage and _DONE not in event and b"response." not in event:
             return event  # most events: content deltas with nothing to read
+        if self.hide_usage and carries_usage:
+            if _is_plain_null_usage(event):  # most events of a stream Tollgate asked for usage: as below, at once
+                return event.replace(_NULL_MEMBER, b"", 1)
         kind, data, data_lines = event_fields(event)
         if data is None:
             return event
@@ -363,6 +367,24 @@ class _StreamReader(StreamReader):
                         if isinstance(call, dict) and isinstance(call.get("function"), dict):
                             parts.extend(_strings(call["function"]))
         return "".join(parts)
+
+
+def _is_plain_null_usage(event: bytes) -> bool:
+    """Whether ``event`` is one ``data:`` line whose only usage member is ``,"usage":null`` before a ``,`` or ``}``.
+
+    ``_without_null_usage`` would cut exactly that member, and nothing else is read from such an event.
+    """
+    at = event.find(_NULL_MEMBER)
+    end = at + len(_NULL_MEMBER)
+    return (
+        at >= 0
+        and event[end : end + 1] in (b",", b"}")
+        and event.count(_USAGE) == 1
+        and event.startswith(b"data:")
+        and event.find(b"\n") == len(event) - 2
+        and b"\r" not in event
+        and b'"response.' not in event
+    )
 
 
 def _without_null_usage(event: bytes, data: bytes, data_lines: int) -> bytes:
