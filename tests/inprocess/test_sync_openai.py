@@ -48,6 +48,20 @@ def test_a_stream_without_include_usage_is_metered_and_its_usage_chunk_hidden(
     assert (row["output_tokens"], row["usage_source"], row["stream"]) == (2, "reported", True)
 
 
+def test_a_stream_asked_for_its_usage_goes_out_with_its_length_and_the_app_keeps_its_own_body(
+    meter: Meter, provider: FakeProvider
+) -> None:
+    provider.answer("POST", "/v1/chat/completions", sse(chat_chunks(words=("a",), completion_tokens=1)))
+    stream = sync_client(meter, provider).chat.completions.create(model="gpt-4o-mini", messages=_HI, stream=True)
+    list(stream)
+    [sent] = provider.requests
+    names = [name for name, _ in sent.headers]
+    assert names[0] == b"host" and sent.header(b"host") == f"127.0.0.1:{provider.port}".encode()
+    assert names[-1] == b"content-length" and sent.header(b"content-length") == str(len(sent.body)).encode()
+    assert names.count(b"content-length") == 1
+    assert b"stream_options" not in stream.response.request.content
+
+
 def test_a_stream_that_asked_for_usage_keeps_its_usage_chunk(meter: Meter, provider: FakeProvider) -> None:
     provider.answer("POST", "/v1/chat/completions", sse(chat_chunks(prompt_tokens=30)))
     stream = sync_client(meter, provider).chat.completions.create(
