@@ -5,8 +5,15 @@
   so that its CPU is not counted), once through a plain ``httpx.Client`` and once through
   ``meter.httpx_client()``, in alternating rounds. CPU is the whole client process's
   (``time.process_time``), so the meter's own thread and its database writes count too;
-- per stream chunk: streams of 10 and of 200 chunks; the difference of their overheads,
-  divided by 190, is what each chunk adds, and what a call adds besides.
+- per stream event: streams of 10 and of 200 events; the difference of their overheads,
+  divided by 190, is what each event adds, and what a call adds besides. The fake writes a
+  stream at once, so this is the cost of reading events, not of many small reads;
+- the app's own thread is also timed alone (``time.thread_time``): what the meter adds there is
+  what the app's call waits for, the rest runs on the meter's threads.
+
+After the warm-up the heap is frozen (``gc.collect()``, ``gc.freeze()``), as the README tells a
+long-running app to do: otherwise the collector's full walks of the price map land in random
+rounds and swamp the difference being measured.
 
 Prints one table; ``--calls`` sets calls per round (default 400), ``--rounds`` the rounds (default 5).
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import socket
 import statistics
@@ -143,11 +151,14 @@ def _import_ms() -> float:
     return best
 
 
-def _cpu_per_call(call: Callable[[], None], calls: int) -> float:
-    started = time.process_time()
+def _cpu_per_call(call: Callable[[], None], calls: int, settle: Callable[[], object]) -> tuple[float, float]:
+    """(CPU µs per call of the whole process, of this thread alone); ``settle`` waits for the meter's writes."""
+    started, started_here = time.process_time(), time.thread_time()
     for _ in range(calls):
         call()
-    return (time.process_time() - started) / calls * 1e6
+    here = time.thread_time() - started_here
+    settle()
+    return (time.process_time() - started) / calls * 1e6, here / calls * 1e6
 
 
 def main() -> int:
@@ -200,34 +211,45 @@ def main() -> int:
             return {"json": chat, **{f"stream{n}": stream(n) for n in _SIZES}}
 
         kinds = ("json", *(f"stream{n}" for n in _SIZES))
-        results: dict[tuple[str, str], list[float]] = {(c, k): [] for c in clients for k in kinds}
-        for client in clients.values():  # warm up: connections, the price map, the first rows
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {(c, k): [] for c in clients for k in kinds}
+        settle: dict[str, Callable[[], object]] = {"plain": lambda: None, "meter": meter.flush}
+        for name, client in clients.items():  # warm up: connections, the price map, the first rows
             for call in calls(client).values():
-                _cpu_per_call(call, 50)
+                _cpu_per_call(call, 50, settle[name])
+        gc.collect()
+        gc.freeze()
         for round_ in range(args.rounds):
             order = list(clients.items()) if round_ % 2 == 0 else list(reversed(clients.items()))
             for name, client in order:
                 for kind, call in calls(client).items():
                     calls_in_round = args.calls if kind != "stream200" else max(args.calls // 8, 10)
-                    results[(name, kind)].append(_cpu_per_call(call, calls_in_round))
+                    results[(name, kind)].append(_cpu_per_call(call, calls_in_round, settle[name]))
         assert meter.flush()
         meter.close()
         for client in clients.values():
             client.close()
     server.terminate()
 
-    median = {key: statistics.median(values) for key, values in results.items()}
-    overhead = {kind: median[("meter", kind)] - median[("plain", kind)] for kind in kinds}
+    def median(key: tuple[str, str], which: int) -> float:
+        return statistics.median(result[which] for result in results[key])
+
     low, high = _SIZES
-    per_chunk = (overhead[f"stream{high}"] - overhead[f"stream{low}"]) / (high - low)
-    stream_call = overhead[f"stream{low}"] - low * per_chunk
     print(f"python -X importtime -c 'import proxy.inprocess': {_import_ms():.0f} ms (best of 5)")
     print(f"CPU per call, median of {args.rounds} rounds (µs):")
-    print(f"  {'':<14}{'plain httpx':>12}{'meter':>10}{'overhead':>10}")
+    print(f"  {'':<11}{'plain httpx':>12}{'meter':>8}{'overhead':>10}{'on the app thread':>19}")
+    overhead: dict[tuple[str, int], float] = {}
     for kind in kinds:
-        print(f"  {kind:<14}{median[('plain', kind)]:>12.0f}{median[('meter', kind)]:>10.0f}{overhead[kind]:>10.1f}")
-    print(f"meter overhead per non-streamed call: {overhead['json']:.1f} µs CPU")
-    print(f"meter overhead per stream chunk: {per_chunk:.2f} µs CPU (and {stream_call:.1f} µs per streamed call)")
+        for which in (0, 1):
+            overhead[(kind, which)] = median(("meter", kind), which) - median(("plain", kind), which)
+        plain, metered = median(("plain", kind), 0), median(("meter", kind), 0)
+        print(f"  {kind:<11}{plain:>12.0f}{metered:>8.0f}{overhead[(kind, 0)]:>10.1f}{overhead[(kind, 1)]:>19.1f}")
+    for which, where in ((0, "all threads"), (1, "the app's thread")):
+        per_event = (overhead[(f"stream{high}", which)] - overhead[(f"stream{low}", which)]) / (high - low)
+        stream_call = overhead[(f"stream{low}", which)] - low * per_event
+        print(
+            f"meter overhead, {where}: {overhead[('json', which)]:.1f} µs CPU per non-streamed call, "
+            f"{per_event:.2f} µs per stream event (and {stream_call:.1f} µs per streamed call)"
+        )
     return 0
 
 
