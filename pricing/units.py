@@ -84,10 +84,13 @@ UNIT_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UnitCounts))
 #: Those that are counts (integers); the others are labels (size, quality, context).
 UNIT_COUNT_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(UnitCounts) if f.type == "int")
 NO_UNITS: Final = UnitCounts()
+_NO_UNIT_COLUMNS: Final = {name: getattr(NO_UNITS, name) for name in UNIT_COLUMNS}
 
 
 def unit_columns(units: UnitCounts) -> dict[str, Any]:
-    """``units`` as a usage row's columns."""
+    """``units`` as a usage row's columns (for most rows, none used: one shared mapping, not to be changed)."""
+    if units is NO_UNITS:
+        return _NO_UNIT_COLUMNS
     return {name: getattr(units, name) for name in UNIT_COLUMNS}
 
 

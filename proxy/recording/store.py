@@ -32,6 +32,9 @@ logger = logging.getLogger("tollgate.store")
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
 _RECORD_VALUES = operator.attrgetter(*_RECORD_FIELDS)  # a record's column values as one tuple, built in C
 _TIME_COLUMNS = tuple(i for i, f in enumerate(dataclasses.fields(UsageRecord)) if f.type == "datetime")
+# sqlite3 binds an int straight away, but looks for an adapter for a bool first (raising and clearing two
+# AttributeErrors), to store the same 0 or 1.
+_BOOL_COLUMNS = tuple(i for i, f in enumerate(dataclasses.fields(UsageRecord)) if f.type == "bool")
 # Rows per INSERT statement; 500 rows of 31 values stay under SQLite's 32,766 bound parameters.
 _STATEMENT_SIZES = (500, 100, 20, 5, 1)
 
@@ -234,6 +237,8 @@ class Store:
         values = list(row)
         for i in _TIME_COLUMNS:
             values[i] = _sqlite_time(values[i])
+        for i in _BOOL_COLUMNS:
+            values[i] = int(values[i])
         return tuple(values)
 
     def count_records(self) -> int:
