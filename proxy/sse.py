@@ -64,6 +64,10 @@ class StreamMeter:
                 read_item(item)
             self.sse = not self._items.overflowed
             return chunk
+        if not self._tail and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2 and b"\r" not in chunk:
+            # The common case, one whole event per chunk: what split_events would make of it, without its lists.
+            event = self.reader.read(chunk)
+            return event if self.hide_usage else chunk
         buffer = self._tail + chunk if self._tail else chunk
         events, self._tail = split_events(buffer)
         read = self.reader.read

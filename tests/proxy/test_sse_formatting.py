@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -117,6 +118,19 @@ def test_done_in_the_text_does_not_end_the_stream() -> None:
         assert not meter.finished
     assert meter.feed(b"data: [DONE]\n\n") == b"data: [DONE]\n\n"
     assert meter.finished
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 7])
+def test_a_stream_fed_event_by_event_or_a_few_bytes_at_a_time_is_hidden_as_when_fed_whole(size: int) -> None:
+    events = chat_chunks(words=("a", "b"), completion_tokens=2)
+    stream = b"".join(events)
+    whole = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
+    expected = whole.feed(stream) + whole.finish()
+    pieces = events if size == 0 else tuple(stream[i : i + size] for i in range(0, len(stream), size))
+    meter = StreamMeter(OPENAI.stream_reader(True), hide_usage=True)
+    out = b"".join(meter.feed(piece) for piece in pieces) + meter.finish()
+    assert out == expected and b'"usage"' not in out
+    assert meter.usage is not None and meter.usage.tokens.output == 2
 
 
 def test_a_chunk_with_empty_choices_and_no_usage_reaches_the_client() -> None:
