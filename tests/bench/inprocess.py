@@ -5,9 +5,10 @@
   so that its CPU is not counted), once through a plain ``httpx.Client`` and once through
   ``meter.httpx_client()``, in alternating rounds. CPU is the whole client process's
   (``time.process_time``), so the meter's own thread and its database writes count too;
-- per stream event: streams of 10 and of 200 events; the difference of their overheads,
-  divided by 190, is what each event adds, and what a call adds besides. The fake writes a
-  stream at once, so this is the cost of reading events, not of many small reads;
+- per stream chunk: streams of 10 and of 200 chunks; the difference of their overheads,
+  divided by 190, is what each chunk adds, and what a call adds besides. The fake sends a
+  stream as OpenAI does, with chunked transfer encoding, one SSE event per HTTP chunk, so
+  that the client reads each event as its own chunk;
 - the app's own thread is also timed alone (``time.thread_time``): what the meter adds there is
   what the app's call waits for, the rest runs on the meter's threads.
 
@@ -67,6 +68,8 @@ def _chat_completion() -> bytes:
 
 
 def _chat_stream(chunks: int, include_usage: bool) -> bytes:
+    """A chat completion stream of ``chunks`` content chunks, in chunked transfer encoding: one event per chunk."""
+
     def event(choices: list[object], usage: object = None) -> bytes:
         chunk: dict[str, object] = {
             "id": "chatcmpl-bench",
@@ -83,7 +86,8 @@ def _chat_stream(chunks: int, include_usage: bool) -> bytes:
     events.append(event([{"index": 0, "delta": {}, "finish_reason": "stop"}]))
     if include_usage:
         events.append(event([], {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks}))
-    return b"".join(events) + b"data: [DONE]\n\n"
+    events.append(b"data: [DONE]\n\n")
+    return b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events) + b"0\r\n\r\n"
 
 
 def _serve(port: int) -> None:
@@ -115,14 +119,10 @@ def _serve(port: int) -> None:
                 size = body.split(b'"content":"', 1)[1].split(b'"', 1)[0]
                 asked = b'"include_usage":true' in body
                 kind, content = b"text/event-stream", answers[(b"u" if asked else b"") + size]
-            writer.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: "
-                + kind
-                + b"\r\ncontent-length: "
-                + str(len(content)).encode()
-                + b"\r\n\r\n"
-                + content
+            framing = (
+                b"transfer-encoding: chunked" if kind == b"text/event-stream" else b"content-length: %d" % len(content)
             )
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + kind + b"\r\n" + framing + b"\r\n\r\n" + content)
             await writer.drain()
         writer.close()
 
@@ -244,11 +244,11 @@ def main() -> int:
         plain, metered = median(("plain", kind), 0), median(("meter", kind), 0)
         print(f"  {kind:<11}{plain:>12.0f}{metered:>8.0f}{overhead[(kind, 0)]:>10.1f}{overhead[(kind, 1)]:>19.1f}")
     for which, where in ((0, "all threads"), (1, "the app's thread")):
-        per_event = (overhead[(f"stream{high}", which)] - overhead[(f"stream{low}", which)]) / (high - low)
-        stream_call = overhead[(f"stream{low}", which)] - low * per_event
+        per_chunk = (overhead[(f"stream{high}", which)] - overhead[(f"stream{low}", which)]) / (high - low)
+        stream_call = overhead[(f"stream{low}", which)] - low * per_chunk
         print(
             f"meter overhead, {where}: {overhead[('json', which)]:.1f} µs CPU per non-streamed call, "
-            f"{per_event:.2f} µs per stream event (and {stream_call:.1f} µs per streamed call)"
+            f"{per_chunk:.2f} µs per stream chunk (and {stream_call:.1f} µs per streamed call)"
         )
     return 0
 
