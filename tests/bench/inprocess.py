@@ -33,11 +33,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
 import orjson
+
+if TYPE_CHECKING:
+    from proxy.config import Config
 
 _SIZES = (10, 200)
 
@@ -134,6 +137,16 @@ def _serve(port: int) -> None:
     asyncio.run(main())
 
 
+def meter_config(folder: Path) -> Config:
+    """The in-process benches' config: SQLite and the journal in ``folder``, everything else as it comes."""
+    from proxy.config import parse_config
+
+    return parse_config(
+        f'[database]\nurl = "sqlite:///{folder / "bench.db"}"\n[recorder]\njournal_dir = "{folder / "journal"}"\n',
+        "bench.toml",
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -167,7 +180,6 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from proxy.config import parse_config
     from proxy.inprocess import Meter
 
     port = _free_port()
@@ -182,12 +194,7 @@ def main() -> int:
             time.sleep(0.05)
     base_url = f"http://127.0.0.1:{port}/v1"
     with tempfile.TemporaryDirectory() as folder:
-        config = parse_config(
-            f'[database]\nurl = "sqlite:///{Path(folder) / "bench.db"}"\n'
-            f'[recorder]\njournal_dir = "{Path(folder) / "journal"}"\n',
-            "bench.toml",
-        )
-        meter = Meter(config, load_prices=True)
+        meter = Meter(meter_config(Path(folder)), load_prices=True)
         # openai 3 annotates httpx2's clients, and takes httpx's too.
         http_clients: dict[str, Any] = {"plain": httpx.Client(), "meter": meter.httpx_client()}
         clients = {

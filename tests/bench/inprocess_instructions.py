@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import orjson
 
+from tests.bench.inprocess import meter_config
+
 _BASE = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
 _ANSWER = orjson.dumps(
     {
@@ -74,16 +76,10 @@ def _run(client_kind: str, chunks: int, calls: int) -> None:
     """The measured program: ``calls`` calls (streams of ``chunks`` chunks, or JSON when 0) after a warm-up."""
     import openai
 
-    from proxy.config import parse_config
     from proxy.inprocess import Meter
 
     with tempfile.TemporaryDirectory() as folder:
-        config = parse_config(
-            f'[database]\nurl = "sqlite:///{Path(folder) / "bench.db"}"\n'
-            f'[recorder]\njournal_dir = "{Path(folder) / "journal"}"\n',
-            "bench.toml",
-        )
-        meter = Meter(config, load_prices=True)
+        meter = Meter(meter_config(Path(folder)), load_prices=True)
         inner = httpx.MockTransport(_answer)
         # openai 3 annotates httpx2's clients, and takes httpx's too.
         http: Any = meter.httpx_client(transport=inner) if client_kind == "meter" else httpx.Client(transport=inner)
